@@ -1,0 +1,23 @@
+"""hnet_genomics: tokenizer-free DNA language models with H-Net dynamic chunking."""
+
+from hnet_genomics.config import Config, ModelConfig, load_config
+from hnet_genomics.errors import HNetError
+
+__version__ = "0.1.0"
+
+
+def build_model(config):
+    """Build the causal LM (H-Net or isotropic baseline) from a ``Config`` or ``ModelConfig``."""
+    from hnet_genomics.model.lm import HNetLM
+
+    return HNetLM(config.model if isinstance(config, Config) else config)
+
+
+def from_pretrained(path):
+    """Load a model saved with ``save_pretrained`` (config JSON + safetensors)."""
+    from hnet_genomics.model.lm import HNetLM
+
+    return HNetLM.from_pretrained(path)
+
+
+__all__ = ["Config", "ModelConfig", "HNetError", "load_config", "build_model", "from_pretrained"]
