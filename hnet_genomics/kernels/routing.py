@@ -1,0 +1,21 @@
+"""Routing probability p_t = (1 - cos(q_t, k_{t-1})) / 2, with p = 1 at every sequence start."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def routing_probs_ref(q: torch.Tensor, k: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """q, k (B, L, D) projections of the same hidden states; starts (B, L) bool. Returns p (B, L) in fp32."""
+    qn = F.normalize(q.float(), dim=-1)
+    kn = F.normalize(k.float(), dim=-1)
+    cos = (qn[:, 1:] * kn[:, :-1]).sum(-1)
+    p = torch.clamp((1 - cos) / 2, 0.0, 1.0)
+    p = F.pad(p, (1, 0), value=1.0)
+    return p.masked_fill(starts, 1.0)
+
+
+def routing_probs(q, k, starts):
+    """Dispatch point for the fused routing kernel."""
+    return routing_probs_ref(q, k, starts)

@@ -1,0 +1,101 @@
+"""Mamba-2 state-space scan (SSD): a naive per-step reference and the chunked pure-torch path.
+
+Shapes: x (B, L, H, P), dt (B, L, H) after softplus, A (H,) negative, Bm/Cm (B, L, G, N) with H % G == 0,
+``reset`` (B, L) bool marks the first token of a packed sequence so no state leaks across sequences.
+The recurrence is h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t,  y_t = C_t h_t.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+
+
+def _expand_groups(m: torch.Tensor, nheads: int) -> torch.Tensor:
+    return repeat(m, "b l g n -> b l (g r) n", r=nheads // m.shape[2])
+
+
+def ssd_scan_ref(x, dt, A, Bm, Cm, reset=None, initial_state=None, return_final_state=False):
+    """One step at a time, in fp32: the definition the fast paths are tested against."""
+    b, l, h, p = x.shape
+    Bh, Ch = _expand_groups(Bm, h).float(), _expand_groups(Cm, h).float()
+    state = x.new_zeros(b, h, p, Bm.shape[-1], dtype=torch.float32) if initial_state is None else initial_state.float()
+    ys = []
+    for t in range(l):
+        decay = torch.exp(dt[:, t].float() * A.float())  # (b, h)
+        if reset is not None:
+            decay = decay.masked_fill(reset[:, t, None], 0.0)
+        state = state * decay[..., None, None] + torch.einsum(
+            "bh,bhp,bhn->bhpn", dt[:, t].float(), x[:, t].float(), Bh[:, t])
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, t]))
+    y = torch.stack(ys, dim=1).to(x.dtype)
+    return (y, state) if return_final_state else y
+
+
+def segsum(a: torch.Tensor) -> torch.Tensor:
+    """out[..., i, j] = sum_{k=j+1..i} a[..., k] for i >= j, -inf above the diagonal.
+
+    Built by a masked cumulative sum rather than a difference of cumsums, so -inf entries (sequence resets)
+    stay -inf instead of turning into NaN.
+    """
+    q = a.shape[-1]
+    rep = a[..., None].expand(*a.shape, q)  # rep[..., i, j] = a[..., i]
+    strict = torch.tril(torch.ones(q, q, dtype=torch.bool, device=a.device), diagonal=-1)
+    out = torch.cumsum(rep.masked_fill(~strict, 0.0), dim=-2)
+    incl = torch.tril(torch.ones(q, q, dtype=torch.bool, device=a.device), diagonal=0)
+    return out.masked_fill(~incl, float("-inf"))
+
+
+def ssd_scan_chunked(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None,
+                     return_final_state=False):
+    """Chunked SSD in torch: quadratic inside chunks of ``chunk_size``, linear recurrence across them."""
+    b, l, h, p = x.shape
+    q = chunk_size
+    pad = (-l) % q
+    dtype = x.dtype
+    a = dt.float() * A.float()  # (b, l, h) log-decay per step
+    if reset is not None:
+        a = a.masked_fill(reset[..., None], float("-inf"))
+    xdt = x.float() * dt.float()[..., None]
+    Bh, Ch = _expand_groups(Bm, h).float(), _expand_groups(Cm, h).float()
+    if pad:
+        a = F.pad(a, (0, 0, 0, pad))
+        xdt = F.pad(xdt, (0, 0, 0, 0, 0, pad))
+        Bh = F.pad(Bh, (0, 0, 0, 0, 0, pad))
+        Ch = F.pad(Ch, (0, 0, 0, 0, 0, pad))
+    a = rearrange(a, "b (c q) h -> b h c q", q=q)
+    xdt, Bh, Ch = (rearrange(t, "b (c q) h d -> b c q h d", q=q) for t in (xdt, Bh, Ch))
+
+    seg = segsum(a)  # (b, h, c, q, q)
+    decay_in = torch.exp(seg)
+    # within-chunk outputs
+    scores = torch.einsum("bcihn,bcjhn->bhcij", Ch, Bh) * decay_in
+    y = torch.einsum("bhcij,bcjhp->bcihp", scores, xdt)
+    # state contributed by each chunk, at the chunk's end
+    to_end = decay_in[..., -1, :]  # (b, h, c, q): decay from position j to the chunk end
+    chunk_states = torch.einsum("bcjhn,bhcj,bcjhp->bchpn", Bh, to_end, xdt)
+    # decay from the chunk start (before position 0) to position i, and over the whole chunk
+    from_start = a[..., :1] + seg[..., :, 0]  # (b, h, c, q)
+    whole = from_start[..., -1]  # (b, h, c)
+    state = x.new_zeros(b, h, p, Bh.shape[-1], dtype=torch.float32) if initial_state is None \
+        else initial_state.float()
+    prev_states = []
+    for c in range(a.shape[2]):
+        prev_states.append(state)
+        state = state * torch.exp(whole[:, :, c])[..., None, None] + chunk_states[:, c]
+    prev = torch.stack(prev_states, dim=1)  # (b, c, h, p, n): state entering each chunk
+    y = y + torch.einsum("bcihn,bchpn,bhci->bcihp", Ch, prev, torch.exp(from_start))
+    y = rearrange(y, "b c q h p -> b (c q) h p")[:, :l].to(dtype)
+    return (y, state) if return_final_state else y
+
+
+def ssd_step(state, x, dt, A, Bm, Cm):
+    """One decoding step: state (B, H, P, N), x (B, H, P), dt (B, H), Bm/Cm (B, G, N). Returns (y, state)."""
+    h = x.shape[1]
+    Bh = repeat(Bm, "b g n -> b (g r) n", r=h // Bm.shape[1]).float()
+    Ch = repeat(Cm, "b g n -> b (g r) n", r=h // Cm.shape[1]).float()
+    decay = torch.exp(dt.float() * A.float())
+    state = state * decay[..., None, None] + torch.einsum("bh,bhp,bhn->bhpn", dt.float(), x.float(), Bh)
+    y = torch.einsum("bhpn,bhn->bhp", state, Ch)
+    return y.to(x.dtype), state

@@ -1,0 +1,28 @@
+"""Inference-state helpers: rows of a batch advance different stages, so state updates are per row."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+
+def select_rows(mask: torch.Tensor, new, old):
+    """Take ``new`` where mask (B,) is True and ``old`` elsewhere, through nested lists/dicts/dataclasses."""
+    if old is None:  # state created by this very step (the first token opens a chunk in every row)
+        return new
+    if isinstance(new, torch.Tensor):
+        if old.shape != new.shape:  # a key/value cache that grew during this step
+            grown = old.new_zeros(new.shape)
+            grown[tuple(slice(0, n) for n in old.shape)] = old
+            old = grown
+        m = mask.view(-1, *([1] * (new.dim() - 1)))
+        return torch.where(m, new, old)
+    if isinstance(new, dict):
+        return {k: select_rows(mask, new[k], old[k]) for k in new}
+    if isinstance(new, (list, tuple)):
+        return type(new)(select_rows(mask, n, o) for n, o in zip(new, old))
+    if dataclasses.is_dataclass(new):
+        return type(new)(**{f.name: select_rows(mask, getattr(new, f.name), getattr(old, f.name))
+                            for f in dataclasses.fields(new)})
+    raise TypeError(f"cannot merge inference state of type {type(new).__name__}")

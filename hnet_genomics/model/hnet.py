@@ -1,0 +1,100 @@
+"""One hierarchy level: encoder -> routing -> downsample -> main network -> EMA dechunk -> residual -> decoder.
+
+The main network is either another ``HNet`` (a deeper level) or an ``Isotropic`` stack (the innermost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hnet_genomics.config import ModelConfig
+from hnet_genomics.model import chunking
+from hnet_genomics.model.cache import select_rows
+from hnet_genomics.model.geometry import Geometry
+from hnet_genomics.model.isotropic import Isotropic
+from hnet_genomics.model.layout import StageSpec
+
+
+@dataclass
+class LevelInfo:
+    """What one chunking level decided, at that level's own resolution."""
+
+    boundary: torch.Tensor  # (B, L_s) bool
+    probs: torch.Tensor  # (B, L_s) fp32
+    valid: torch.Tensor  # (B, L_s) bool
+    ratio_loss: torch.Tensor
+    chunk_hidden: torch.Tensor  # (B, L_{s+1}, d_{s+1}) main-network output on the chunks
+    inner_valid: torch.Tensor  # (B, L_{s+1}) bool
+
+
+def build_main(cfg: ModelConfig, stages: list[StageSpec], s: int) -> nn.Module:
+    return Isotropic(stages[s].body, s, cfg) if stages[s].innermost else HNet(cfg, stages, s)
+
+
+class HNet(nn.Module):
+    def __init__(self, cfg: ModelConfig, stages: list[StageSpec], s: int):
+        super().__init__()
+        self.d, d_inner = cfg.d_model[s], cfg.d_model[s + 1]
+        self.target = cfg.target_compression[s]
+        self.encoder = Isotropic(stages[s].encoder, s, cfg)
+        self.routing = chunking.RoutingModule(self.d)
+        self.main = build_main(cfg, stages, s + 1)
+        self.decoder = Isotropic(stages[s].decoder, s, cfg)
+        self.residual_proj = nn.Linear(self.d, self.d)  # zero-initialised: the skip starts silent
+        self.pad = nn.Parameter(torch.zeros(d_inner - self.d)) if d_inner > self.d else None
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.residual_proj.weight)
+        nn.init.zeros_(self.residual_proj.bias)
+
+    def _combine(self, smoothed, p, boundary, enc):
+        conf = chunking.confidence_ste(p, boundary)[..., None]
+        residual = self.residual_proj(enc.float()).float()
+        return (smoothed.float() * conf + residual).to(enc.dtype)
+
+    def forward(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, list[LevelInfo]]:
+        enc = self.encoder(hidden, geom)
+        p, boundary = self.routing(enc, geom)
+        inner_geom, index = geom.downsample(boundary)
+        inner_in = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
+        if isinstance(self.main, HNet):
+            inner_out, deeper = self.main(inner_in, inner_geom)
+        else:
+            inner_out, deeper = self.main(inner_in, inner_geom), []
+        p_inner = torch.gather(p, 1, index)
+        smoothed = chunking.dechunk(inner_out[..., : self.d], p_inner, boundary, geom)
+        out = self.decoder(self._combine(smoothed, p, boundary, enc), geom)
+        info = LevelInfo(boundary, p, geom.valid, chunking.ratio_loss(boundary, p, geom.valid, self.target),
+                         inner_out, inner_geom.valid)
+        return out, [info] + deeper
+
+    # ---- incremental inference ------------------------------------------------------------------------
+
+    def init_state(self, batch: int, device, dtype) -> dict:
+        return {"enc": self.encoder.init_state(batch, device, dtype),
+                "main": self.main.init_state(batch, device, dtype),
+                "dec": self.decoder.init_state(batch, device, dtype),
+                "prev_k": None,
+                "smoothed": torch.zeros(batch, self.d, device=device, dtype=torch.float32)}
+
+    def step(self, hidden: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """One token for every row. Rows whose token opens a chunk advance the main network; others reuse
+        their current chunk's smoothed output, exactly as the plug-back does in the full forward."""
+        enc, enc_state = self.encoder.step(hidden, state["enc"])
+        p, k = self.routing.step(enc, state["prev_k"])
+        boundary = p >= 0.5
+        smoothed, main_state = state["smoothed"], state["main"]
+        if bool(boundary.any()):
+            inner_out, new_main = self.main.step(chunking.pad_width(enc, self.pad), main_state)
+            z = inner_out[..., : self.d].float()
+            new_smoothed = p[:, None] * z + (1 - p[:, None]) * smoothed
+            smoothed = torch.where(boundary[:, None], new_smoothed, smoothed)
+            main_state = select_rows(boundary, new_main, main_state)
+        out = self._combine(smoothed.to(enc.dtype), p, boundary, enc)
+        dec, dec_state = self.decoder.step(out, state["dec"])
+        return dec, {"enc": enc_state, "main": main_state, "dec": dec_state, "prev_k": k, "smoothed": smoothed}

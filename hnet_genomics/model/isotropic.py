@@ -1,0 +1,35 @@
+"""A flat stack of blocks with a final RMSNorm: H-Net encoders, decoders, main networks and the baselines."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hnet_genomics.config import ModelConfig
+from hnet_genomics.model.blocks import Block, RMSNorm
+from hnet_genomics.model.geometry import Geometry
+from hnet_genomics.model.layout import BlockSpec
+
+
+class Isotropic(nn.Module):
+    def __init__(self, specs: list[BlockSpec], stage: int, cfg: ModelConfig):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(s, stage, cfg) for s in specs)
+        self.norm = RMSNorm(cfg.d_model[stage], cfg.norm_eps)
+
+    def forward(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
+        residual = hidden.float()
+        for block in self.blocks:
+            residual = block(residual, geom)
+        return self.norm(residual.to(hidden.dtype))
+
+    def init_state(self, batch, device, dtype) -> list:
+        return [b.init_state(batch, device, dtype) for b in self.blocks]
+
+    def step(self, hidden: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        residual = hidden.float()
+        new_states = []
+        for block, st in zip(self.blocks, states):
+            residual, st = block.step(residual, st)
+            new_states.append(st)
+        return self.norm(residual.to(hidden.dtype)), new_states

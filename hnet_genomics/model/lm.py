@@ -1,0 +1,189 @@
+"""The causal language model over byte values: embeddings -> H-Net (or isotropic) backbone -> LM head."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hnet_genomics.config import ModelConfig, from_dict
+from hnet_genomics.errors import CheckpointError, ConfigError
+from hnet_genomics.model.flops import forward_flops_per_base
+from hnet_genomics.model.geometry import Geometry
+from hnet_genomics.model.hnet import HNet, LevelInfo
+from hnet_genomics.model.isotropic import Isotropic
+from hnet_genomics.model.layout import parse_layout
+from hnet_genomics.model.sampling import sample_next
+
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+
+
+@dataclass
+class LMOutput:
+    logits: torch.Tensor  # (B, L, vocab)
+    hidden_states: torch.Tensor  # (B, L, d_model[0]) after the final norm
+    boundary_masks: list[torch.Tensor] = field(default_factory=list)  # per chunking level, (B, L_s) bool
+    boundary_probs: list[torch.Tensor] = field(default_factory=list)  # per level, (B, L_s) fp32
+    level_masks: list[torch.Tensor] = field(default_factory=list)  # validity per level; [0] = input mask
+    chunk_hidden: torch.Tensor | None = None  # main-network output on stage-1 chunks
+    ratio_loss: torch.Tensor | None = None  # sum over levels (unweighted)
+
+    def compression_ratios(self) -> list[float]:
+        """L_s / L_{s+1} per level, counted over real tokens of the batch."""
+        counts = [m.sum().item() for m in self.level_masks]
+        return [a / max(b, 1) for a, b in zip(counts, counts[1:])]
+
+
+class HNetLM(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        stages = parse_layout(config.arch_layout)
+        d0 = config.d_model[0]
+        self.embeddings = nn.Embedding(config.vocab_size, d0)
+        self.backbone = HNet(config, stages, 0) if len(stages) > 1 else Isotropic(stages[0].body, 0, config)
+        self.lm_head = nn.Linear(d0, config.vocab_size, bias=False)
+        self._init_weights()
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embeddings.weight
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        from hnet_genomics.model.chunking import RoutingModule
+
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=1.0)
+        for module in self.modules():  # modules whose own init is part of the method
+            if isinstance(module, (RoutingModule, HNet)):
+                module.reset_parameters()
+
+    @property
+    def is_hierarchical(self) -> bool:
+        return isinstance(self.backbone, HNet)
+
+    # ---- training / scoring -------------------------------------------------------------------------
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None) -> LMOutput:
+        """Padded (B, L) with an optional right-padding ``mask``, or packed (1, T) with ``cu_seqlens``."""
+        if cu_seqlens is not None:
+            if input_ids.shape[0] != 1:
+                raise ValueError("packed input must have shape (1, T)")
+            geom = Geometry.from_cu_seqlens(cu_seqlens.to(input_ids.device), input_ids.shape[1])
+        else:
+            if mask is None:
+                mask = torch.ones_like(input_ids, dtype=torch.bool)
+            geom = Geometry.padded(mask.bool())
+        hidden = self.embeddings(input_ids)
+        levels: list[LevelInfo] = []
+        if self.is_hierarchical:
+            hidden, levels = self.backbone(hidden, geom)
+        else:
+            hidden = self.backbone(hidden, geom)
+        logits = self.lm_head(hidden)
+        ratio = sum((lv.ratio_loss for lv in levels), start=torch.zeros((), device=logits.device))
+        return LMOutput(
+            logits=logits, hidden_states=hidden,
+            boundary_masks=[lv.boundary for lv in levels], boundary_probs=[lv.probs for lv in levels],
+            level_masks=[geom.valid] + [lv.inner_valid for lv in levels],
+            chunk_hidden=levels[0].chunk_hidden if levels else None, ratio_loss=ratio)
+
+    # ---- incremental inference ----------------------------------------------------------------------
+
+    def init_state(self, batch: int):
+        p = next(self.parameters())
+        return self.backbone.init_state(batch, p.device, p.dtype)
+
+    def step(self, input_ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        """input_ids (B,) -> next-token logits (B, vocab) and the updated state."""
+        hidden, state = self.backbone.step(self.embeddings(input_ids), state)
+        return self.lm_head(hidden), state
+
+    @torch.inference_mode()
+    def generate(self, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, generator: torch.Generator | None = None,
+                 allowed: bytes | None = b"ACGT") -> torch.Tensor:
+        """Sample a continuation of ``prompt`` (B, L0) token by token; ``allowed`` restricts the alphabet."""
+        state = self.init_state(prompt.shape[0])
+        for t in range(prompt.shape[1]):  # the prompt is fed through the same recurrent path
+            logits, state = self.step(prompt[:, t], state)
+        out = [prompt]
+        for _ in range(max_new_tokens):
+            nxt = sample_next(logits, temperature, top_k, top_p, generator, allowed)
+            out.append(nxt[:, None])
+            logits, state = self.step(nxt, state)
+        return torch.cat(out, dim=1)
+
+    # ---- accounting -----------------------------------------------------------------------------------
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_base(self, seq_len: int, compression: list[float] | None = None, training: bool = True) -> float:
+        """Matmul FLOPs per input base. Inner stages run on L / prod(N) tokens (``compression`` defaults to the
+        configured targets; pass measured ratios for what the model really does). Training = 3x forward."""
+        ratios = compression if compression is not None else self.config.target_compression
+        f = forward_flops_per_base(self.config, seq_len, list(ratios))
+        return 3 * f if training else f
+
+    # ---- persistence ----------------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """config.json + model.safetensors, written into a temporary folder and renamed into place."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if self.config.tie_embeddings:
+            tensors.pop("lm_head.weight", None)
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "hnet_genomics"})
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "HNetLM":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise CheckpointError(f"{directory}: not a saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            cfg = from_dict(ModelConfig, json.loads(cfg_path.read_text()), "model")
+        except (json.JSONDecodeError, ConfigError) as e:
+            raise CheckpointError(f"{cfg_path}: unreadable model config ({e})") from None
+        model = cls(cfg)
+        try:
+            tensors = load_file(str(w_path), device=map_location)
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{w_path}: unreadable weights ({e})") from None
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if cfg.tie_embeddings:
+            missing = [m for m in missing if m != "lm_head.weight"]
+        if missing or unexpected:
+            raise CheckpointError(f"{w_path}: weights do not match {cfg_path} "
+                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return model

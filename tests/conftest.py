@@ -1,0 +1,43 @@
+"""Shared fixtures: real DNA from the embedded demo region, tiny model configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hnet_genomics import load_config
+
+
+@pytest.fixture(scope="session")
+def human_bases() -> bytes:
+    """The first 64 kb of the embedded human HLA region (real sequence, upper case)."""
+    from hnet_genomics.data import demo
+    from hnet_genomics.data.genome import Genome
+
+    g = Genome(demo.HUMAN_FASTA)
+    chrom = next(iter(g.sizes))
+    return g.fetch(chrom, 0, 65536).upper()
+
+
+@pytest.fixture
+def dna_batch(human_bases):
+    """Return ``make(batch, length, seed)`` -> LongTensor of real DNA windows at random offsets."""
+
+    def make(batch: int, length: int, seed: int = 0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        starts = torch.randint(0, len(human_bases) - length, (batch,), generator=g).tolist()
+        return torch.tensor([list(human_bases[s:s + length]) for s in starts], dtype=torch.long)
+
+    return make
+
+
+def small_model_config(name: str):
+    """A shipped tiny config shrunk further so that exhaustive property tests stay fast."""
+    cfg = load_config(name).model
+    cfg.ssm.chunk_size = 16  # several SSD chunks even on short test sequences
+    return cfg
+
+
+@pytest.fixture(params=["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny"])
+def hnet_config(request):
+    return small_model_config(request.param)

@@ -1,0 +1,112 @@
+"""Every torch fast path equals its naive reference (the contract GPU kernels are later held to)."""
+
+import pytest
+import torch
+
+from hnet_genomics.kernels import attention as attn_k
+from hnet_genomics.kernels import conv as conv_k
+from hnet_genomics.kernels import ema as ema_k
+from hnet_genomics.kernels import ssd as ssd_k
+
+
+def _packed_reset(b, l, starts_at):
+    reset = torch.zeros(b, l, dtype=torch.bool)
+    reset[:, starts_at] = True
+    return reset
+
+
+@pytest.mark.parametrize("chunk", [4, 16, 64])
+@pytest.mark.parametrize("with_reset", [False, True])
+def test_chunked_ssd_equals_per_step_recurrence(chunk, with_reset):
+    torch.manual_seed(chunk)
+    b, l, h, p, g, n = 2, 37, 4, 8, 2, 6
+    x = torch.randn(b, l, h, p, dtype=torch.float64)
+    dt = torch.rand(b, l, h, dtype=torch.float64) * 0.5 + 0.01
+    A = -torch.rand(h, dtype=torch.float64) * 3 - 0.1
+    Bm, Cm = torch.randn(b, l, g, n, dtype=torch.float64), torch.randn(b, l, g, n, dtype=torch.float64)
+    reset = _packed_reset(b, l, [0, 9, 10, 30]) if with_reset else None
+    y_ref, s_ref = ssd_k.ssd_scan_ref(x, dt, A, Bm, Cm, reset=reset, return_final_state=True)
+    y, s = ssd_k.ssd_scan_chunked(x, dt, A, Bm, Cm, reset=reset, chunk_size=chunk, return_final_state=True)
+    torch.testing.assert_close(y.double(), y_ref.double(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(s.double(), s_ref.double(), rtol=1e-5, atol=1e-5)
+
+
+def test_ssd_reset_isolates_sequences():
+    torch.manual_seed(1)
+    b, l, h, p, n = 1, 20, 2, 4, 3
+    x, dt = torch.randn(b, l, h, p), torch.rand(b, l, h)
+    A, Bm, Cm = -torch.rand(h), torch.randn(b, l, 1, n), torch.randn(b, l, 1, n)
+    reset = _packed_reset(b, l, [0, 12])
+    y = ssd_k.ssd_scan_chunked(x, dt, A, Bm, Cm, reset=reset, chunk_size=8)
+    y_alone = ssd_k.ssd_scan_chunked(x[:, 12:], dt[:, 12:], A, Bm[:, 12:], Cm[:, 12:], chunk_size=8)
+    torch.testing.assert_close(y[:, 12:], y_alone, rtol=1e-5, atol=1e-6)
+
+
+def test_ssd_step_continues_the_scan():
+    torch.manual_seed(2)
+    b, l, h, p, n = 2, 10, 2, 4, 3
+    x, dt = torch.randn(b, l, h, p), torch.rand(b, l, h)
+    A, Bm, Cm = -torch.rand(h), torch.randn(b, l, 1, n), torch.randn(b, l, 1, n)
+    y_ref = ssd_k.ssd_scan_ref(x, dt, A, Bm, Cm)
+    state = torch.zeros(b, h, p, n)
+    for t in range(l):
+        y, state = ssd_k.ssd_step(state, x[:, t], dt[:, t], A, Bm[:, t], Cm[:, t])
+        torch.testing.assert_close(y, y_ref[:, t], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [3, 16, 64])
+def test_chunked_ema_equals_loop(chunk):
+    torch.manual_seed(3)
+    x = torch.randn(3, 50, 7, dtype=torch.float64)
+    p = torch.rand(3, 50, dtype=torch.float64)
+    p[:, 0] = 1.0
+    p[1, 17] = 1.0  # a packed sequence start
+    torch.testing.assert_close(ema_k.ema_scan_chunked(x, p, chunk), ema_k.ema_scan_ref(x, p))
+
+
+def test_ema_reset_at_probability_one_forgets_the_past():
+    x = torch.randn(1, 10, 4)
+    p = torch.rand(1, 10)
+    p[0, 0] = p[0, 6] = 1.0
+    z = ema_k.ema_scan_chunked(x, p, 4)
+    torch.testing.assert_close(z[:, 6:], ema_k.ema_scan_ref(x[:, 6:], p[:, 6:]))
+
+
+@pytest.mark.parametrize("window", [-1, 5])
+@pytest.mark.parametrize("packed", [False, True])
+def test_sdpa_attention_equals_masked_softmax(window, packed):
+    torch.manual_seed(4)
+    b, h, l, d = (1, 3, 24, 8) if packed else (2, 3, 24, 8)
+    q, k, v = (torch.randn(b, h, l, d) for _ in range(3))
+    seq_idx = torch.zeros(b, l, dtype=torch.long)
+    if packed:
+        seq_idx[:, 7:] = 1
+        seq_idx[:, 15:] = 2
+    out = attn_k.attention(q, k, v, seq_idx, window, single_sequence_rows=not packed)
+    torch.testing.assert_close(out, attn_k.attention_ref(q, k, v, seq_idx, window), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_reference_never_looks_ahead_or_across_sequences():
+    torch.manual_seed(5)
+    q, k, v = (torch.randn(1, 1, 12, 4) for _ in range(3))
+    seq_idx = torch.tensor([[0] * 5 + [1] * 7])
+    base = attn_k.attention_ref(q, k, v, seq_idx)
+    v2 = v.clone()
+    v2[..., 8, :] += 10.0  # a later key of sequence 1
+    changed = (attn_k.attention_ref(q, k, v2, seq_idx) - base).abs().sum(-1)[0, 0]
+    assert torch.all(changed[:8] == 0) and torch.all(changed[8:] > 0)
+
+
+def test_depthwise_conv_fast_path_and_resets():
+    torch.manual_seed(6)
+    x, w, bias = torch.randn(2, 19, 5), torch.randn(5, 4), torch.randn(5)
+    pos = torch.arange(19).expand(2, 19)
+    torch.testing.assert_close(conv_k.causal_conv1d(x, w, bias), conv_k.causal_conv1d_ref(x, w, bias, pos))
+    # packed: a sequence starting at 11 must not see tokens 8..10
+    pos_packed = torch.cat([torch.arange(11), torch.arange(8)]).expand(2, 19)
+    y = conv_k.causal_conv1d(x, w, bias, pos_packed, has_resets=True)
+    torch.testing.assert_close(y[:, 11:], conv_k.causal_conv1d(x[:, 11:], w, bias))
+    state = torch.zeros(2, 5, 4)
+    for t in range(19):
+        yt, state = conv_k.causal_conv1d_step(state, x[:, t], w, bias)
+        torch.testing.assert_close(yt, conv_k.causal_conv1d_ref(x, w, bias, pos)[:, t])
