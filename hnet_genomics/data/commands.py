@@ -1,0 +1,83 @@
+"""`hnet-genomics data ...`: download, prepare, split and size genomes from the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _fetch_hg38(args: argparse.Namespace) -> int:
+    from hnet_genomics.data.hg38 import fetch_hg38
+
+    paths = fetch_hg38(args.dest, source=args.source, base_url=args.base_url, expected_md5=args.md5)
+    print(f"genome: {paths['fasta']}")
+    if paths["intervals"] is not None:
+        print(f"splits: {paths['intervals']}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from hnet_genomics.data.fasta import prepare_fasta
+
+    sizes = prepare_fasta(args.fasta, args.out, args.line_width)
+    print(f"wrote {args.out}: {len(sizes)} record(s), {sum(sizes.values()):,} bp (+ .fai, .gzi)")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from hnet_genomics.config import Config, apply_overrides, config_from_dict, load_config
+    from hnet_genomics.data.genome import Genome
+    from hnet_genomics.data.intervals import make_splits, write_split_bed
+
+    if args.config is not None:
+        cfg = load_config(args.config, args.set)
+    else:
+        cfg = config_from_dict(apply_overrides(Config().to_dict(), args.set)) if args.set else Config()
+    genome = Genome(args.fasta)
+    splits = make_splits(genome, cfg.data, args.intervals)
+    write_split_bed(splits, args.out)
+    summary = ", ".join(f"{k} {sum(iv.end - iv.start for iv in v):,} bp" for k, v in splits.items())
+    print(f"wrote {args.out}: {summary}")
+    return 0
+
+
+def _sizes(args: argparse.Namespace) -> int:
+    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.data.genome import Genome
+
+    genome = Genome(args.fasta)
+    write_text_atomic(args.out, "".join(f"{name}\t{size}\n" for name, size in genome.sizes.items()))
+    print(f"wrote {args.out}: {len(genome.sizes)} record(s)")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="genome data: download HG38, prepare FASTA, write splits")
+    sub = data.add_subparsers(dest="data_command", required=True)
+
+    p = sub.add_parser("fetch-hg38", help="download HG38, verify, bgzip and index it")
+    p.add_argument("--dest", required=True, help="directory for the genome (and split BED)")
+    p.add_argument("--source", choices=["ucsc", "basenji"], default="ucsc",
+                   help="ucsc: hg38.fa.gz; basenji: hg38.ml.fa.gz + sequences_human.bed (HyenaDNA/Caduceus)")
+    p.add_argument("--base-url", help="mirror to download from (any URL urllib opens, file:// included)")
+    p.add_argument("--md5", help="expected md5 of the FASTA download (default: UCSC md5sum.txt)")
+    p.set_defaults(func=_fetch_hg38)
+
+    p = sub.add_parser("prepare", help="validate a FASTA and write it bgzip-compressed with .fai/.gzi")
+    p.add_argument("--fasta", required=True, help="input FASTA: plain, gzip or bgzip")
+    p.add_argument("--out", required=True, help="output .fa.gz (bgzip)")
+    p.add_argument("--line-width", type=int, default=80, help="bases per line in the output")
+    p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("split", help="write the train/valid/test split BED (Basenji format)")
+    p.add_argument("--fasta", required=True)
+    p.add_argument("--config", help="config name (dna/hnet_1stage_tiny) or YAML path for the data section")
+    p.add_argument("--intervals", help="BED with a split column; default: held-out chromosomes or fractions")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. data.test_fraction=0.2 (repeatable)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_split)
+
+    p = sub.add_parser("sizes", help="write a chrom.sizes file (name<TAB>length)")
+    p.add_argument("--fasta", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_sizes)
