@@ -101,7 +101,8 @@ def test_depthwise_conv_fast_path_and_resets():
     torch.manual_seed(6)
     x, w, bias = torch.randn(2, 19, 5), torch.randn(5, 4), torch.randn(5)
     pos = torch.arange(19).expand(2, 19)
-    torch.testing.assert_close(conv_k.causal_conv1d(x, w, bias), conv_k.causal_conv1d_ref(x, w, bias, pos))
+    torch.testing.assert_close(conv_k.causal_conv1d(x, w, bias), conv_k.causal_conv1d_grouped(x, w, bias))
+    torch.testing.assert_close(conv_k.causal_conv1d_ref(x, w, bias, pos), conv_k.causal_conv1d_grouped(x, w, bias))
     # packed: a sequence starting at 11 must not see tokens 8..10
     pos_packed = torch.cat([torch.arange(11), torch.arange(8)]).expand(2, 19)
     y = conv_k.causal_conv1d(x, w, bias, pos_packed, has_resets=True)

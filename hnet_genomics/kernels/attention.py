@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from hnet_genomics.kernels import dispatch
+
 
 def visibility_mask(seq_idx: torch.Tensor, window: int = -1) -> torch.Tensor:
     """(B, L) -> (B, 1, L, L) bool, True where query i may attend key j."""
@@ -31,7 +33,11 @@ def attention_ref(q, k, v, seq_idx, window: int = -1):
 
 
 def attention(q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = True):
-    """SDPA; plain ``is_causal`` when every row is one sequence and there is no window."""
+    """flash-attn on CUDA when it loads; else SDPA, plain ``is_causal`` when every row is one sequence and
+    there is no window."""
+    fast = dispatch.gpu_kernel("attention", q)
+    if fast is not None and (out := fast(q, k, v, seq_idx, window, single_sequence_rows)) is not None:
+        return out
     if single_sequence_rows and window <= 0:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=visibility_mask(seq_idx, window))

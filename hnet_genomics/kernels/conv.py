@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hnet_genomics.kernels import dispatch
+
 
 def causal_conv1d_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                       positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -20,13 +22,20 @@ def causal_conv1d_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     return out if bias is None else out + bias
 
 
-def causal_conv1d(x, weight, bias=None, positions=None, has_resets: bool = False):
-    """Fast path: one grouped conv when no sequence in the batch starts mid-row, else the masked taps."""
-    if has_resets:
-        return causal_conv1d_ref(x, weight, bias, positions)
+def causal_conv1d_grouped(x, weight, bias=None):
+    """The same convolution as one grouped ``conv1d`` (no resets): an independent check of the taps."""
     k = weight.shape[1]
     y = F.conv1d(F.pad(x.transpose(1, 2), (k - 1, 0)), weight[:, None, :], bias, groups=x.shape[-1])
     return y.transpose(1, 2)
+
+
+def causal_conv1d(x, weight, bias=None, positions=None, has_resets: bool = False):
+    """causal-conv1d on CUDA; otherwise K shifted multiply-adds. On CPU the taps beat grouped ``conv1d``,
+    whose depthwise backward is two orders of magnitude slower (seen: ~2 s vs ~20 ms at 8 x 1024 x 288)."""
+    fast = dispatch.gpu_kernel("conv", x)
+    if fast is not None and (y := fast(x, weight, bias, positions, has_resets)) is not None:
+        return y
+    return causal_conv1d_ref(x, weight, bias, positions if has_resets else None)
 
 
 def causal_conv1d_step(conv_state: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias=None):

@@ -1,14 +1,109 @@
-"""Which implementation runs each op. Only the pure-torch path is wired here; GPU kernels register later."""
+"""Which implementation runs each op: the pure-torch path, or a GPU kernel.
+
+``HNET_KERNELS`` (or ``set_backend``) chooses: ``torch`` always takes the pure-torch path; ``auto`` (default)
+takes a GPU kernel for CUDA tensors when its package imports and the torch path otherwise; ``gpu`` demands
+the GPU kernels and raises ``ConfigError`` when tensors are not on CUDA or a required package is missing.
+
+Providers are imported lazily, once, on the first CUDA call, so nothing GPU-only is imported on CPU and the
+CPU path costs one string lookup per call. A provider returns ``None`` for inputs it does not support (a
+dtype or width its kernel lacks); the caller then falls through to the torch path.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
+from dataclasses import dataclass
+from typing import Callable
 
-BACKEND_ENV = "HNET_KERNELS"  # "torch" forces the pure-torch path; "auto" picks the fastest available
+import torch
+
+from hnet_genomics.errors import ConfigError
+
+BACKEND_ENV = "HNET_KERNELS"
+BACKENDS = ("auto", "torch", "gpu")
+
+
+@dataclass(frozen=True)
+class Provider:
+    module: str  # our wrapper module, imported on first use
+    function: str
+    package: str  # what to install when it is missing
+    required: bool = True  # False: the torch path is already a good GPU path (SDPA), so ``gpu`` does not insist
+
+
+PROVIDERS: dict[str, Provider] = {
+    "ssd": Provider("hnet_genomics.kernels.gpu_mamba", "ssd_scan", "mamba-ssm"),
+    "rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "rms_norm", "mamba-ssm"),
+    "gated_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "gated_rms_norm", "mamba-ssm"),
+    "conv": Provider("hnet_genomics.kernels.gpu_conv", "causal_conv1d", "causal-conv1d"),
+    "attention": Provider("hnet_genomics.kernels.gpu_attention", "attention", "flash-attn", required=False),
+    "ema": Provider("hnet_genomics.kernels.triton.ema_dechunk", "ema_scan_triton", "triton"),
+    "ema_dechunk": Provider("hnet_genomics.kernels.triton.ema_dechunk", "ema_dechunk_triton", "triton"),
+    "routing": Provider("hnet_genomics.kernels.triton.routing", "routing_fused_triton", "triton"),
+}
+
+_forced: str | None = None
+
+
+def _check(value: str, source: str) -> str:
+    value = value.lower()
+    if value not in BACKENDS:
+        raise ConfigError(f"{source}: kernel backend must be one of {', '.join(BACKENDS)}, got {value!r}")
+    return value
+
+
+def set_backend(name: str | None) -> None:
+    """Force a backend for this process (``None`` returns control to ``HNET_KERNELS``)."""
+    global _forced
+    _forced = None if name is None else _check(name, "kernels")
 
 
 def requested_backend() -> str:
-    value = os.environ.get(BACKEND_ENV, "auto").lower()
-    if value not in ("auto", "torch", "gpu"):
-        raise ValueError(f"{BACKEND_ENV} must be auto, torch or gpu, got {value!r}")
-    return value
+    if _forced is not None:
+        return _forced
+    return _check(os.environ.get(BACKEND_ENV, "auto"), BACKEND_ENV)
+
+
+@functools.cache
+def load(op: str) -> tuple[Callable | None, str]:
+    """(kernel, "") when the provider imports, else (None, why not)."""
+    provider = PROVIDERS[op]
+    try:
+        module = importlib.import_module(provider.module)
+        module.require()
+    except Exception as e:  # a broken binary raises OSError/RuntimeError as often as ImportError
+        return None, f"{type(e).__name__}: {e}".splitlines()[0]
+    return getattr(module, provider.function), ""
+
+
+def gpu_kernel(op: str, like: torch.Tensor) -> Callable | None:
+    """The GPU kernel for ``op`` if this call should use one, else None (take the torch path)."""
+    backend = requested_backend()
+    if backend == "torch":
+        return None
+    if not like.is_cuda:
+        if backend == "gpu":
+            raise ConfigError(f"{BACKEND_ENV}=gpu: {op} got a {like.device.type} tensor "
+                              f"(CUDA available: {torch.cuda.is_available()}); use auto or torch on this machine")
+        return None
+    kernel, why = load(op)
+    if kernel is None and backend == "gpu" and PROVIDERS[op].required:
+        raise ConfigError(f"{BACKEND_ENV}=gpu: {op} needs {PROVIDERS[op].package}, which does not load ({why}); "
+                          "install the 'gpu' extra or use auto")
+    return kernel
+
+
+def describe(device: torch.device | str) -> dict[str, str]:
+    """Which implementation each op takes for tensors on ``device`` (for logs and benchmark reports)."""
+    device = torch.device(device)
+    backend = requested_backend()
+    out = {}
+    for op, provider in PROVIDERS.items():
+        if backend == "torch" or device.type != "cuda":
+            out[op] = "torch"
+            continue
+        kernel, why = load(op)
+        out[op] = provider.package if kernel is not None else f"torch ({provider.package} unavailable: {why})"
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hnet_genomics.kernels import dispatch
 from hnet_genomics.kernels.ssd import segsum
 
 
@@ -53,6 +54,27 @@ def ema_scan_chunked(x: torch.Tensor, p: torch.Tensor, chunk_size: int = 64) -> 
     return torch.cat(outs, dim=1)[:, :m].to(x.dtype)
 
 
+def plug_back(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """z (B, M, D), idx (B, L) chunk of each position -> (B, L, D)."""
+    return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1]))
+
+
+def ema_dechunk_ref(x: torch.Tensor, p: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The definition of the fused dechunk: sequential EMA over chunks, then every position takes its chunk."""
+    return plug_back(ema_scan_ref(x, p), idx)
+
+
 def ema_scan(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Dispatch point for the dechunk EMA (fused GPU kernels plug in here)."""
+    """Dispatch point for the dechunk EMA: our Triton scan on CUDA, the chunked closed form otherwise."""
+    fast = dispatch.gpu_kernel("ema", x)
+    if fast is not None:
+        return fast(x, p)
     return ema_scan_chunked(x, p)
+
+
+def ema_dechunk(x: torch.Tensor, p: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """EMA over chunks fused with the plug-back to positions (one Triton launch on CUDA)."""
+    fast = dispatch.gpu_kernel("ema_dechunk", x)
+    if fast is not None:
+        return fast(x, p, idx)
+    return plug_back(ema_scan_chunked(x, p), idx)

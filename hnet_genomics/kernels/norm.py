@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hnet_genomics.kernels import dispatch
+
 
 def rms_norm_ref(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     xf = x.float()
@@ -23,5 +25,16 @@ def gated_rms_norm_ref(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, e
     return (xg.view_as(xf) * weight.float()).to(x.dtype)
 
 
-rms_norm = rms_norm_ref
-gated_rms_norm = gated_rms_norm_ref
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """mamba-ssm's fused Triton RMSNorm on CUDA, the reference otherwise."""
+    fast = dispatch.gpu_kernel("rms_norm", x)
+    return fast(x, weight, eps) if fast is not None else rms_norm_ref(x, weight, eps)
+
+
+def gated_rms_norm(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float,
+                   group_size: int | None = None) -> torch.Tensor:
+    """mamba-ssm's fused gated Triton RMSNorm on CUDA, the reference otherwise."""
+    fast = dispatch.gpu_kernel("gated_rms_norm", x)
+    if fast is not None:
+        return fast(x, z, weight, eps, group_size)
+    return gated_rms_norm_ref(x, z, weight, eps, group_size)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
+from hnet_genomics.kernels import dispatch
+
 
 def _expand_groups(m: torch.Tensor, nheads: int) -> torch.Tensor:
     return repeat(m, "b l g n -> b l (g r) n", r=nheads // m.shape[2])
@@ -49,7 +51,15 @@ def segsum(a: torch.Tensor) -> torch.Tensor:
 
 def ssd_scan_chunked(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None,
                      return_final_state=False):
-    """Chunked SSD in torch: quadratic inside chunks of ``chunk_size``, linear recurrence across them."""
+    """Chunked SSD: quadratic inside chunks of ``chunk_size``, linear recurrence across them.
+
+    On CUDA this is mamba-ssm's fused Triton chunk scan when it loads (see ``dispatch``); the torch below
+    is the same algorithm.
+    """
+    fast = dispatch.gpu_kernel("ssd", x)
+    if fast is not None:
+        return fast(x, dt, A, Bm, Cm, reset=reset, chunk_size=chunk_size, initial_state=initial_state,
+                    return_final_state=return_final_state)
     b, l, h, p = x.shape
     q = chunk_size
     pad = (-l) % q

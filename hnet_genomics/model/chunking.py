@@ -28,9 +28,8 @@ class RoutingModule(nn.Module):
         self.k_proj.weight.copy_(torch.eye(self.k_proj.weight.shape[0]))
 
     def forward(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, torch.Tensor]:
-        p = routing_k.routing_probs(self.q_proj(hidden), self.k_proj(hidden), geom.starts)
-        boundary = (p >= 0.5) & geom.valid
-        return p, boundary
+        p, boundary = routing_k.routing_fused(self.q_proj(hidden), self.k_proj(hidden), geom.starts)
+        return p, boundary & geom.valid
 
     def step(self, hidden: torch.Tensor, prev_k: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One token: returns (p (B,), this token's key for the next step)."""
@@ -56,8 +55,7 @@ def chunk_ids(boundary: torch.Tensor, geom: Geometry) -> torch.Tensor:
 
 def dechunk(inner: torch.Tensor, p_inner: torch.Tensor, boundary: torch.Tensor, geom: Geometry) -> torch.Tensor:
     """EMA-smooth the chunk outputs with their boundary probabilities, then plug each back over its chunk."""
-    smoothed = ema_k.ema_scan(inner, p_inner)
-    return gather_positions(smoothed, chunk_ids(boundary, geom))
+    return ema_k.ema_dechunk(inner, p_inner, chunk_ids(boundary, geom))
 
 
 def confidence_ste(p: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,51 @@
+"""flash-attn behind ``attention.attention``'s signature: varlen for packed rows, a native sliding window.
+
+SDPA already reaches flash kernels for plain causal rows; flash-attn matters for packed batches (SDPA would
+need a dense (L, L) mask) and for windows. Only fp16/bf16 and head sizes up to 256 run here.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import torch
+import torch.nn.functional as F
+
+
+@functools.cache
+def _flash() -> types.SimpleNamespace:
+    from flash_attn import flash_attn_func, flash_attn_varlen_func
+
+    return types.SimpleNamespace(dense=flash_attn_func, varlen=flash_attn_varlen_func)
+
+
+def require() -> None:
+    _flash()
+
+
+def run_boundaries(seq_idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Flattened (B, L) rows -> (cu_seqlens int32, longest run): a new run at each row start or seq change."""
+    starts = torch.ones_like(seq_idx, dtype=torch.bool)
+    starts[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
+    flat = starts.reshape(-1)
+    cu = F.pad(torch.nonzero(flat)[:, 0], (0, 1), value=flat.numel()).to(torch.int32)
+    return cu, int((cu[1:] - cu[:-1]).max())
+
+
+def attention(q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = True) -> torch.Tensor | None:
+    """q, k, v (B, H, L, Dh) -> (B, H, L, Dh); a window of w sees the w most recent keys, itself included."""
+    d = q.shape[-1]
+    if q.dtype not in (torch.float16, torch.bfloat16) or d % 8 or d > 256:
+        return None
+    fa = _flash()
+    window_size = (window - 1, 0) if window > 0 else (-1, -1)
+    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # (B, L, H, Dh)
+    if single_sequence_rows:
+        out = fa.dense(qt, kt, vt, causal=True, window_size=window_size)
+    else:
+        b, l, h, _ = qt.shape
+        cu, longest = run_boundaries(seq_idx)
+        flat = [t.reshape(b * l, h, d) for t in (qt, kt, vt)]
+        out = fa.varlen(*flat, cu, cu, longest, longest, causal=True, window_size=window_size).view(b, l, h, d)
+    return out.transpose(1, 2)

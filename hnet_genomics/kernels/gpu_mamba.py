@@ -1,0 +1,88 @@
+"""mamba-ssm's Triton kernels behind our signatures: the Mamba-2 chunked SSD scan and its fused RMSNorms.
+
+A mamba-ssm built without its CUDA extension (the usual wheel where nvcc is absent) cannot ``import
+mamba_ssm``: the package ``__init__`` loads the compiled Mamba-1 scan. Mamba-2 needs only the pure-Triton
+modules under ``mamba_ssm.ops.triton``, so when the normal import fails they are loaded beneath a bare
+parent package that skips that ``__init__`` (a later ``import mamba_ssm`` then gets the bare package).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import sys
+import types
+
+import torch
+
+PACKAGE = "mamba_ssm"
+
+
+def import_skipping_init(package: str, submodule: str) -> types.ModuleType:
+    """Import ``package.submodule``; if the package's own ``__init__`` fails, import it under a bare parent."""
+    name = f"{package}.{submodule}"
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        spec = importlib.util.find_spec(package)  # locates without executing __init__
+        if spec is None or not spec.submodule_search_locations:
+            raise
+    parent = types.ModuleType(package)
+    parent.__path__ = list(spec.submodule_search_locations)
+    parent.__spec__ = spec
+    sys.modules[package] = parent
+    return importlib.import_module(name)
+
+
+@functools.cache
+def _kernels() -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        chunk_scan=import_skipping_init(PACKAGE, "ops.triton.ssd_combined").mamba_chunk_scan_combined,
+        rms_norm=import_skipping_init(PACKAGE, "ops.triton.layer_norm").rms_norm_fn,
+        gated_rms_norm=import_skipping_init(PACKAGE, "ops.triton.layernorm_gated").rmsnorm_fn,
+    )
+
+
+def require() -> None:
+    _kernels()
+
+
+def sequence_index(starts: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool sequence starts -> ``seq_idx``: int32, non-negative, changing exactly at each start."""
+    return torch.cumsum(starts, dim=1, dtype=torch.int32)
+
+
+def ssd_scan(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None, return_final_state=False):
+    """Same contract as ``ssd.ssd_scan_chunked``; packed sequences become ``seq_idx`` so no state leaks."""
+    seq_idx = None if reset is None else sequence_index(reset)
+    out = _kernels().chunk_scan(x, dt, A, Bm, Cm, chunk_size, initial_states=initial_state, seq_idx=seq_idx,
+                                return_final_states=return_final_state)
+    if return_final_state:
+        y, state = out
+        return y, state.float()
+    return out
+
+
+def rms_norm(x, weight, eps):
+    return _kernels().rms_norm(x, weight, None, eps=eps)
+
+
+def gated_rms_norm(x, z, weight, eps, group_size=None):
+    """Gate before normalising, as ``norm.gated_rms_norm_ref`` (mamba-ssm's ``norm_before_gate=False``)."""
+    return _kernels().gated_rms_norm(x, weight, None, z=z, eps=eps, group_size=group_size, norm_before_gate=False)
+
+
+def ema_via_chunk_scan(x: torch.Tensor, p: torch.Tensor, chunk_size: int = 256, head_dim: int = 64) -> torch.Tensor:
+    """The EMA as the reference H-Net computes it, through the full SSD chunk scan with a state of size one:
+    dt = -log(1 - p), inputs x / dt, A = -1, B = p, C = 1, so that each step is z = (1 - p) z + p x.
+    p is kept inside [1e-4, 1 - 1e-4] to keep dt finite. The baseline our fused kernel is measured against."""
+    b, m, d = x.shape
+    pc = p.float().clamp(1e-4, 1 - 1e-4)
+    dt = -torch.log1p(-pc)
+    heads = d // head_dim
+    xs = (x / dt[..., None].to(x.dtype)).view(b, m, heads, head_dim)
+    ones = torch.ones(b, m, 1, 1, device=x.device, dtype=x.dtype)
+    y = _kernels().chunk_scan(xs, dt[..., None].expand(b, m, heads), -torch.ones(heads, device=x.device),
+                              pc[..., None, None].to(x.dtype), ones, chunk_size)
+    return y.view(b, m, d)

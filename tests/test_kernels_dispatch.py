@@ -1,0 +1,130 @@
+"""The kernel switch: CPU keeps the pure-torch path, ``gpu`` without CUDA fails clearly, GPU wrappers import
+safely everywhere, and their input translation (sequence ids, varlen boundaries) follows the packed layout."""
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hnet_genomics import build_model
+from hnet_genomics.errors import ConfigError
+from hnet_genomics.kernels import dispatch, gpu_attention, gpu_mamba
+from hnet_genomics.model.geometry import Geometry
+
+from conftest import small_model_config
+
+GPU_PACKAGES = ("mamba_ssm", "causal_conv1d", "flash_attn")
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    """Set the backend for one test through the environment, and always hand control back."""
+    monkeypatch.delenv(dispatch.BACKEND_ENV, raising=False)
+    yield lambda name: monkeypatch.setenv(dispatch.BACKEND_ENV, name)
+    dispatch.set_backend(None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only decision")
+@pytest.mark.parametrize("name", ["auto", "torch"])
+def test_cpu_tensors_take_the_torch_path(backend, name):
+    backend(name)
+    x = torch.zeros(2, 3)
+    assert all(dispatch.gpu_kernel(op, x) is None for op in dispatch.PROVIDERS)
+    assert set(dispatch.describe("cpu").values()) == {"torch"}
+
+
+@pytest.mark.parametrize("how", ["env", "call"])
+def test_forcing_gpu_on_cpu_tensors_is_a_one_line_config_error(backend, how):
+    if how == "env":
+        backend("GPU")
+    else:
+        dispatch.set_backend("gpu")
+    with pytest.raises(ConfigError, match=r"^HNET_KERNELS=gpu: ssd got a cpu tensor .*use auto or torch") as e:
+        dispatch.gpu_kernel("ssd", torch.zeros(1))
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_backend_names_are_rejected(backend):
+    with pytest.raises(ConfigError, match="kernels: kernel backend must be one of auto, torch, gpu, got 'cuda'"):
+        dispatch.set_backend("cuda")
+    backend("fast")
+    with pytest.raises(ConfigError, match="HNET_KERNELS: .* got 'fast'"):
+        dispatch.requested_backend()
+
+
+def test_forced_torch_overrides_the_environment(backend):
+    backend("gpu")
+    dispatch.set_backend("torch")
+    assert dispatch.gpu_kernel("ema", torch.zeros(1)) is None
+
+
+def test_model_on_real_dna_is_bitwise_identical_under_auto_and_torch(backend, dna_batch):
+    """On CPU the switch must not change a single bit of what the model computes."""
+    torch.manual_seed(0)
+    model = build_model(small_model_config("dna/hnet_1stage_tiny")).eval()
+    ids = dna_batch(2, 96)
+    with torch.no_grad():
+        backend("auto")
+        auto = model(ids).logits
+        backend("torch")
+        plain = model(ids).logits
+    assert torch.equal(auto, plain)
+
+
+def test_gpu_wrappers_import_without_loading_gpu_packages():
+    """A fresh interpreter, so packages other tests loaded on a GPU machine do not count."""
+    code = ("import sys; import hnet_genomics.kernels.gpu_mamba, hnet_genomics.kernels.gpu_conv, "
+            "hnet_genomics.kernels.gpu_attention, hnet_genomics.model.lm; "
+            f"print([n for n in {GPU_PACKAGES!r} if n in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("op,package", [("ssd", "mamba_ssm"), ("conv", "causal_conv1d"),
+                                        ("attention", "flash_attn")])
+def test_missing_gpu_package_is_reported_not_raised(op, package):
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed here")
+    kernel, why = dispatch.load(op)
+    assert kernel is None and package in why
+
+
+def test_triton_modules_of_a_package_whose_init_fails_still_import(tmp_path, monkeypatch):
+    """mamba-ssm without its CUDA extension: ``__init__`` raises, the pure-Triton submodules are fine."""
+    pkg = tmp_path / "brokenpkg"
+    (pkg / "ops").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import a_compiled_extension_that_is_missing\n")
+    (pkg / "ops" / "__init__.py").write_text("")
+    (pkg / "ops" / "scan.py").write_text("from brokenpkg.ops import helper\nVALUE = helper.VALUE + 1\n")
+    (pkg / "ops" / "helper.py").write_text("VALUE = 41\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [n for n in sys.modules if n.startswith("brokenpkg")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError):
+        importlib.import_module("brokenpkg.ops.scan")
+    module = gpu_mamba.import_skipping_init("brokenpkg", "ops.scan")
+    assert module.VALUE == 42
+    for name in [n for n in sys.modules if n.startswith("brokenpkg")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_sequence_ids_change_exactly_at_packed_starts():
+    geom = Geometry.from_cu_seqlens(torch.tensor([0, 5, 6, 13]), 13)
+    seq_idx = gpu_mamba.sequence_index(geom.starts)
+    assert seq_idx.dtype == torch.int32 and int(seq_idx.min()) >= 0
+    changes = torch.ones_like(geom.starts)
+    changes[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
+    assert torch.equal(changes, geom.starts)
+    assert torch.equal(gpu_mamba.sequence_index(geom.positions == 0), seq_idx)  # what the conv derives
+
+
+def test_varlen_boundaries_reproduce_cu_seqlens():
+    cu = torch.tensor([0, 7, 8, 20, 31], dtype=torch.int32)
+    geom = Geometry.from_cu_seqlens(cu, 31)
+    got, longest = gpu_attention.run_boundaries(geom.seq_idx)
+    assert torch.equal(got, cu) and longest == 12
+    padded_rows = torch.zeros(3, 10, dtype=torch.long)  # one sequence per row: rows are runs too
+    got, longest = gpu_attention.run_boundaries(padded_rows)
+    assert got.tolist() == [0, 10, 20, 30] and longest == 10

@@ -1,0 +1,200 @@
+"""On CUDA, every GPU kernel path equals the pure-torch path (forward and gradients), bf16 autocast trains
+without NaN and the packed layout runs end to end. Skipped without a CUDA device; a kernel whose package does
+not load is skipped with the reason. The Triton kernel tests in test_kernels_triton.py run natively here too."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hnet_genomics import build_model
+from hnet_genomics.kernels import attention as attn_k
+from hnet_genomics.kernels import conv as conv_k
+from hnet_genomics.kernels import dispatch
+from hnet_genomics.kernels import ema as ema_k
+from hnet_genomics.kernels import norm as norm_k
+from hnet_genomics.kernels import ssd as ssd_k
+from hnet_genomics.model.geometry import Geometry
+
+from conftest import small_model_config
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+CU = torch.tensor([0, 70, 71, 190, 300])  # packed lengths 70, 1, 119, 110 (a one-token sequence included)
+
+
+def kernel(op):
+    fn, why = dispatch.load(op)
+    if fn is None:
+        pytest.skip(f"{op}: {why}")
+    return fn
+
+
+@pytest.fixture
+def torch_path():
+    """Run the pure-torch path on CUDA tensors inside the test, whatever HNET_KERNELS says."""
+
+    class Switch:
+        def __enter__(self):
+            dispatch.set_backend("torch")
+
+        def __exit__(self, *exc):
+            dispatch.set_backend(None)
+
+    yield Switch()
+    dispatch.set_backend(None)
+
+
+def leaves(*tensors):
+    return [t.detach().clone().requires_grad_() for t in tensors]
+
+
+def compare(fast_out, ref_out, fast_in, ref_in, tol, seed=0):
+    torch.testing.assert_close(fast_out.float(), ref_out.float(), **tol)
+    w = torch.randn(ref_out.shape, device="cuda", generator=torch.Generator("cuda").manual_seed(seed))
+    g_fast = torch.autograd.grad((fast_out.float() * w).sum(), fast_in)
+    g_ref = torch.autograd.grad((ref_out.float() * w).sum(), ref_in)
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a.float(), b.float(), **tol)
+
+
+FP32 = dict(rtol=2e-3, atol=2e-3)  # mamba-ssm's Triton matmuls run in TF32
+BF16 = dict(rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mamba_ssd_equals_torch_scan_on_packed_sequences(dtype, torch_path):
+    fast = kernel("ssd")
+    g = torch.Generator("cuda").manual_seed(0)
+    b, l, h, p, n = 1, 300, 4, 32, 16
+    x = torch.randn(b, l, h, p, device="cuda", generator=g).to(dtype)
+    dt = torch.rand(b, l, h, device="cuda", generator=g) * 0.1 + 0.01
+    A = -torch.rand(h, device="cuda", generator=g) - 0.5
+    Bm = torch.randn(b, l, 1, n, device="cuda", generator=g).to(dtype)
+    Cm = torch.randn(b, l, 1, n, device="cuda", generator=g).to(dtype)
+    reset = Geometry.from_cu_seqlens(CU.cuda(), l).starts
+    ins = leaves(x, dt, A, Bm, Cm)
+    refs = leaves(x.float(), dt, A, Bm.float(), Cm.float())
+    out = fast(*ins, reset=reset, chunk_size=64)
+    with torch_path:
+        ref = ssd_k.ssd_scan_chunked(*refs, reset=reset, chunk_size=64)
+    compare(out, ref, ins, refs, FP32 if dtype == torch.float32 else BF16)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_causal_conv1d_equals_masked_taps(packed):
+    fast = kernel("conv")
+    g = torch.Generator("cuda").manual_seed(1)
+    x = torch.randn(1 if packed else 2, 300, 64, device="cuda", generator=g)
+    w, bias = torch.randn(64, 4, device="cuda", generator=g), torch.randn(64, device="cuda", generator=g)
+    geom = Geometry.from_cu_seqlens(CU.cuda(), 300) if packed else Geometry.padded(
+        torch.ones(2, 300, dtype=torch.bool, device="cuda"))
+    ins, refs = leaves(x, w, bias), leaves(x, w, bias)
+    out = fast(*ins, geom.positions, has_resets=geom.has_resets)
+    ref = conv_k.causal_conv1d_ref(*refs, geom.positions)
+    compare(out, ref, ins, refs, FP32)
+
+
+@pytest.mark.parametrize("window", [-1, 16])
+@pytest.mark.parametrize("packed", [False, True])
+def test_flash_attention_equals_masked_softmax(window, packed):
+    fast = kernel("attention")
+    g = torch.Generator("cuda").manual_seed(2)
+    b = 1 if packed else 2
+    q, k, v = (torch.randn(b, 4, 300, 64, device="cuda", generator=g).bfloat16() for _ in range(3))
+    geom = Geometry.from_cu_seqlens(CU.cuda(), 300) if packed else Geometry.padded(
+        torch.ones(b, 300, dtype=torch.bool, device="cuda"))
+    ins, refs = leaves(q, k, v), leaves(q.float(), k.float(), v.float())
+    out = fast(*ins, geom.seq_idx, window, single_sequence_rows=not packed)
+    ref = attn_k.attention_ref(*refs, geom.seq_idx, window)
+    compare(out, ref, ins, refs, BF16)
+
+
+def test_fused_rms_norms_equal_reference():
+    rms, gated = kernel("rms_norm"), kernel("gated_rms_norm")
+    g = torch.Generator("cuda").manual_seed(3)
+    x, z = (torch.randn(2, 50, 128, device="cuda", generator=g) for _ in range(2))
+    w = torch.rand(128, device="cuda", generator=g) + 0.5
+    ins, refs = leaves(x, w), leaves(x, w)
+    compare(rms(*ins, 1e-5), norm_k.rms_norm_ref(*refs, 1e-5), ins, refs, FP32)
+    ins, refs = leaves(x, z, w), leaves(x, z, w)
+    compare(gated(*ins, 1e-5, 32), norm_k.gated_rms_norm_ref(*refs, 1e-5, 32), ins, refs, FP32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_dechunk_equals_reference_at_training_size(dtype):
+    """Long rows (many tiles, packed resets) in the dtype training uses."""
+    fast = kernel("ema_dechunk")
+    g = torch.Generator("cuda").manual_seed(4)
+    b, m, d, l = 2, 3000, 512, 8192
+    x = torch.randn(b, m, d, device="cuda", generator=g).to(dtype)
+    p = torch.rand(b, m, device="cuda", generator=g) * 0.9 + 0.05
+    p[:, [0, 700, 701, 2999]] = 1.0
+    idx = torch.sort(torch.randint(0, m, (b, l), device="cuda", generator=g), dim=1).values
+    ins, refs = leaves(x, p), leaves(x.float(), p)
+    with torch.no_grad():
+        ref_fwd = ema_k.ema_dechunk_ref(x.float(), p, idx)  # sequential loop: forward only at this size
+    torch.testing.assert_close(fast(*ins, idx).float(), ref_fwd, **(FP32 if dtype == torch.float32 else BF16))
+    small = slice(0, 400)
+    ins, refs = leaves(x[:, small], p[:, small]), leaves(x[:, small].float(), p[:, small])
+    idx_small = idx.clamp(max=399)
+    compare(fast(*ins, idx_small), ema_k.ema_dechunk_ref(*refs, idx_small), ins, refs,
+            FP32 if dtype == torch.float32 else BF16)
+
+
+def test_triton_dechunk_equals_reference_chunk_scan_reuse():
+    """Our kernel and the reference model's SSD-based EMA agree (up to its clamping of p)."""
+    ours = kernel("ema")
+    kernel("ssd")
+    from hnet_genomics.kernels.gpu_mamba import ema_via_chunk_scan
+
+    g = torch.Generator("cuda").manual_seed(5)
+    x = torch.randn(2, 1000, 256, device="cuda", generator=g)
+    p = torch.rand(2, 1000, device="cuda", generator=g) * 0.98 + 0.01
+    torch.testing.assert_close(ours(x, p), ema_via_chunk_scan(x, p), rtol=1e-2, atol=1e-2)  # its B*C in TF32
+
+
+def _lm_loss(out, ids):
+    return F.cross_entropy(out.logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten()) + 0.03 * out.ratio_loss
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_hnet_on_gpu_kernels_matches_torch_path(packed, dna_batch, torch_path, monkeypatch):
+    """Same weights, same real DNA: logits and gradients agree in every row whose boundaries agree."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    torch.manual_seed(0)
+    model = build_model(small_model_config("dna/hnet_1stage_tiny")).cuda()
+    ids = dna_batch(4, 256).cuda()
+    kwargs = {}
+    if packed:
+        ids, kwargs = ids.reshape(1, -1), {"cu_seqlens": torch.tensor([0, 256, 512, 768, 1024], device="cuda")}
+    fast = model(ids, **kwargs)
+    grads_fast = torch.autograd.grad(_lm_loss(fast, ids), list(model.parameters()), allow_unused=True)
+    with torch_path:
+        ref = model(ids, **kwargs)
+        grads_ref = torch.autograd.grad(_lm_loss(ref, ids), list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(fast.boundary_probs[0], ref.boundary_probs[0], **FP32)
+    rows = (fast.boundary_masks[0] == ref.boundary_masks[0]).all(1)
+    assert bool(rows.any())
+    torch.testing.assert_close(fast.logits[rows], ref.logits[rows], rtol=1e-2, atol=1e-2)
+    if bool(rows.all()):
+        for a, b in zip(grads_fast, grads_ref):
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-3)
+
+
+@pytest.mark.parametrize("name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny",
+                                  "dna/transformer_tiny"])
+def test_bf16_autocast_training_on_packed_dna_stays_finite(name, dna_batch):
+    torch.manual_seed(0)
+    model = build_model(small_model_config(name)).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    cu = torch.tensor([0, 1000, 1001, 2600, 4096], device="cuda")
+    for step in range(3):
+        ids = dna_batch(1, 4096, seed=step).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = _lm_loss(model(ids, cu_seqlens=cu), ids)
+        assert torch.isfinite(loss), f"step {step}: loss {loss.item()}"
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        opt.step()
