@@ -1,0 +1,137 @@
+"""Boundary export speed (bases/s per CPU core) and how much decisions depend on the window grid.
+
+The goal is >= 200 kb/s per core for the tiny 1-stage model. Measured on a stretch of the embedded human
+HLA region: inference only (encoders + routers, the path the export uses), the full forward for
+comparison, the whole export with all five formats, and the fraction of bases whose boundary changes when
+every window after the first is shifted by half a stride. Run:
+
+    python benchmarks/boundary_export.py --out benchmarks/results/boundary_export-cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from hnet_genomics import build_model, from_pretrained, load_config
+from hnet_genomics.data import demo
+from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.data.genome import Genome
+from hnet_genomics.export.boundaries import export_boundaries, predict_blocks, window_disagreement
+from hnet_genomics.export.regions import Region
+from hnet_genomics.export.tracks import FORMATS
+
+GOAL_BASES_PER_CORE = 200e3
+
+
+def full_forward_rate(model, genome: Genome, region: Region, window: int, batch: int) -> float:
+    """Bases/s of the whole LM forward on the same windows (what the export avoids)."""
+    seq = genome.fetch(region.chrom, region.start, region.start + window * batch).upper()
+    ids = torch.tensor(list(seq)).view(batch, window)
+    with torch.inference_mode():
+        model(ids[:1, :64])
+        t = time.perf_counter()
+        model(ids)
+    return ids.numel() / (time.perf_counter() - t)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="saved model (default: tiny 1-stage config at init, seed 0)")
+    parser.add_argument("--config", default="dna/hnet_1stage_tiny")
+    parser.add_argument("--fasta", type=Path, default=demo.HUMAN_FASTA)
+    parser.add_argument("--start", type=int, default=1_000_000)
+    parser.add_argument("--length", type=int, default=100_000)
+    parser.add_argument("--window", type=int, default=1024)
+    parser.add_argument("--overlap", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--out", type=Path, help="write a markdown report here")
+    args = parser.parse_args()
+
+    if args.model:
+        model, name = from_pretrained(args.model), f"`{args.model}`"
+    else:
+        torch.manual_seed(0)
+        model, name = build_model(load_config(args.config)), f"`{args.config}` at initialisation (seed 0)"
+    model.eval()
+    genome = Genome(args.fasta)
+    chrom = next(iter(genome.sizes))
+    region = Region(chrom, args.start, args.start + args.length)
+    n = len(region)
+    list(predict_blocks(model, genome, [Region(chrom, args.start, args.start + 2 * args.window)],
+                        args.window, args.overlap, args.batch_size))  # warm-up
+
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        t, cpu = time.perf_counter(), time.process_time()
+        for _ in predict_blocks(model, genome, [region], args.window, args.overlap, args.batch_size):
+            pass
+        infer, per_cpu_s = n / (time.perf_counter() - t), n / (time.process_time() - cpu)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            export_boundaries(model, genome, [region], Path(tmp) / "bench", FORMATS, args.window, args.overlap,
+                              args.batch_size)
+            export = n / (time.perf_counter() - t)
+        full = full_forward_rate(model, genome, region, args.window, args.batch_size)
+        rows.append(f"| {threads} | {infer / 1e3:.1f} | {per_cpu_s / 1e3:.1f} | {export / 1e3:.1f} | "
+                    f"{full / 1e3:.1f} | {'yes' if per_cpu_s >= GOAL_BASES_PER_CORE else 'NO'} |")
+        print(rows[-1], flush=True)
+
+    torch.set_num_threads(max(args.threads))
+    stride = args.window - args.overlap
+    d = window_disagreement(model, genome, [Region(chrom, args.start, args.start + min(n, 50_000))],
+                            args.window, args.overlap, phase=stride // 2, batch_size=args.batch_size)
+    agree = [f"| {s + 1} | {d.boundaries[s]:,} | {d.differing_bases[s]:,} | {d.rate(s):.2e} | "
+             f"{d.boundary_fraction(s):.2e} |" for s in range(len(d.boundaries))]
+    hardware = f"{os.cpu_count()}-core {platform.machine()} CPU"
+    report = "\n".join([
+        "# Boundary export throughput",
+        "",
+        f"Model: {name}, {model.num_parameters():,} parameters. Input: {n:,} bp of `{args.fasta.name}` "
+        f"({region}), windows of {args.window} with {args.overlap} overlap (each base computed "
+        f"{args.window / (args.window - args.overlap):.2f}x), batch {args.batch_size}. Hardware: {hardware}, "
+        f"shared with other jobs (1-minute load average {os.getloadavg()[0]:.1f} at the end of the run).",
+        "",
+        "Rates in kb/s of genome (overlap included in the cost). *inference*: windows through embeddings, "
+        "encoders and routers, then stitched (what `boundaries` runs); *export*: the same plus writing "
+        "BED, bedGraph, bigWig, bigBed and bgzip+tabix; *full forward*: the whole LM on the same windows, "
+        "for comparison. *per CPU-second*: inference bases divided by the CPU time this process used (all "
+        "threads), i.e. the per-core rate with the waiting for a shared core taken out.",
+        "",
+        "| torch threads | inference kb/s | inference kb per CPU-second | export kb/s | full forward kb/s | "
+        ">= 200 kb/s per core |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Window-grid dependence on {d.bases:,} bp: every window after the first shifted by {stride // 2} bp.",
+        "",
+        "| stage | boundaries | bases that differ | per base | per boundary |",
+        "|---|---|---|---|---|",
+        *agree,
+        "",
+        f"Command: `python benchmarks/boundary_export.py {' '.join(sys.argv[1:])}`",
+        "",
+        "The 200 kb/s-per-core goal is not met. Profiling the inference shows the time inside the model: the",
+        "pure-PyTorch chunked Mamba-2 scan and the encoder's causal attention over the whole window, many small",
+        "element-wise kernels per block. Skipping everything after the last router (main network, decoder, LM",
+        "head) already makes inference about 3x cheaper per window base than the full forward; the rest needs",
+        "fused CPU kernels for the encoder blocks. When other jobs hold the two cores, a second torch thread",
+        "mostly waits, which is why 2 threads measure slower than 1 here.",
+        "",
+    ])
+    if args.out:
+        write_text_atomic(args.out, report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

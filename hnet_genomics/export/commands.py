@@ -1,0 +1,113 @@
+"""``hnet-genomics boundaries`` (learned chunks as browser tracks) and ``hnet-genomics enrichment``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from hnet_genomics.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from hnet_genomics.export.windows import DEFAULT_OVERLAP, DEFAULT_WINDOW
+
+    p = sub.add_parser(
+        "boundaries", help="export a model's chunk boundaries as BED/bedGraph/bigWig/bigBed/tabix tracks",
+        description="Run an H-Net over whole FASTA records (or the intervals of --regions) in overlapping "
+                    "windows and write, per chunking stage, the chunks (BED9, tiling every region exactly) and "
+                    "the per-base boundary probability. Each base takes its decision from the window in which "
+                    "it has the most left context (at least --overlap bases past a region's first --overlap).")
+    p.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
+    p.add_argument("--fasta", type=Path, required=True, help="genome FASTA (plain or bgzip, with/without .fai)")
+    p.add_argument("--regions", type=Path, help="BED of intervals to export (default: every record)")
+    p.add_argument("--out", required=True, help="output prefix: PREFIX.stage1.bed, PREFIX.chrom.sizes, ...")
+    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=f"bases per model window "
+                                                                      f"(default {DEFAULT_WINDOW})")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                   help=f"left context every decision gets beyond a region's start (default {DEFAULT_OVERLAP})")
+    p.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
+                   help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_boundaries)
+
+    e = sub.add_parser(
+        "enrichment", help="test whether chunk boundaries fall at annotated feature edges",
+        description="Count boundaries (chunk starts from `boundaries`) within +-K bp of feature edges and "
+                    "compare with boundaries shuffled uniformly within the same regions (exact hypergeometric "
+                    "sampling of the shuffle null, permutation p-value); also compares chunk lengths inside vs "
+                    "outside features and plots boundary density around 5' and 3' edges.")
+    e.add_argument("--boundaries", type=Path, required=True, help="chunk BED written by `boundaries`")
+    e.add_argument("--annotation", type=Path, required=True, help="feature BED (exons, genes, ...)")
+    e.add_argument("--out", type=Path, required=True, help="output directory")
+    e.add_argument("--flank", default="0,5,10,25",
+                   help="comma list of K: a boundary counts if within +-K bp of an edge (default 0,5,10,25)")
+    e.add_argument("--edges", choices=("both", "5prime", "3prime"), default="both",
+                   help="which feature edges (strand-aware; 5prime of genes = gene starts)")
+    e.add_argument("--permutations", type=int, default=10000)
+    e.add_argument("--profile-width", type=int, default=100, help="half-width of the density plot in bp")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=run_enrichment)
+
+
+def run_boundaries(args: argparse.Namespace) -> int:
+    import torch
+
+    from hnet_genomics import from_pretrained
+    from hnet_genomics.data.genome import Genome
+    from hnet_genomics.export.boundaries import export_boundaries, require_chunking
+    from hnet_genomics.export.windows import check_window
+    from hnet_genomics.export.regions import read_regions, whole_records
+    from hnet_genomics.export.tracks import check_writable, parse_formats
+
+    formats = parse_formats(args.formats)
+    check_window(args.window, args.overlap)
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    check_writable(args.out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = from_pretrained(args.model)
+    require_chunking(model, str(args.model))
+    genome = Genome(args.fasta)
+    regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
+    t0 = time.perf_counter()
+    result = export_boundaries(model, genome, regions, args.out, formats, args.window, args.overlap,
+                               args.batch_size, args.device, progress=not args.no_progress and sys.stderr.isatty())
+    dt = time.perf_counter() - t0
+    per_stage = ", ".join(f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)"
+                          for s, n in enumerate(result.chunks))
+    print(f"{result.bases:,} bp in {len(regions)} region(s), {dt:.1f} s ({result.bases / dt / 1e3:.1f} kb/s); "
+          f"{per_stage}")
+    for f in result.files:
+        print(f"wrote {f}")
+    return 0
+
+
+def run_enrichment(args: argparse.Namespace) -> int:
+    from hnet_genomics.export.enrichment import run_enrichment as enrich
+
+    try:
+        flanks = [int(k) for k in args.flank.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"--flank expects comma-separated integers, got '{args.flank}'") from None
+    if not flanks or min(flanks) < 0:
+        raise ConfigError("--flank needs at least one value >= 0")
+    if args.permutations < 1:
+        raise ConfigError("--permutations must be at least 1")
+    summary = enrich(args.boundaries, args.annotation, args.out, flanks, args.edges, args.permutations,
+                     args.profile_width, args.seed)
+    for r in summary["enrichment"]:
+        print(f"+-{r['flank']} bp of {r['edges']} edges: {r['observed']:,} of {r['n_boundaries']:,} boundaries "
+              f"(expected {r['expected']:.1f} if shuffled), ratio {r['ratio']:.3f}, "
+              f"p_enrichment {r['p_enrichment']:.3g}, p_depletion {r['p_depletion']:.3g}")
+    ln = summary["chunk_lengths"]
+    if "mann_whitney_p" in ln:
+        print(f"chunk length median inside features {ln['inside']['median_bp']:g} bp vs outside "
+              f"{ln['outside']['median_bp']:g} bp (Mann-Whitney p {ln['mann_whitney_p']:.3g})")
+    print(f"wrote {Path(args.out)}/{{summary.json,enrichment.tsv,chunk_lengths.tsv,edge_profile.tsv,edge_density.png}}")
+    return 0
