@@ -120,6 +120,7 @@ class DataConfig:
 
     kind: Literal["dna", "text"] = "dna"
     soft_mask: Literal["upper", "keep"] = "upper"  # lower-case repeats: upper-case them, or keep the bytes
+    emit_soft_mask: bool = False  # add a per-base "soft_mask" (True = lower case in the file) to each item
     n_policy: Literal["keep", "replace", "drop", "mask"] = "mask"
     max_n_fraction: float = 0.1  # windows with more N than this are dropped (n_policy=drop)
     rc_prob: float = 0.5  # reverse-complement augmentation probability (training only)
@@ -154,11 +155,13 @@ class TrainConfig:
     num_nodes: int = 1
     layout: Literal["padded", "packed"] = "padded"
     val_every: int = 200
-    val_windows: int = 64
+    val_windows: int = 64  # periodic validation: this many windows spread evenly over the valid split
+    final_val_windows: int | None = None  # metrics.json val_bpb: None = every window of the valid split
     checkpoint_every: int = 200
     seed: int = 0
     num_workers: int = 0
     log_every: int = 10
+    kernels: Literal["auto", "torch", "gpu"] = "auto"  # GPU kernels when available, or force a path
 
 
 @dataclass

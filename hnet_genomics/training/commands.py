@@ -1,0 +1,117 @@
+"""`hnet-genomics pretrain` and `hnet-genomics eval`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from hnet_genomics.config import load_config
+    from hnet_genomics.errors import DataError
+    from hnet_genomics.training.pretrain import run_pretrain
+
+    overrides = list(args.set)
+    for flag, key in (("max_steps", "train.max_steps"), ("seq_len", "train.seq_len"),
+                      ("batch_size", "train.batch_size")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.batch_size is not None:
+        overrides.append("train.tokens_per_batch=null")  # an explicit batch size wins over the token budget
+    config = load_config(args.config, overrides)
+    if not Path(args.fasta).exists():
+        raise DataError(f"{args.fasta}: no such file")
+    metrics = run_pretrain(config, args.fasta, args.out, intervals=args.intervals, resume=args.resume,
+                           progress=not args.quiet)
+    if metrics is not None:
+        ratios = ", ".join(f"{r:.2f}" for r in metrics["compression_ratios"]) or "none (isotropic)"
+        print(f"val bpb {metrics['val_bpb']:.4f} | compression {ratios} | {metrics['bases_seen']:,} bases seen "
+              f"| {metrics['bases_per_second']:,.0f} bases/s | model: {Path(args.out) / 'model'}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from hnet_genomics.config import DataConfig, load_config
+    from hnet_genomics.errors import ConfigError
+
+    if args.baseline == "markov":
+        from hnet_genomics.training.markov import markov_eval
+
+        data_cfg = load_config(args.config).data if args.config else DataConfig()
+        result = markov_eval(args.fasta, args.intervals, data_cfg, args.order, split=args.split)
+    elif args.model:
+        result = _eval_model(args)
+    else:
+        raise ConfigError("eval needs --model DIR or --baseline markov")
+    text = json.dumps(result, indent=2)
+    if args.out:
+        from hnet_genomics.data.atomic import write_text_atomic
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.out, text + "\n")
+    print(f"{result['model']} on {result['split']}: {result['bpb']:.4f} bits per base over "
+          f"{result['bases']:,} bases")
+    return 0
+
+
+def _eval_model(args: argparse.Namespace) -> dict:
+    import torch
+
+    from hnet_genomics import from_pretrained
+    from hnet_genomics.config import load_config
+    from hnet_genomics.data.intervals import make_splits
+    from hnet_genomics.errors import ConfigError
+    from hnet_genomics.training.evaluate import evaluate_bpb
+    from hnet_genomics.training.sources import open_source
+
+    model_dir = Path(args.model)
+    model = from_pretrained(model_dir / "model" if (model_dir / "model" / "config.json").exists() else model_dir)
+    run_cfg = model_dir / "config.yaml"
+    if args.config:
+        config = load_config(args.config)
+    elif run_cfg.exists():
+        config = load_config(run_cfg)
+    else:
+        config = load_config("dna/hnet_1stage_tiny")  # only the data policy and window length are used
+    seq_len = args.seq_len or config.train.seq_len
+    source = open_source(args.fasta, config.data)
+    splits = make_splits(source, config.data, args.intervals)
+    if args.split not in splits or not splits[args.split]:
+        raise ConfigError(f"split '{args.split}' is empty or unknown (available: {', '.join(splits)})")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    r = evaluate_bpb(model, source, splits[args.split], seq_len, config.data, batch_size=args.batch_size,
+                     device=device, progress=not args.quiet)
+    return {"model": str(model_dir), "split": args.split, "bpb": r["bpb"], "bases": r["bases_scored"],
+            "windows": r["windows"], "seq_len": seq_len, "compression_ratios": r["compression_ratios"]}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("pretrain", help="pretrain an H-Net or baseline language model on a genome")
+    p.add_argument("--config", required=True, help="shipped config name (dna/hnet_1stage_tiny) or YAML path")
+    p.add_argument("--fasta", required=True, help="genome FASTA (plain, gzip or bgzip)")
+    p.add_argument("--intervals", help="BED with a split column (chrom start end train|valid|test)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_pretrain)
+
+    e = subparsers.add_parser("eval", help="held-out bits per base of a model, or of an order-K Markov baseline")
+    e.add_argument("--model", help="pretraining output folder or saved model folder")
+    e.add_argument("--baseline", choices=["markov"], help="evaluate a classical reference instead of a model")
+    e.add_argument("--order", type=int, default=10, help="Markov order K (with --baseline markov)")
+    e.add_argument("--fasta", required=True)
+    e.add_argument("--intervals", help="BED with a split column; default: the config's split rule")
+    e.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    e.add_argument("--config", help="config whose data/split settings apply (default: the run's own)")
+    e.add_argument("--seq-len", type=int, help="evaluation window length (default: the training length)")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--out", help="write the result as JSON here")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_eval)

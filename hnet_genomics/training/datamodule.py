@@ -1,0 +1,49 @@
+"""Training and validation loaders, built per process so each distributed rank gets its own shard."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader, Subset
+
+from hnet_genomics.config import Config
+from hnet_genomics.data.datasets import EvalWindowDataset, RandomWindowDataset, collate_packed, collate_padded
+from hnet_genomics.data.intervals import Interval
+from hnet_genomics.training.evaluate import evenly_spaced
+
+
+def batch_size_for(config: Config) -> int:
+    """Per-device batch; ``tokens_per_batch`` keeps batch x length constant when the length changes."""
+    tc = config.train
+    if tc.tokens_per_batch:
+        return max(tc.tokens_per_batch // tc.seq_len, 1)
+    return tc.batch_size
+
+
+class GenomeDataModule(L.LightningDataModule):
+    def __init__(self, config: Config, source, splits: dict[str, list[Interval]], start_windows: int = 0):
+        super().__init__()
+        self.config, self.source, self.splits = config, source, splits
+        self.start_windows = start_windows  # windows this rank already trained on (resume)
+        self.collate = collate_packed if config.train.layout == "packed" else collate_padded
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        tc = self.config.train
+        rank, world = self._rank()
+        bs = batch_size_for(self.config)
+        dataset = RandomWindowDataset(self.source, self.splits["train"], tc.seq_len, self.config.data, tc.seed,
+                                      rank=rank, world_size=world, start_index=self.start_windows, batch_size=bs)
+        return DataLoader(dataset, batch_size=bs, collate_fn=self.collate, num_workers=tc.num_workers,
+                          persistent_workers=tc.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        tc = self.config.train
+        rank, world = self._rank()
+        full = EvalWindowDataset(self.source, self.splits["valid"], tc.seq_len, self.config.data)
+        subset = evenly_spaced(full, tc.val_windows)
+        indices = list(range(len(subset)))[rank::world]  # disjoint shards; bpb sums are reduced across ranks
+        return DataLoader(Subset(subset, indices), batch_size=batch_size_for(self.config),
+                          collate_fn=self.collate)

@@ -1,0 +1,127 @@
+"""Pretraining runs end to end on real DNA: resume == uninterrupted, atomic checkpoints, clear errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from hnet_genomics import from_pretrained, load_config
+from hnet_genomics.data import demo
+from hnet_genomics.errors import CheckpointError, DataError
+from hnet_genomics.training.pretrain import run_pretrain
+
+FAST = ["train.seq_len=128", "train.batch_size=2", "train.val_windows=4", "train.final_val_windows=4",
+        "train.val_every=1000",
+        "train.checkpoint_every=1000", "train.warmup_steps=2", "model.ssm.chunk_size=32", "data.rc_prob=0.5"]
+
+
+def tiny(steps: int, extra=()):
+    return load_config("dna/hnet_1stage_tiny", FAST + [f"train.max_steps={steps}", *extra])
+
+
+class LossRecorder(L.Callback):
+    def __init__(self, stop_at: int | None = None):
+        self.losses, self.stop_at = [], stop_at
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+        if self.stop_at is not None and trainer.global_step >= self.stop_at:
+            trainer.should_stop = True
+
+
+def test_resume_continues_the_same_loss_curve(tmp_path):
+    full = LossRecorder()
+    run_pretrain(tiny(8), demo.HUMAN_FASTA, tmp_path / "full", callbacks=[full], progress=False)
+    first = LossRecorder(stop_at=4)
+    run_pretrain(tiny(8), demo.HUMAN_FASTA, tmp_path / "split", callbacks=[first], progress=False)
+    second = LossRecorder()
+    metrics = run_pretrain(tiny(8), demo.HUMAN_FASTA, tmp_path / "split", resume=True, callbacks=[second],
+                           progress=False)
+    assert len(first.losses) == 4 and len(second.losses) == 4
+    torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(full.losses),
+                               rtol=0, atol=1e-5)
+    assert metrics["steps"] == 8 and metrics["bases_seen"] == 8 * 2 * 128
+
+
+def test_pretrain_writes_model_metrics_and_plot(tmp_path):
+    metrics = run_pretrain(tiny(6, ["train.val_every=3"]), demo.HUMAN_FASTA, tmp_path, progress=False)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("val_bpb", "compression_ratios", "bases_seen", "bases_per_second", "params", "history"):
+        assert key in on_disk
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert [h["step"] for h in metrics["history"]] == [3, 6]
+    assert len(metrics["compression_ratios"]) == 1 and metrics["compression_ratios"][0] > 1
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    model = from_pretrained(tmp_path / "model")
+    assert model.num_parameters() == metrics["params"]
+    assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt"}
+
+
+def test_resume_refuses_corrupt_or_mismatched_checkpoint_and_overwrites_nothing(tmp_path):
+    run_pretrain(tiny(2), demo.HUMAN_FASTA, tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    good = last.read_bytes()
+    with pytest.raises(CheckpointError, match="different model config.*d_model"):
+        run_pretrain(tiny(4, ["model.d_model=[64, 128]"]), demo.HUMAN_FASTA, tmp_path, resume=True,
+                     progress=False)
+    last.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        run_pretrain(tiny(4), demo.HUMAN_FASTA, tmp_path, resume=True, progress=False)
+    assert last.read_bytes() == good[: len(good) // 2]
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        run_pretrain(tiny(4), demo.HUMAN_FASTA, tmp_path, progress=False)
+
+
+def test_window_longer_than_every_interval_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="longer than every interval"):
+        run_pretrain(tiny(2, ["train.seq_len=3000000"]), demo.HUMAN_FASTA, tmp_path, progress=False)
+
+
+_WRITER = """
+import sys, torch
+from hnet_genomics.training.checkpoint import AtomicCheckpointIO
+io = AtomicCheckpointIO()
+io.save_checkpoint({"tag": "old", "x": torch.zeros(4)}, sys.argv[1])
+print("first-done", flush=True)
+io.save_checkpoint({"tag": "new", "x": torch.randn(150_000_000)}, sys.argv[1])  # ~600 MB: slow to write
+print("second-done", flush=True)
+"""
+
+
+def test_kill_9_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path):
+    target = tmp_path / "last.ckpt"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "first-done"
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".last.ckpt.*.tmp")) and time.time() < deadline:
+        time.sleep(0.005)
+    assert list(tmp_path.glob(".last.ckpt.*.tmp")), "the second write never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ckpt = torch.load(target, weights_only=False)
+    assert ckpt["tag"] == "old"
+
+
+def test_cli_pretrain_and_eval_exit_codes(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    bad = subprocess.run([sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config", "dna/nope",
+                          "--fasta", str(demo.HUMAN_FASTA), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "no shipped config named 'dna/nope'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    missing = subprocess.run([sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config",
+                              "dna/hnet_1stage_tiny", "--fasta", str(tmp_path / "none.fa"), "--out",
+                              str(tmp_path / "x")], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "none.fa" in missing.stderr
+    unknown = subprocess.run([sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config",
+                              "dna/hnet_1stage_tiny", "--fasta", str(demo.HUMAN_FASTA), "--out", str(tmp_path / "x"),
+                              "--set", "train.learning_rate=1"], capture_output=True, text=True, env=env)
+    assert unknown.returncode == 2 and "unknown config key 'train.learning_rate'" in unknown.stderr
+    assert not (tmp_path / "x").exists()
