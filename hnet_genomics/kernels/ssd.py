@@ -60,44 +60,67 @@ def ssd_scan_chunked(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=
     if fast is not None:
         return fast(x, dt, A, Bm, Cm, reset=reset, chunk_size=chunk_size, initial_state=initial_state,
                     return_final_state=return_final_state)
+    return _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, return_final_state)
+
+
+def _log_decay_matrix(a: torch.Tensor, has_resets: bool) -> torch.Tensor:
+    """L[..., i, j] = sum_{k=j+1..i} a_k (i >= j), -inf above the diagonal.
+
+    Without resets the difference of cumulative sums is exact enough and much cheaper; with resets (-inf
+    entries) the masked cumulative sum keeps -inf from turning into NaN.
+    """
+    if has_resets:
+        return segsum(a)
+    cs = torch.cumsum(a, dim=-1)
+    q = a.shape[-1]
+    lower = torch.tril(torch.ones(q, q, dtype=torch.bool, device=a.device))
+    return (cs[..., :, None] - cs[..., None, :]).masked_fill(~lower, float("-inf"))
+
+
+def _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, return_final_state):
     b, l, h, p = x.shape
+    g, n = Bm.shape[2], Bm.shape[3]
+    r = h // g
     q = chunk_size
     pad = (-l) % q
     dtype = x.dtype
     a = dt.float() * A.float()  # (b, l, h) log-decay per step
-    if reset is not None:
+    resets = reset is not None and bool(reset.any())
+    if resets:
         a = a.masked_fill(reset[..., None], float("-inf"))
     xdt = x.float() * dt.float()[..., None]
-    Bh, Ch = _expand_groups(Bm, h).float(), _expand_groups(Cm, h).float()
+    Bf, Cf = Bm.float(), Cm.float()
     if pad:
         a = F.pad(a, (0, 0, 0, pad))
         xdt = F.pad(xdt, (0, 0, 0, 0, 0, pad))
-        Bh = F.pad(Bh, (0, 0, 0, 0, 0, pad))
-        Ch = F.pad(Ch, (0, 0, 0, 0, 0, pad))
-    a = rearrange(a, "b (c q) h -> b h c q", q=q)
-    xdt, Bh, Ch = (rearrange(t, "b (c q) h d -> b c q h d", q=q) for t in (xdt, Bh, Ch))
+        Bf = F.pad(Bf, (0, 0, 0, 0, 0, pad))
+        Cf = F.pad(Cf, (0, 0, 0, 0, 0, pad))
+    a = rearrange(a, "b (c q) (g r) -> b g r c q", q=q, g=g)
+    xdt = rearrange(xdt, "b (c q) (g r) p -> b g r c q p", q=q, g=g)
+    Bf = rearrange(Bf, "b (c q) g n -> b g c q n", q=q)
+    Cf = rearrange(Cf, "b (c q) g n -> b g c q n", q=q)
 
-    seg = segsum(a)  # (b, h, c, q, q)
+    seg = _log_decay_matrix(a, resets)  # (b, g, r, c, q, q)
     decay_in = torch.exp(seg)
-    # within-chunk outputs
-    scores = torch.einsum("bcihn,bcjhn->bhcij", Ch, Bh) * decay_in
-    y = torch.einsum("bhcij,bcjhp->bcihp", scores, xdt)
-    # state contributed by each chunk, at the chunk's end
-    to_end = decay_in[..., -1, :]  # (b, h, c, q): decay from position j to the chunk end
-    chunk_states = torch.einsum("bcjhn,bhcj,bcjhp->bchpn", Bh, to_end, xdt)
-    # decay from the chunk start (before position 0) to position i, and over the whole chunk
-    from_start = a[..., :1] + seg[..., :, 0]  # (b, h, c, q)
-    whole = from_start[..., -1]  # (b, h, c)
-    state = x.new_zeros(b, h, p, Bh.shape[-1], dtype=torch.float32) if initial_state is None \
-        else initial_state.float()
-    prev_states = []
-    for c in range(a.shape[2]):
-        prev_states.append(state)
-        state = state * torch.exp(whole[:, :, c])[..., None, None] + chunk_states[:, c]
-    prev = torch.stack(prev_states, dim=1)  # (b, c, h, p, n): state entering each chunk
-    y = y + torch.einsum("bcihn,bchpn,bhci->bcihp", Ch, prev, torch.exp(from_start))
-    y = rearrange(y, "b c q h p -> b (c q) h p")[:, :l].to(dtype)
-    return (y, state) if return_final_state else y
+    # within-chunk outputs: C_i . B_j is shared by the heads of a group
+    cb = torch.einsum("bgcin,bgcjn->bgcij", Cf, Bf)
+    y = torch.einsum("bgrcij,bgrcjp->bgrcip", decay_in * cb[:, :, None], xdt)
+    # state each chunk contributes at its end, then the states entering each chunk (chunk-level decays)
+    to_end = decay_in[..., -1, :]  # (b, g, r, c, q)
+    chunk_states = torch.einsum("bgcjn,bgrcj,bgrcjp->bgrcpn", Bf, to_end, xdt)
+    from_start = a[..., :1] + seg[..., :, 0]  # (b, g, r, c, q): decay from chunk start to position i
+    whole = from_start[..., -1]  # (b, g, r, c)
+    init = x.new_zeros(b, h, p, n, dtype=torch.float32) if initial_state is None else initial_state.float()
+    init = rearrange(init, "b (g r) p n -> b g r 1 p n", g=g)
+    states = torch.cat([init, chunk_states], dim=3)  # (b, g, r, c + 1, p, n)
+    chunk_decay = torch.exp(_log_decay_matrix(F.pad(whole, (1, 0)), resets))  # (b, g, r, c + 1, c + 1)
+    entering = torch.einsum("bgrzc,bgrcpn->bgrzpn", chunk_decay, states)
+    prev, final = entering[:, :, :, :-1], entering[:, :, :, -1]
+    y = y + torch.einsum("bgcin,bgrcpn,bgrci->bgrcip", Cf, prev, torch.exp(from_start))
+    y = rearrange(y, "b g r c q p -> b (c q) (g r) p")[:, :l].to(dtype)
+    if return_final_state:
+        return y, rearrange(final, "b g r p n -> b (g r) p n")
+    return y
 
 
 def ssd_step(state, x, dt, A, Bm, Cm):
