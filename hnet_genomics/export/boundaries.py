@@ -46,28 +46,9 @@ def require_chunking(model: torch.nn.Module, where: str = "model") -> int:
 @torch.inference_mode()
 def routing_pass(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
                  ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(boundary, p, valid) per chunking level, running only the embeddings, encoders and routers.
-
-    A stage's boundaries depend on nothing downstream of its router (everything is causal and flows
-    encoder -> router), so the innermost network, the decoders and the LM head are skipped; on the tiny
-    1-stage model that is most of the compute. ``test_routing_pass_matches_full_forward`` pins this to
-    the model's own ``forward``.
-    """
-    from hnet_genomics.model.chunking import gather_positions, pad_width
-    from hnet_genomics.model.geometry import Geometry
-    from hnet_genomics.model.hnet import HNet
-
-    geom, hidden, net = Geometry.padded(mask), model.embeddings(ids), model.backbone
-    levels = []
-    while isinstance(net, HNet):
-        enc = net.encoder(hidden, geom)
-        p, boundary = net.routing(enc, geom)
-        levels.append((boundary, p, geom.valid))
-        if isinstance(net.main, HNet):
-            geom, index = geom.downsample(boundary)
-            hidden = pad_width(gather_positions(enc, index), net.pad)
-        net = net.main
-    return levels
+    """(boundary, p, valid) per chunking level from the model's routing-only pass (``HNetLM.route``);
+    ``test_routing_pass_matches_full_forward`` pins it to the model's own ``forward``."""
+    return model.route(ids, mask)
 
 
 @torch.inference_mode()

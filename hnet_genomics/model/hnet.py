@@ -73,6 +73,21 @@ class HNet(nn.Module):
                          inner_out, inner_geom.valid)
         return out, [info] + deeper
 
+    def route(self, hidden: torch.Tensor, geom: Geometry) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(boundary, p, valid) for this level and the deeper ones, running only encoders and routers.
+
+        Boundaries depend on nothing downstream of their router, so segmentation (track export) skips the
+        innermost network, the decoders and the LM head.
+        """
+        enc = self.encoder(hidden, geom)
+        p, boundary = self.routing(enc, geom)
+        levels = [(boundary, p, geom.valid)]
+        if isinstance(self.main, HNet):
+            inner_geom, index = geom.downsample(boundary)
+            inner = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
+            levels += self.main.route(inner, inner_geom)
+        return levels
+
     # ---- incremental inference ------------------------------------------------------------------------
 
     def init_state(self, batch: int, device, dtype) -> dict:

@@ -100,6 +100,18 @@ class HNetLM(nn.Module):
             level_masks=[geom.valid] + [lv.inner_valid for lv in levels],
             chunk_hidden=levels[0].chunk_hidden if levels else None, ratio_loss=ratio)
 
+    @torch.no_grad()
+    def route(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> list:
+        """Per chunking level, (boundary, p, valid) without the main network, decoders or LM head.
+
+        Equal to ``forward``'s ``boundary_masks`` / ``boundary_probs`` / ``level_masks`` at a fraction of
+        the cost; empty for isotropic models.
+        """
+        if not self.is_hierarchical:
+            return []
+        mask = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask.bool()
+        return self.backbone.route(self.embeddings(input_ids), Geometry.padded(mask))
+
     # ---- incremental inference ----------------------------------------------------------------------
 
     def init_state(self, batch: int):

@@ -1,0 +1,114 @@
+"""Forward+backward throughput and peak memory of the tiny H-Net and its isotropic baselines.
+
+Each (model, length) runs in its own process so peak resident memory is that model's alone.
+
+    python benchmarks/model_throughput.py --lengths 1024 4096 --out benchmarks/results/model_throughput-cpu.md
+    python benchmarks/model_throughput.py --hnet-model results/demo/pretrain/hnet_1stage/model   # trained routing
+
+An H-Net at initialisation compresses by ~2 rather than its target N = 3; a trained model (``--hnet-model``)
+shows the cost at the compression it actually learned, which is what the 0.6x goal is about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODELS = {"hnet_1stage": "dna/hnet_1stage_tiny", "hnet_2stage": "dna/hnet_2stage_tiny",
+          "mamba2": "dna/mamba2_tiny", "transformer": "dna/transformer_tiny"}
+
+
+def measure(config: str, model_dir: str | None, length: int, tokens: int, repeats: int, threads: int) -> dict:
+    import torch
+
+    from hnet_genomics import build_model, from_pretrained, load_config
+    from hnet_genomics.data import demo
+    from hnet_genomics.data.genome import Genome
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = from_pretrained(model_dir) if model_dir else build_model(load_config(config))
+    batch = max(tokens // length, 1)
+    genome = Genome(demo.HUMAN_FASTA)
+    chrom = next(iter(genome.sizes))
+    seq = genome.fetch(chrom, 100_000, 100_000 + batch * length).upper()
+    ids = torch.tensor(list(seq), dtype=torch.long).view(batch, length)
+    times, ratios = [], []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        out = model(ids)
+        loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
+        (loss + 0.03 * out.ratio_loss).backward()
+        model.zero_grad(set_to_none=True)
+        if i:  # the first pass warms up allocators and caches
+            times.append(time.perf_counter() - t0)
+        ratios = out.compression_ratios()
+    step = min(times)
+    return {"params": model.num_parameters(), "batch": batch, "length": length, "step_s": step,
+            "bases_per_s": batch * length / step, "compression": ratios,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
+    ap.add_argument("--tokens", type=int, default=8192, help="bases per step (batch = tokens / length)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", nargs="+", default=["hnet_1stage", "mamba2", "transformer"], choices=list(MODELS))
+    ap.add_argument("--hnet-model", help="a trained 1-stage H-Net (saved model folder) instead of a fresh one")
+    ap.add_argument("--out", help="write the table as markdown here")
+    ap.add_argument("--_child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child:
+        spec = json.loads(args._child)
+        print(json.dumps(measure(**spec)))
+        return
+
+    rows = []
+    for length in args.lengths:
+        for name in args.models:
+            spec = {"config": MODELS[name], "model_dir": args.hnet_model if name == "hnet_1stage" else None,
+                    "length": length, "tokens": args.tokens, "repeats": args.repeats, "threads": args.threads}
+            res = subprocess.run([sys.executable, __file__, "--_child", json.dumps(spec)], capture_output=True,
+                                 text=True, check=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            rows.append({"model": name, **r})
+            print(f"{name:12s} L={length:5d}  {r['bases_per_s']:9.0f} bases/s  step {r['step_s']:.2f}s  "
+                  f"peak {r['peak_rss_mb']:.0f} MB  compression {r['compression']}", flush=True)
+    lines = [f"# Model throughput: forward + backward, {platform.machine()} CPU ({cpu_name()}), "
+             f"{args.threads} thread(s)", "",
+             f"Command: `python benchmarks/model_throughput.py {' '.join(sys.argv[1:])}`", "",
+             "| model | params | L | batch | bases/s | step (s) | step vs Mamba-2 | peak RSS (MB) | compression |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ref = next((x for x in rows if x["model"] == "mamba2" and x["length"] == r["length"]), None)
+        rel = f"{r['step_s'] / ref['step_s']:.2f}x" if ref else "-"
+        comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
+        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['length']} | {r['batch']} | "
+                     f"{r['bases_per_s']:,.0f} | {r['step_s']:.2f} | {rel} | {r['peak_rss_mb']:.0f} | {comp} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table)
+
+
+if __name__ == "__main__":
+    main()
