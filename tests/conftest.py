@@ -41,3 +41,13 @@ def small_model_config(name: str):
 @pytest.fixture(params=["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny"])
 def hnet_config(request):
     return small_model_config(request.param)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread():
+    """Test tensors are small: one thread avoids oversubscribing the cores that the subprocess-based tests
+    (CLI, DDP, Snakemake) use at the same time, and is faster for them than two."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

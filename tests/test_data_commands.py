@@ -117,3 +117,14 @@ def test_error_exit_code_from_a_real_process(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("page.fa:1: looks like HTML/XML, not FASTA (a failed download?)")
     assert not (tmp_path / "o.fa.gz").exists()
+
+
+def test_prepare_demo_writes_the_embedded_genome(tmp_path):
+    from hnet_genomics.cli import main
+    from hnet_genomics.data.genome import Genome
+
+    out = tmp_path / "genome.fa.gz"
+    assert main(["data", "prepare", "--demo", "human", "--out", str(out)]) == 0
+    g = Genome(out)
+    assert g.sizes == {"BA000025.2": 2_229_817}
+    assert g.fetch("BA000025.2", 0, 10) == b"GATCTCCAGA"

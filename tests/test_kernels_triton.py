@@ -21,7 +21,6 @@ from hnet_genomics.kernels import ema as ema_k  # noqa: E402
 from hnet_genomics.kernels import routing as routing_k  # noqa: E402
 from hnet_genomics.kernels.triton.ema_dechunk import ema_dechunk_triton, ema_scan_triton  # noqa: E402
 from hnet_genomics.kernels.triton.routing import routing_fused_triton  # noqa: E402
-from hnet_genomics.model import chunking  # noqa: E402
 
 from conftest import small_model_config  # noqa: E402
 
@@ -36,24 +35,19 @@ def captured(human_bases) -> dict:
     ids = torch.tensor([list(human_bases[1000:1192])])
     cu = torch.tensor([0, 50, 130, 192])
     seen = {}
-    real_probs, real_scan, real_ids = routing_k.routing_probs, ema_k.ema_scan, chunking.chunk_ids
+    real_fused, real_dechunk = routing_k.routing_fused, ema_k.ema_dechunk
 
-    def probs(q, k, starts):
+    def fused(q, k, starts):
         seen.update(q=q, k=k, starts=starts)
-        return real_probs(q, k, starts)
+        return real_fused(q, k, starts)
 
-    def scan(x, p):
-        seen.update(x=x, p=p)
-        return real_scan(x, p)
-
-    def ids_of(boundary, geom):
-        seen["idx"] = real_ids(boundary, geom)
-        return seen["idx"]
+    def dechunk(x, p, idx):
+        seen.update(x=x, p=p, idx=idx)
+        return real_dechunk(x, p, idx)
 
     with pytest.MonkeyPatch.context() as mp, torch.no_grad():
-        mp.setattr(routing_k, "routing_probs", probs)
-        mp.setattr(ema_k, "ema_scan", scan)
-        mp.setattr(chunking, "chunk_ids", ids_of)
+        mp.setattr(routing_k, "routing_fused", fused)
+        mp.setattr(ema_k, "ema_dechunk", dechunk)
         model(ids, cu_seqlens=cu)
     return {k: v.detach().to(DEVICE) for k, v in seen.items()}
 

@@ -18,6 +18,10 @@ def _fetch_hg38(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from hnet_genomics.data.fasta import prepare_fasta
 
+    if args.demo is not None:
+        from hnet_genomics.data import demo
+
+        args.fasta = {"human": demo.HUMAN_FASTA, "ecoli": demo.ECOLI_FASTA}[args.demo]
     sizes = prepare_fasta(args.fasta, args.out, args.line_width)
     print(f"wrote {args.out}: {len(sizes)} record(s), {sum(sizes.values()):,} bp (+ .fai, .gzi)")
     return 0
@@ -63,7 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_fetch_hg38)
 
     p = sub.add_parser("prepare", help="validate a FASTA and write it bgzip-compressed with .fai/.gzi")
-    p.add_argument("--fasta", required=True, help="input FASTA: plain, gzip or bgzip")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--fasta", help="input FASTA: plain, gzip or bgzip")
+    source.add_argument("--demo", choices=["human", "ecoli"],
+                        help="an embedded genome: the human chr6p21 HLA region or E. coli K-12")
     p.add_argument("--out", required=True, help="output .fa.gz (bgzip)")
     p.add_argument("--line-width", type=int, default=80, help="bases per line in the output")
     p.set_defaults(func=_prepare)

@@ -68,11 +68,11 @@ def _eval_model(args: argparse.Namespace) -> dict:
 
     model_dir = Path(args.model)
     model = from_pretrained(model_dir / "model" if (model_dir / "model" / "config.json").exists() else model_dir)
-    run_cfg = model_dir / "config.yaml"
+    run_cfgs = [p for p in (model_dir / "config.yaml", model_dir.parent / "config.yaml") if p.exists()]
     if args.config:
         config = load_config(args.config)
-    elif run_cfg.exists():
-        config = load_config(run_cfg)
+    elif run_cfgs:  # the pretraining run's own data policy and window length
+        config = load_config(run_cfgs[0])
     else:
         config = load_config("dna/hnet_1stage_tiny")  # only the data policy and window length are used
     seq_len = args.seq_len or config.train.seq_len

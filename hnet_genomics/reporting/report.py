@@ -1,0 +1,284 @@
+"""Run reports: one markdown page per pretraining run, and a same-budget comparison of several runs.
+
+The numbers come only from the JSON files the other commands write (``pretrain``'s metrics.json,
+``eval``'s JSON, ``enrichment``'s summary), so a report can be rebuilt at any time without a model
+or a GPU, and every figure in it can be traced back to a file next to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hnet_genomics.data.atomic import atomic_path, write_text_atomic
+from hnet_genomics.errors import DataError
+
+UNIFORM_BPB = 2.0  # log2(4): a model that knows nothing beyond "one of A, C, G, T"
+TRACK_SUFFIXES = (".bw", ".bb", ".bed.gz", ".bed.gz.tbi", ".bedGraph", ".bed")
+ENRICHMENT_FILES = ("summary.json", "enrichment.json")
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_run_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """``metrics.json`` of a ``pretrain`` output directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such pretraining directory")
+    return read_json(run_dir / "metrics.json")
+
+
+def bpb_of(result: dict[str, Any], path: str | Path) -> float:
+    value = result.get("bpb")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise DataError(f"{path}: no numeric 'bpb' field")
+    return float(value)
+
+
+def history_of(metrics: dict[str, Any], path: str | Path) -> list[tuple[float, float]]:
+    """(bases seen, val bpb) points of a run, in training order."""
+    points = []
+    for i, row in enumerate(metrics.get("history") or []):
+        try:
+            points.append((float(row["bases_seen"]), float(row["val_bpb"])))
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{path}: history[{i}] needs numeric 'bases_seen' and 'val_bpb'") from None
+    return points
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        if value and abs(value) < 1e-3:  # p-values
+            return f"{value:.2e}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, (list, tuple)):
+        return " / ".join(_fmt(v, 2) for v in value)
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_bpb_curves(curves: dict[str, list[tuple[float, float]]], references: dict[str, float], path: Path,
+                    title: str) -> None:
+    """Validation bpb against bases seen, with horizontal reference lines (Markov, uniform)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, points in curves.items():
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    for i, (name, value) in enumerate(references.items()):
+        ax.axhline(value, linestyle="--", linewidth=1, color=f"C{len(curves) + i}", label=name)
+    ax.set_xlabel("bases seen in training")
+    ax.set_ylabel("validation bits per base")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def _relative(target: Path, out_dir: Path) -> str:
+    return os.path.relpath(target.resolve(), out_dir.resolve())
+
+
+def _reference_label(result: dict[str, Any], path: Path) -> str:
+    return f"{result.get('model', path.stem)} ({result.get('split', '?')} split)"
+
+
+def _copy_into(src: Path, out_dir: Path, name: str) -> str | None:
+    if not src.is_file():
+        return None
+    with atomic_path(out_dir / name) as tmp:
+        shutil.copyfile(src, tmp)
+    return name
+
+
+def _bpb_section(name: str, metrics: dict[str, Any] | None, evaluation: tuple[dict, Path] | None,
+                 markov: tuple[dict, Path] | None) -> list[str]:
+    rows: list[list[Any]] = []
+    if metrics is not None and isinstance(metrics.get("val_bpb"), (int, float)):
+        rows.append([f"{name} (end of training)", "valid", float(metrics["val_bpb"]), metrics.get("val_bases_scored")])
+    test_bpb = markov_bpb = None
+    if evaluation is not None:
+        result, path = evaluation
+        test_bpb = bpb_of(result, path)
+        rows.append([name, result.get("split", "test"), test_bpb, result.get("bases")])
+    if markov is not None:
+        result, path = markov
+        markov_bpb = bpb_of(result, path)
+        rows.append([result.get("model", "markov"), result.get("split", "test"), markov_bpb, result.get("bases")])
+    rows.append(["uniform over A/C/G/T", "any", UNIFORM_BPB, None])
+    out = ["## Bits per base", "", _table(["model", "split", "bpb", "bases scored"], rows), ""]
+    if test_bpb is not None and markov_bpb is not None:
+        gap = markov_bpb - test_bpb
+        out += [f"On the held-out bases the model is {abs(gap):.4f} bits per base "
+                f"{'better' if gap > 0 else 'worse'} than the Markov reference (lower bpb is better).", ""]
+    return out
+
+
+def _training_section(metrics: dict[str, Any], run_dir: Path, out_dir: Path,
+                      references: dict[str, float]) -> list[str]:
+    keys = [("params", "parameters"), ("bases_seen", "bases seen"), ("bases_per_second", "bases / second"),
+            ("compression_ratios", "compression ratio per stage (bases per chunk)"),
+            ("flops_per_base", "FLOPs per base")]
+    rows = [[label, metrics[key]] for key, label in keys if key in metrics]
+    out = ["## Training", "", f"Run directory: `{_relative(run_dir, out_dir)}`", "",
+           _table(["quantity", "value"], rows), ""]
+    curves = _copy_into(run_dir / "curves.png", out_dir, "curves.png")
+    if curves:
+        out += [f"![training curves]({curves})", ""]
+    points = history_of(metrics, run_dir / "metrics.json")
+    if points:
+        plot_bpb_curves({str(metrics.get("config", run_dir.name)): points}, references, out_dir / "val_bpb.png",
+                        "Validation bpb during training")
+        out += ["![validation bpb against bases seen](val_bpb.png)", ""]
+    return out
+
+
+def _enrichment_section(enrichment_dir: Path, out_dir: Path) -> list[str]:
+    found = [enrichment_dir / n for n in ENRICHMENT_FILES if (enrichment_dir / n).is_file()]
+    if not found:
+        raise DataError(f"{enrichment_dir}: no {' or '.join(ENRICHMENT_FILES)} (run `hnet-genomics enrichment`)")
+    summary = read_json(found[0])
+    rows = [[r.get("flank"), r.get("n_boundaries"), r.get("observed"), r.get("expected"), r.get("ratio"),
+             r.get("p_enrichment")] for r in summary.get("enrichment", [])]
+    out = ["## Boundaries at annotated feature edges", "",
+           f"Annotation: `{summary.get('annotation', '?')}`; stage-1 boundaries within ±flank bp of a feature "
+           f"edge, against the same number of boundaries shuffled within each region.", "",
+           _table(["flank (bp)", "boundaries", "near an edge", "expected", "ratio", "p (enrichment)"], rows), ""]
+    lengths = summary.get("chunk_lengths") or {}
+    if isinstance(lengths.get("inside"), dict) and isinstance(lengths.get("outside"), dict):
+        out += [f"Median chunk length inside features {_fmt(lengths['inside'].get('median_bp'), 1)} bp, outside "
+                f"{_fmt(lengths['outside'].get('median_bp'), 1)} bp (Mann-Whitney p = "
+                f"{_fmt(lengths.get('mann_whitney_p'))}).", ""]
+    figure = _copy_into(enrichment_dir / "edge_density.png", out_dir, "edge_density.png")
+    if figure:
+        out += [f"![boundary density around feature edges]({figure})", ""]
+    return out
+
+
+def _tracks_section(prefix: Path, out_dir: Path) -> list[str]:
+    files = sorted(p for p in prefix.parent.glob(f"{prefix.name}.*") if p.name.endswith(TRACK_SUFFIXES))
+    if not files:
+        raise DataError(f"{prefix}: no track files with this prefix (run `hnet-genomics boundaries`)")
+    listing = [f"- `{_relative(p, out_dir)}`" for p in files]
+    bigwig = next((p.name for p in files if p.name.endswith(".bw")), f"{prefix.name}.stage1.bw")
+    bed = next((p.name for p in files if p.name.endswith(".bed.gz")), f"{prefix.name}.stage1.bed.gz")
+    return ["## Chunk-boundary tracks", "", *listing, "",
+            "**IGV** (desktop): *Genomes > Load Genome from File* and pick the run's `genome.fa.gz` (its `.fai` "
+            "and `.gzi` must sit beside it; for hg38 choose the hosted *Human (hg38)* genome instead), then "
+            f"*File > Load from File* `{bigwig}` (boundary probability p_t per base) and `{bed}` (one feature "
+            "per chunk; the `.tbi` index must sit beside it).", "",
+            "**UCSC Genome Browser** (hg38 and other UCSC assemblies only; chromosome names must match): put "
+            "the `.bw` / `.bb` files on a web server and add a custom track such as "
+            f"`track type=bigWig name=hnet_p bigDataUrl=https://YOUR.HOST/{bigwig}`, or upload the "
+            "`.bedGraph` directly for a small region.", ""]
+
+
+def write_report(out: str | Path, pretrain: str | Path | None = None, evaluation: str | Path | None = None,
+                 markov: str | Path | None = None, enrichment: str | Path | None = None,
+                 tracks: str | Path | None = None) -> Path:
+    """Write ``out`` (markdown) and its PNGs beside it; every input is optional, absent sections are left out."""
+    out = Path(out)
+    out_dir = out.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = read_run_metrics(pretrain) if pretrain is not None else None
+    evaluated = (read_json(evaluation), Path(evaluation)) if evaluation is not None else None
+    reference = (read_json(markov), Path(markov)) if markov is not None else None
+    name = str(metrics.get("config", Path(pretrain).name)) if metrics else "model"
+    if evaluated is not None and metrics is None:
+        name = str(evaluated[0].get("model", name))
+    lines = [f"# Run report: {name}", ""]
+    lines += _bpb_section(name, metrics, evaluated, reference)
+    if metrics is not None:
+        references = {"uniform": UNIFORM_BPB} | ({_reference_label(*reference): bpb_of(*reference)}
+                                                 if reference else {})
+        lines += _training_section(metrics, Path(pretrain), out_dir, references)
+    if enrichment is not None:
+        lines += _enrichment_section(Path(enrichment), out_dir)
+    if tracks is not None:
+        lines += _tracks_section(Path(tracks), out_dir)
+    write_text_atomic(out, "\n".join(lines).rstrip() + "\n")
+    return out
+
+
+def compare_runs(runs: dict[str, str | Path], out_dir: str | Path, markov: str | Path | None = None) -> dict[str, Path]:
+    """comparison.md, comparison.csv and val_bpb.png for runs trained on the same data and budget."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = {name: read_run_metrics(path) for name, path in runs.items()}
+    with_flops = any("flops_per_base" in m for m in metrics.values())
+    header = ["run", "params", "bases_seen", "val_bpb", "best_val_bpb", "compression_ratios", "bases_per_second"]
+    header += ["flops_per_base"] if with_flops else []
+    rows = []
+    curves = {}
+    for name, m in metrics.items():
+        points = history_of(m, Path(runs[name]) / "metrics.json")
+        curves[name] = points
+        final = m.get("val_bpb")
+        best = min([bpb for _, bpb in points] + ([final] if isinstance(final, (int, float)) else []), default=None)
+        rows.append([name, m.get("params"), m.get("bases_seen"), final, best,
+                     m.get("compression_ratios"), m.get("bases_per_second")]
+                    + ([m.get("flops_per_base")] if with_flops else []))
+    rows.sort(key=lambda r: r[3] if isinstance(r[3], (int, float)) else math.inf)
+    references = {"uniform": UNIFORM_BPB}
+    notes = []
+    if markov is not None:
+        result = read_json(markov)
+        references[_reference_label(result, Path(markov))] = bpb_of(result, markov)
+        notes.append(f"Reference: {result.get('model', 'markov')} scores {bpb_of(result, markov):.4f} bpb on the "
+                     f"{result.get('split', '?')} split ({_fmt(result.get('bases'))} bases).")
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else " ".join(map(str, v)) if isinstance(v, list) else v for v in row])
+    paths = {"csv": out_dir / "comparison.csv", "md": out_dir / "comparison.md", "png": out_dir / "val_bpb.png"}
+    write_text_atomic(paths["csv"], buf.getvalue())
+    plot_bpb_curves(curves, references, paths["png"], "Same data, same budget")
+    md = ["# Baseline comparison", "", "Runs sorted by final validation bits per base (lower is better).", "",
+          _table(header, rows), "", *notes, "", "![validation bpb against bases seen](val_bpb.png)"]
+    write_text_atomic(paths["md"], "\n".join(md) + "\n")
+    return paths

@@ -1,0 +1,214 @@
+# Resolve the pipeline config once, at parse time: every key, path and model config is checked before
+# any job runs, so a typo stops the workflow with the key's name instead of failing hours into training.
+
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from hnet_genomics.config import load_config
+from hnet_genomics.errors import HNetError
+from hnet_genomics.training.markov import MAX_ORDER
+
+TOP_KEYS = ("genome", "hg38_source", "split_bed", "models", "main_model", "max_steps", "seq_len",
+            "batch_size", "pretrain_set", "regions", "annotation", "markov_order", "finetune", "boundaries",
+            "presets")
+PRESET_KEYS = ("models", "main_model", "max_steps", "seq_len", "batch_size", "pretrain_set", "regions",
+               "annotation", "resources")
+RESOURCE_FAMILIES = ("light", "train", "infer")
+RESOURCE_KEYS = ("threads", "gpu", "mem_mb", "runtime")
+SPLIT_NAMES = ("train", "valid", "test")
+PIPELINES_DIR = Path(workflow.basedir) / "pipelines"
+
+
+def config_error(key, problem):
+    return WorkflowError(f"pipeline config key '{key}': {problem}")
+
+
+def _unset(value):
+    # `--config key=` gives None and `--config key=null` gives the string "null"; both mean "use the preset".
+    return value is None or value == "null"
+
+
+def _section(mapping, keys, where):
+    if not isinstance(mapping, dict):
+        raise config_error(where, f"expected a mapping, got {mapping!r}")
+    for key in keys:
+        if key not in mapping:
+            raise config_error(f"{where}.{key}" if where else key, "missing")
+    unknown = sorted(set(mapping) - set(keys))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise config_error(f"{prefix}{unknown[0]}", f"unknown key (valid keys: {', '.join(keys)})")
+    return mapping
+
+
+def _demo_files():
+    from hnet_genomics.data import demo
+
+    return {"demo-exons": demo.HUMAN_EXONS_BED, "demo-tfbs-train": demo.TFBS_TRAIN, "demo-tfbs-test": demo.TFBS_TEST}
+
+
+def resolve_path(value, key, allow=()):
+    """A user path (must exist) or one of the built-in names in ``allow``; returns a string or None."""
+    if value in allow:
+        if value in ("all", "none"):
+            return None
+        if value in ("hg38-loci", "demo-test-region"):
+            return str(PIPELINES_DIR / "regions" / f"{value.replace('-', '_')}.bed")
+        return str(_demo_files()[value])
+    if not isinstance(value, str) or not value:
+        names = f" or one of {', '.join(allow)}" if allow else ""
+        raise config_error(key, f"expected a path{names}, got {value!r}")
+    if not Path(value).exists():
+        raise config_error(key, f"no such file or directory: {value}")
+    return value
+
+
+def positive_int(value, key):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise config_error(key, f"expected a positive integer, got {value!r}")
+    return value
+
+
+_section(config, TOP_KEYS, "")
+
+GENOME_SOURCE = config["genome"]
+if GENOME_SOURCE in ("demo", "hg38"):
+    GENOME_NAME = PRESET_NAME = GENOME_SOURCE
+else:
+    resolve_path(GENOME_SOURCE, "genome")
+    GENOME_NAME = re.sub(r"[^A-Za-z0-9_.-]", "_", re.sub(r"\.(fa|fasta|fna)(\.gz)?$", "", Path(GENOME_SOURCE).name))
+    PRESET_NAME = "custom"
+if config["hg38_source"] not in ("ucsc", "basenji"):
+    raise config_error("hg38_source", f"expected ucsc or basenji, got {config['hg38_source']!r}")
+
+_presets = config["presets"]
+if not isinstance(_presets, dict) or PRESET_NAME not in _presets:
+    raise config_error(f"presets.{PRESET_NAME}", "missing")
+PRESET = _section(_presets[PRESET_NAME], PRESET_KEYS, f"presets.{PRESET_NAME}")
+
+
+def setting(key):
+    """The top-level value when set, else the preset's."""
+    return PRESET[key] if _unset(config[key]) else config[key]
+
+
+_pretrain_set = setting("pretrain_set") or []
+if not isinstance(_pretrain_set, list) or not all(isinstance(x, str) and "=" in x for x in _pretrain_set):
+    raise config_error("pretrain_set", f"expected a list of section.key=value strings, got {_pretrain_set!r}")
+MODELS = setting("models")
+if not isinstance(MODELS, dict) or not MODELS:
+    raise config_error("models", f"expected a mapping run name -> model config, got {MODELS!r}")
+for _run, _model in MODELS.items():
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(_run)):
+        raise config_error(f"models.{_run}", "run names may hold only letters, digits, '_' and '-'")
+    try:
+        load_config(_model, _pretrain_set)
+    except HNetError as e:
+        raise config_error(f"models.{_run}", str(e)) from None
+MAIN = setting("main_model")
+if MAIN not in MODELS:
+    raise config_error("main_model", f"'{MAIN}' is not a run in models ({', '.join(MODELS)})")
+
+BUDGET_FLAGS = " ".join(
+    [f"--{key.replace('_', '-')} {positive_int(setting(key), key)}"
+     for key in ("max_steps", "seq_len", "batch_size") if not _unset(setting(key))]
+    + [f"--set {item}" for item in _pretrain_set]
+)
+REGION_NAMES = ("all", "hg38-loci", "demo-test-region")
+REGIONS = resolve_path(setting("regions"), "regions", allow=REGION_NAMES)
+ANNOTATION = resolve_path(setting("annotation"), "annotation", allow=("none", "demo-exons"))
+MARKOV_ORDER = config["markov_order"]
+if isinstance(MARKOV_ORDER, bool) or not isinstance(MARKOV_ORDER, int) or not 0 <= MARKOV_ORDER <= MAX_ORDER:
+    raise config_error("markov_order", f"expected an integer from 0 to {MAX_ORDER}, got {MARKOV_ORDER!r}")
+
+RESOURCES = _section(PRESET["resources"], RESOURCE_FAMILIES, f"presets.{PRESET_NAME}.resources")
+for _family in RESOURCE_FAMILIES:
+    _section(RESOURCES[_family], RESOURCE_KEYS, f"presets.{PRESET_NAME}.resources.{_family}")
+
+
+def threads_of(family):
+    return RESOURCES[family]["threads"]
+
+
+def resources_of(family):
+    """gpu, mem_mb (MB) and runtime (minutes): the names the SLURM executor and local scheduling read."""
+    return {key: RESOURCES[family][key] for key in ("gpu", "mem_mb", "runtime")}
+
+
+SPLIT_SOURCE = None  # BED with a split column, when the genome comes with one
+if GENOME_SOURCE == "hg38" and config["hg38_source"] == "basenji":
+    SPLIT_SOURCE = "basenji"
+elif PRESET_NAME == "custom" and not _unset(config["split_bed"]):
+    SPLIT_SOURCE = resolve_path(config["split_bed"], "split_bed")
+
+R = f"results/{GENOME_NAME}"
+GENOME_FASTA = f"{R}/genome/{'hg38' if GENOME_SOURCE == 'hg38' else 'genome'}.fa.gz"
+GENOME_INDEX = [f"{GENOME_FASTA}.fai", f"{GENOME_FASTA}.gzi"]
+SPLITS_BED = f"{R}/splits.bed"
+LOGS = f"{R}/logs"
+
+
+def regions_flag(regions):
+    return f"--regions {regions}" if regions else ""
+
+
+def model_input(value, key):
+    """A run name -> its pretrain directory (a job input); anything else must be a saved model directory."""
+    if value == "main":
+        value = MAIN
+    if value in MODELS:
+        return f"{R}/pretrain/{value}"
+    return resolve_path(value, key)
+
+
+def model_dir_flag(value):
+    """The directory `hnet-genomics` loads: runs keep their weights in <run>/model."""
+    return f"{value}/model" if value.startswith(f"{R}/pretrain/") else value
+
+
+FINETUNE = _section(config["finetune"], ("model", "epochs", "seeds", "pooling", "kmer_baseline", "tasks"),
+                    "finetune")
+FINETUNE_MODEL = model_input(FINETUNE["model"], "finetune.model")
+positive_int(FINETUNE["epochs"], "finetune.epochs")
+positive_int(FINETUNE["seeds"], "finetune.seeds")
+if FINETUNE["pooling"] not in ("mean", "last", "chunk"):
+    raise config_error("finetune.pooling", f"expected mean, last or chunk, got {FINETUNE['pooling']!r}")
+if not isinstance(FINETUNE["kmer_baseline"], bool):
+    raise config_error("finetune.kmer_baseline", f"expected true or false, got {FINETUNE['kmer_baseline']!r}")
+if not isinstance(FINETUNE["tasks"], dict):
+    raise config_error("finetune.tasks", "expected a mapping task name -> files")
+
+
+def _task_files(name, spec):
+    key = f"finetune.tasks.{name}"
+    if spec == "demo-tfbs":
+        return {s: str(_demo_files()[f"demo-tfbs-{s}"]) for s in ("train", "test")}
+    if isinstance(spec, dict) and set(spec) == {"benchmark"}:
+        root = resolve_path(spec["benchmark"], f"{key}.benchmark")
+        return {s: resolve_path(str(Path(root) / s), f"{key}.benchmark") for s in ("train", "test")}
+    if isinstance(spec, dict) and set(spec) == {"train", "test"}:
+        return {s: resolve_path(spec[s], f"{key}.{s}") for s in ("train", "test")}
+    raise config_error(key, "expected demo-tfbs, {train: PATH, test: PATH} or {benchmark: DIR}")
+
+
+TASKS = {name: _task_files(name, spec) for name, spec in FINETUNE["tasks"].items()}
+for _task in TASKS:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(_task)):
+        raise config_error(f"finetune.tasks.{_task}", "task names may hold only letters, digits, '_' and '-'")
+
+BOUNDARIES = _section(config["boundaries"], ("name", "model", "fasta", "regions"), "boundaries")
+if not re.fullmatch(r"[A-Za-z0-9_-]+", str(BOUNDARIES["name"])):
+    raise config_error("boundaries.name", "may hold only letters, digits, '_' and '-'")
+BOUNDARIES_MODEL = model_input(BOUNDARIES["model"], "boundaries.model")
+BOUNDARIES_FASTA = None if _unset(BOUNDARIES["fasta"]) else resolve_path(BOUNDARIES["fasta"], "boundaries.fasta")
+BOUNDARIES_REGIONS = REGIONS if _unset(BOUNDARIES["regions"]) else resolve_path(
+    BOUNDARIES["regions"], "boundaries.regions", allow=REGION_NAMES)
+
+
+wildcard_constraints:
+    run="|".join(re.escape(r) for r in MODELS),
+    split="|".join(SPLIT_NAMES),
+    order=r"\d+",
+    task="|".join(re.escape(t) for t in TASKS) or "^$",

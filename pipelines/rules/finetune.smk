@@ -1,0 +1,25 @@
+# Fine-tune the configured model on each task (CSV / FASTA / Genomic Benchmarks layout).
+
+
+rule finetune_task:
+    input:
+        model=FINETUNE_MODEL,
+        train=lambda wc: TASKS[wc.task]["train"],
+        test=lambda wc: TASKS[wc.task]["test"],
+    output:
+        directory(f"{R}/finetune/{{task}}"),
+    params:
+        model=model_dir_flag(FINETUNE_MODEL),
+        epochs=FINETUNE["epochs"],
+        seeds=FINETUNE["seeds"],
+        pooling=FINETUNE["pooling"],
+        baseline="--baseline kmer" if FINETUNE["kmer_baseline"] else "",
+    log:
+        f"{LOGS}/finetune.{{task}}.log",
+    threads: threads_of("train")
+    resources:
+        **resources_of("train"),
+    shell:
+        "OMP_NUM_THREADS={threads} hnet-genomics finetune --model {params.model} --train {input.train} "
+        "--test {input.test} --out {output} --epochs {params.epochs} --seeds {params.seeds} "
+        "--pooling {params.pooling} {params.baseline} > {log} 2>&1"

@@ -1,0 +1,56 @@
+# Pretrain every configured run on the same intervals and budget; score runs and the Markov reference.
+
+
+rule pretrain:
+    input:
+        fasta=GENOME_FASTA,
+        index=GENOME_INDEX,
+        splits=SPLITS_BED,
+    output:
+        directory(f"{R}/pretrain/{{run}}"),
+    params:
+        config=lambda wc: MODELS[wc.run],
+        budget=BUDGET_FLAGS,
+    log:
+        f"{LOGS}/pretrain.{{run}}.log",
+    threads: threads_of("train")
+    resources:
+        **resources_of("train"),
+    shell:
+        "OMP_NUM_THREADS={threads} hnet-genomics pretrain --config {params.config} --fasta {input.fasta} "
+        "--intervals {input.splits} --out {output} {params.budget} --quiet > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        run=f"{R}/pretrain/{{run}}",
+        fasta=GENOME_FASTA,
+        index=GENOME_INDEX,
+        splits=SPLITS_BED,
+    output:
+        f"{R}/eval/{{run}}.{{split}}.json",
+    log:
+        f"{LOGS}/evaluate.{{run}}.{{split}}.log",
+    threads: threads_of("infer")
+    resources:
+        **resources_of("infer"),
+    shell:
+        "OMP_NUM_THREADS={threads} hnet-genomics eval --model {input.run}/model --fasta {input.fasta} "
+        "--intervals {input.splits} --split {wildcards.split} --out {output} --quiet > {log} 2>&1"
+
+
+rule markov_reference:
+    input:
+        fasta=GENOME_FASTA,
+        index=GENOME_INDEX,
+        splits=SPLITS_BED,
+    output:
+        f"{R}/eval/markov/order{{order}}.{{split}}.json",
+    log:
+        f"{LOGS}/markov.order{{order}}.{{split}}.log",
+    threads: 1
+    resources:
+        **resources_of("light"),
+    shell:
+        "hnet-genomics eval --baseline markov --order {wildcards.order} --fasta {input.fasta} "
+        "--intervals {input.splits} --split {wildcards.split} --out {output} > {log} 2>&1"

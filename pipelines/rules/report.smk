@@ -1,0 +1,40 @@
+# The run report of the main model and the same-budget comparison of every configured run.
+
+
+rule report:
+    input:
+        run=f"{R}/pretrain/{MAIN}",
+        evaluation=f"{R}/eval/{MAIN}.test.json",
+        markov=f"{R}/eval/markov/order{MARKOV_ORDER}.test.json",
+        tracks=f"{R}/tracks/{MAIN}",
+        enrichment=[f"{R}/enrichment/{MAIN}"] if ANNOTATION else [],
+    output:
+        directory(f"{R}/report"),
+    params:
+        tracks=f"{R}/tracks/{MAIN}/{MAIN}",
+        enrichment=lambda wc, input: f"--enrichment {input.enrichment[0]}" if input.enrichment else "",
+    log:
+        f"{LOGS}/report.log",
+    threads: 1
+    resources:
+        **resources_of("light"),
+    shell:
+        "hnet-genomics report --out {output}/report.md --pretrain {input.run} --eval {input.evaluation} "
+        "--markov {input.markov} --tracks {params.tracks} {params.enrichment} > {log} 2>&1"
+
+
+rule compare:
+    input:
+        runs=expand(f"{R}/pretrain/{{run}}", run=MODELS),
+        markov=f"{R}/eval/markov/order{MARKOV_ORDER}.valid.json",
+    output:
+        directory(f"{R}/compare"),
+    params:
+        runs=" ".join(f"{run}={R}/pretrain/{run}" for run in MODELS),
+    log:
+        f"{LOGS}/compare.log",
+    threads: 1
+    resources:
+        **resources_of("light"),
+    shell:
+        "hnet-genomics compare --runs {params.runs} --markov {input.markov} --out {output} > {log} 2>&1"

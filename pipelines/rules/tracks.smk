@@ -1,0 +1,77 @@
+# Chunk boundaries as genome-browser tracks, and their enrichment at annotated features.
+
+
+rule export_boundaries:
+    input:
+        run=f"{R}/pretrain/{{run}}",
+        fasta=GENOME_FASTA,
+        index=GENOME_INDEX,
+        regions=[REGIONS] if REGIONS else [],
+    output:
+        directory(f"{R}/tracks/{{run}}"),
+    params:
+        prefix=lambda wc: f"{R}/tracks/{wc.run}/{wc.run}",
+        regions=regions_flag(REGIONS),
+    log:
+        f"{LOGS}/export_boundaries.{{run}}.log",
+    threads: threads_of("infer")
+    resources:
+        **resources_of("infer"),
+    shell:
+        "mkdir -p {output} && OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {input.run}/model "
+        "--fasta {input.fasta} {params.regions} --out {params.prefix} --threads {threads} --no-progress > {log} 2>&1"
+
+
+rule boundary_enrichment:
+    input:
+        tracks=f"{R}/tracks/{{run}}",
+        annotation=[ANNOTATION] if ANNOTATION else [],
+    output:
+        directory(f"{R}/enrichment/{{run}}"),
+    log:
+        f"{LOGS}/boundary_enrichment.{{run}}.log",
+    threads: 1
+    resources:
+        **resources_of("light"),
+    shell:
+        "hnet-genomics enrichment --boundaries {input.tracks}/{wildcards.run}.stage1.bed "
+        "--annotation {input.annotation} --out {output} > {log} 2>&1"
+
+
+rule prepare_boundaries_fasta:
+    input:
+        fasta=[BOUNDARIES_FASTA] if BOUNDARIES_FASTA else [],
+    output:
+        fasta=f"{R}/boundaries/{BOUNDARIES['name']}.input.fa.gz",
+        fai=f"{R}/boundaries/{BOUNDARIES['name']}.input.fa.gz.fai",
+        gzi=f"{R}/boundaries/{BOUNDARIES['name']}.input.fa.gz.gzi",
+    log:
+        f"{LOGS}/prepare_boundaries_fasta.log",
+    threads: 1
+    resources:
+        **resources_of("light"),
+    shell:
+        "hnet-genomics data prepare --fasta {input.fasta} --out {output.fasta} > {log} 2>&1"
+
+
+rule custom_boundaries:
+    input:
+        model=BOUNDARIES_MODEL,
+        fasta=rules.prepare_boundaries_fasta.output.fasta if BOUNDARIES_FASTA else GENOME_FASTA,
+        index=[rules.prepare_boundaries_fasta.output.fai, rules.prepare_boundaries_fasta.output.gzi]
+        if BOUNDARIES_FASTA else GENOME_INDEX,
+        regions=[BOUNDARIES_REGIONS] if BOUNDARIES_REGIONS else [],
+    output:
+        directory(f"{R}/boundaries/{BOUNDARIES['name']}"),
+    params:
+        model=model_dir_flag(BOUNDARIES_MODEL),
+        prefix=f"{R}/boundaries/{BOUNDARIES['name']}/{BOUNDARIES['name']}",
+        regions=regions_flag(BOUNDARIES_REGIONS),
+    log:
+        f"{LOGS}/custom_boundaries.log",
+    threads: threads_of("infer")
+    resources:
+        **resources_of("infer"),
+    shell:
+        "mkdir -p {output} && OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {params.model} "
+        "--fasta {input.fasta} {params.regions} --out {params.prefix} --threads {threads} --no-progress > {log} 2>&1"

@@ -1,0 +1,144 @@
+"""`snakemake -n` over every target: the DAG resolves, every job calls the CLI, bad configs stop early."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TARGETS = ("pretrain_hg38", "finetune", "boundaries", "compare_baselines", "all")
+
+pytestmark = pytest.mark.skipif(shutil.which("hnet-genomics") is None, reason="package not installed")
+
+
+def dry_run(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "-n", "-p", "--cores", "2", "-s", str(snakefile), "--directory",
+                           str(workdir), *args], capture_output=True, text=True, timeout=120)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def shell_commands(output: str) -> list[str]:
+    return [c for c in re.findall(r"^Shell command: (.*)$", output, re.M) if c != "None"]  # None: target rules
+
+
+EXPECTED = {
+    ("demo", "pretrain_hg38"): {"prepare_genome", "chrom_sizes", "split_intervals", "pretrain", "evaluate",
+                                "markov_reference", "export_boundaries", "boundary_enrichment", "report"},
+    ("hg38", "pretrain_hg38"): {"fetch_hg38", "chrom_sizes", "split_intervals", "pretrain", "evaluate",
+                                "markov_reference", "export_boundaries", "report"},
+    ("demo", "finetune"): {"prepare_genome", "split_intervals", "pretrain", "finetune_task"},
+    ("demo", "boundaries"): {"prepare_genome", "split_intervals", "pretrain", "custom_boundaries"},
+    ("demo", "compare_baselines"): {"prepare_genome", "split_intervals", "pretrain", "markov_reference", "compare"},
+}
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory) -> dict[tuple[str, str], subprocess.CompletedProcess]:
+    """Dry runs of every target for both genomes, started side by side (each is mostly interpreter start-up)."""
+    cases = [(genome, target) for genome in ("demo", "hg38") for target in TARGETS]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = [pool.submit(dry_run, tmp_path_factory.mktemp(f"{g}_{t}"), t, "--config", f"genome={g}")
+                for g, t in cases]
+        return {case: run.result() for case, run in zip(cases, runs)}
+
+
+@pytest.mark.parametrize("genome", ["demo", "hg38"])
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_dry_runs_and_only_calls_the_cli(plans, genome, target):
+    result = plans[genome, target]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert set(EXPECTED.get((genome, target), ())) <= set(jobs)
+    if target in ("compare_baselines", "all"):
+        assert jobs["pretrain"] == 4  # H-Net 1-stage, 2-stage, Mamba-2, Transformer
+    if genome == "hg38":
+        assert "prepare_genome" not in jobs and "boundary_enrichment" not in jobs
+    commands = shell_commands(result.stdout)
+    assert commands
+    for command in commands:
+        program = re.sub(r"^(mkdir -p \S+ && )?(OMP_NUM_THREADS=\d+ )?", "", command)
+        assert program.startswith("hnet-genomics "), command
+
+
+def test_demo_genome_uses_the_embedded_region_and_the_tiny_budget(plans):
+    commands = "\n".join(shell_commands(plans["demo", "pretrain_hg38"].stdout))
+    assert "hnet-genomics data prepare --demo human --out results/demo/genome/genome.fa.gz" in commands
+    assert "--config dna/hnet_1stage_tiny" in commands
+    assert "--max-steps 120 --seq-len 1024 --batch-size 8 --set train.warmup_steps=20" in commands
+    assert "--annotation " in commands and "human_chr6p21_hla.exons.bed" in commands
+
+
+def test_hg38_switches_to_the_download_and_the_paper_model(tmp_path):
+    result = dry_run(tmp_path, "pretrain_hg38", "--config", "genome=hg38", "hg38_source=basenji")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commands = "\n".join(shell_commands(result.stdout))
+    assert "hnet-genomics data fetch-hg38 --dest results/hg38/genome --source basenji" in commands
+    assert "--intervals results/hg38/genome/sequences_human.bed" in commands
+    assert "hnet-genomics pretrain --config dna/hnet_1stage " in commands
+    assert "--max-steps" not in commands  # the paper budget lives in the model config
+    assert "hg38_loci.bed" in commands
+    assert re.search(r"rule pretrain:.*?resources:[^\n]*gpu=1", result.stdout, re.S)
+
+
+def test_command_line_overrides_reach_the_jobs(tmp_path):
+    out = dry_run(tmp_path, "pretrain_hg38", "--config", "max_steps=20", "seq_len=256", "main_model=mamba2",
+                  "markov_order=4").stdout
+    commands = "\n".join(shell_commands(out))
+    assert "--config dna/mamba2_tiny" in commands and "--max-steps 20 --seq-len 256 --batch-size 8" in commands
+    assert "--order 4 " in commands
+
+
+def test_profiles_parse_and_plan_the_workflow(tmp_path):
+    result = dry_run(tmp_path, "pretrain_hg38", "--profile", str(REPO / "pipelines/profiles/workstation"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    result = dry_run(tmp_path, "pretrain_hg38", "--profile", str(REPO / "pipelines/profiles/slurm"),
+                     "--config", "genome=hg38")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["genome=missing/genome.fa"], "pipeline config key 'genome': no such file or directory: missing/genome.fa"),
+    (["max_step=20"], "pipeline config key 'max_step': unknown key"),
+    (["main_model=hyena"], "pipeline config key 'main_model': 'hyena' is not a run in models"),
+    (["seq_len=-5"], "pipeline config key 'seq_len': expected a positive integer"),
+    (["annotation=nowhere.bed"], "pipeline config key 'annotation': no such file or directory"),
+    (["hg38_source=ensembl"], "pipeline config key 'hg38_source'"),
+])
+def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, args, message):
+    result = dry_run(tmp_path, "pretrain_hg38", "--config", *args)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_model_config_is_reported_with_its_run_name(tmp_path):
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"models": {"mine": "dna/no_such_model"}, "main_model": "mine"}))
+    result = dry_run(tmp_path, "pretrain_hg38", "--configfile", str(override))
+    assert result.returncode != 0
+    assert "pipeline config key 'models.mine': no shipped config named 'dna/no_such_model'" in result.stdout
+
+
+def test_missing_key_in_the_pipeline_config_is_named(tmp_path):
+    workflow = tmp_path / "workflow"
+    shutil.copytree(REPO / "pipelines", workflow / "pipelines")
+    shutil.copy(REPO / "Snakefile", workflow / "Snakefile")
+    config = yaml.safe_load((workflow / "pipelines/config.yaml").read_text())
+    del config["presets"]["demo"]["annotation"]
+    (workflow / "pipelines/config.yaml").write_text(yaml.safe_dump(config))
+    result = dry_run(tmp_path, "pretrain_hg38", snakefile=workflow / "Snakefile")
+    assert result.returncode != 0
+    assert "pipeline config key 'presets.demo.annotation': missing" in result.stdout

@@ -1,0 +1,115 @@
+"""`hnet-genomics report` / `compare`: the pages the workflow ends with, built from the runs' JSON files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hnet_genomics.cli import main
+from hnet_genomics.config import DataConfig
+from hnet_genomics.data.demo import HUMAN_EXONS_BED, HUMAN_FASTA
+from hnet_genomics.errors import DataError
+from hnet_genomics.reporting.report import compare_runs, write_report
+from hnet_genomics.training.markov import markov_eval
+
+TEST_REGION = ("BA000025.2", 2_006_835, 2_229_817)  # held-out tail of the embedded region
+
+
+def fake_run(root: Path, name: str, val_bpb: float, flops: float | None = None) -> Path:
+    """A pretrain output directory as `hnet-genomics pretrain` lays it out (metrics.json + curves.png)."""
+    run = root / name
+    run.mkdir(parents=True)
+    history = [{"step": s, "bases_seen": s * 8192, "val_bpb": val_bpb + 0.4 / s} for s in (1, 2, 4, 8)]
+    metrics = {"config": f"dna/{name}", "params": 512_345, "val_bpb": val_bpb, "compression_ratios": [2.9],
+               "bases_seen": 65_536, "bases_per_second": 1234.5, "history": history}
+    if flops is not None:
+        metrics["flops_per_base"] = flops
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return run
+
+
+@pytest.fixture(scope="module")
+def markov_json(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("markov") / "markov.json"
+    path.write_text(json.dumps(markov_eval(HUMAN_FASTA, None, DataConfig(), order=4)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tracks_and_enrichment(tmp_path_factory) -> tuple[Path, Path]:
+    """Fixed 40 bp chunks over the held-out region, scored against the region's real exons."""
+    root = tmp_path_factory.mktemp("tracks")
+    prefix = root / "demo"
+    chrom, start, end = TEST_REGION
+    lines = [f"{chrom}\t{s}\t{min(s + 40, end)}\tchunk\t0\t+\t{s}\t{min(s + 40, end)}\t0,0,0"
+             for s in range(start, end, 40)]
+    (root / "demo.stage1.bed").write_text("\n".join(lines) + "\n")
+    (root / "demo.stage1.bedGraph").write_text(f"{chrom}\t{start}\t{end}\t0.5\n")
+    assert main(["enrichment", "--boundaries", str(root / "demo.stage1.bed"), "--annotation",
+                 str(HUMAN_EXONS_BED), "--out", str(root / "enrichment"), "--permutations", "50"]) == 0
+    return prefix, root / "enrichment"
+
+
+def test_report_puts_model_and_markov_bpb_side_by_side_with_every_figure(tmp_path, markov_json,
+                                                                          tracks_and_enrichment):
+    prefix, enrichment = tracks_and_enrichment
+    run = fake_run(tmp_path, "hnet_1stage_tiny", val_bpb=1.97)
+    evaluation = tmp_path / "eval.json"
+    evaluation.write_text(json.dumps({"model": "hnet", "split": "test", "bpb": 1.9712, "bases": 222_764}))
+    markov = json.loads(markov_json.read_text())
+    out = tmp_path / "report" / "report.md"
+    assert main(["report", "--out", str(out), "--pretrain", str(run), "--eval", str(evaluation), "--markov",
+                 str(markov_json), "--enrichment", str(enrichment), "--tracks", str(prefix)]) == 0
+    text = out.read_text()
+    assert "| dna/hnet_1stage_tiny | test | 1.9712 | 222,764 |" in text
+    assert f"| markov-4 | test | {markov['bpb']:.4f} | {markov['bases']:,} |" in text
+    verdict = "better" if markov["bpb"] > 1.9712 else "worse"
+    assert f"the model is {abs(markov['bpb'] - 1.9712):.4f} bits per base {verdict} than the Markov" in text
+    for image in ("curves.png", "val_bpb.png", "edge_density.png"):
+        assert f"]({image})" in text and (out.parent / image).is_file()
+    summary = json.loads((enrichment / "summary.json").read_text())
+    assert f"| {summary['enrichment'][0]['flank']} | {summary['enrichment'][0]['n_boundaries']:,} |" in text
+    for track in ("demo.stage1.bed", "demo.stage1.bedGraph"):
+        assert f"- `{os.path.relpath(prefix.parent / track, out.parent)}`" in text
+    assert "IGV" in text and "bigDataUrl=" in text
+
+
+def test_report_without_optional_inputs_still_has_the_uniform_reference(tmp_path, markov_json):
+    out = tmp_path / "only_markov.md"
+    write_report(out, markov=markov_json)
+    text = out.read_text()
+    assert "| uniform over A/C/G/T | any | 2.0000 | – |" in text
+    assert "## Training" not in text and "## Chunk-boundary tracks" not in text
+
+
+def test_report_names_the_file_that_is_missing_or_broken(tmp_path, capsys):
+    with pytest.raises(DataError, match="metrics.json: no such file"):
+        write_report(tmp_path / "r.md", pretrain=tmp_path)
+    broken = tmp_path / "eval.json"
+    broken.write_text('{"bpb": 1.9,\n "bases": }')
+    assert main(["report", "--out", str(tmp_path / "r.md"), "--eval", str(broken)]) == 2
+    assert f"{broken}:2: not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_compare_sorts_runs_by_val_bpb_and_adds_flops_when_known(tmp_path, markov_json):
+    runs = {"transformer": fake_run(tmp_path, "transformer", 1.99),
+            "hnet_1stage": fake_run(tmp_path, "hnet_1stage", 1.93, flops=3.1e6),
+            "mamba2": fake_run(tmp_path, "mamba2", 1.95)}
+    paths = compare_runs(runs, tmp_path / "compare", markov=markov_json)
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert [r["run"] for r in rows] == ["hnet_1stage", "mamba2", "transformer"]
+    assert rows[0]["flops_per_base"] == "3100000.0" and rows[1]["flops_per_base"] == ""
+    assert rows[0]["best_val_bpb"] == "1.93"  # the final evaluation beats every history point
+    assert paths["png"].stat().st_size > 1000
+    assert "Reference: markov-4 scores" in paths["md"].read_text()
+
+
+def test_compare_rejects_malformed_run_arguments(tmp_path, capsys):
+    assert main(["compare", "--runs", "no_equals_sign", "--out", str(tmp_path)]) == 2
+    assert "--runs expects NAME=DIR, got 'no_equals_sign'" in capsys.readouterr().err
