@@ -1,7 +1,7 @@
 # hnet-genomics workflows; every job calls the `hnet-genomics` CLI. Settings: pipelines/config.yaml,
 # documentation: pipelines/README.md.
 #
-#   snakemake pretrain_hg38 --cores 2                      # embedded human region, tiny model, ~10 min
+#   snakemake pretrain_hg38 --cores 2                      # embedded human region, tiny model, ~15 min
 #   snakemake pretrain_hg38 --config genome=hg38 --profile pipelines/profiles/workstation
 
 from pathlib import Path

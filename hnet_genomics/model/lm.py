@@ -159,6 +159,9 @@ class HNetLM(nn.Module):
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared model from other users
         (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if self.config.tie_embeddings:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
+
+from hnet_genomics.data.atomic import atomic_path
 
 
 def _read_train_log(path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -56,8 +56,6 @@ def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -
     else:
         ax.text(0.5, 0.5, "isotropic model: no chunking", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.name}.", suffix=".png", dir=out_png.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, out_png)

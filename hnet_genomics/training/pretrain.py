@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from hnet_genomics.config import Config, save_config
+from hnet_genomics.data.atomic import write_text_atomic
 from hnet_genomics.data.intervals import make_splits
 from hnet_genomics.errors import CheckpointError, ConfigError
 from hnet_genomics.kernels import dispatch
@@ -49,10 +49,7 @@ def _precision(config: Config) -> str:
 
 
 def write_json_atomic(data: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def warn_if_memory_tight(config: Config, params: int) -> None:
