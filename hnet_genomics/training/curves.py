@@ -37,6 +37,7 @@ def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -
     if history:
         ax.plot([h["step"] for h in history], [h["val_bpb"] for h in history], "o-", label="validation")
     ax.axhline(2.0, color="grey", ls=":", lw=1, label="uniform over ACGT")
+    ax.set_ylim(top=2.6)  # the first steps (near 8 bits: 256-way bytes) would flatten the interesting part
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("bits per base")
     ax.set_title(f"{title}: next-base loss")
@@ -49,7 +50,8 @@ def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -
         ax.plot([h["step"] for h in history], [h["compression_ratios"][s] for h in history], "o--",
                 label=f"stage {s + 1} (validation)")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("L_s / L_(s+1)")
+    ax.set_ylabel("L_s / L_(s+1) (log scale)")
+    ax.set_yscale("log")  # early routing can briefly select almost nothing (ratio ~ window length)
     ax.set_title("compression ratio")
     if comp_keys or history:
         ax.legend()
