@@ -80,7 +80,6 @@ def _log_decay_matrix(a: torch.Tensor, has_resets: bool) -> torch.Tensor:
 def _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, return_final_state):
     b, l, h, p = x.shape
     g, n = Bm.shape[2], Bm.shape[3]
-    r = h // g
     q = chunk_size
     pad = (-l) % q
     dtype = x.dtype
