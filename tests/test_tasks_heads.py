@@ -11,15 +11,6 @@ from hnet_genomics.tasks.batching import pad_batch
 from hnet_genomics.tasks.heads import SequenceClassifier, TokenClassifier, last_real, masked_mean, token_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny batches: on a shared 2-core machine thread hand-offs cost more than the arithmetic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def hnet():
     torch.manual_seed(0)

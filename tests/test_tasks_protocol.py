@@ -18,15 +18,6 @@ from hnet_genomics.tasks.kmer import kmer_counts
 from hnet_genomics.tasks.readers import read_labelled
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny batches: on a shared 2-core machine thread hand-offs cost more than the arithmetic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tfbs():
     return read_labelled(demo.TFBS_TRAIN), read_labelled(demo.TFBS_TEST)

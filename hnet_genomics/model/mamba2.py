@@ -57,6 +57,15 @@ class Mamba2(nn.Module):
         z, xbc, dt = torch.split(zxbcdt, [self.d_inner, self.d_inner + 2 * n, self.nheads], dim=-1)
         return z, xbc, dt
 
+    def _heads(self, xbc):
+        """Conv output -> x (.., H, P), B and C (.., G, N), for a sequence or a single step."""
+        n = self.cfg.ngroups * self.cfg.d_state
+        x, Bm, Cm = torch.split(xbc, [self.d_inner, n, n], dim=-1)
+        x = rearrange(x, "... (h p) -> ... h p", p=self.cfg.head_dim)
+        Bm = rearrange(Bm, "... (g n) -> ... g n", g=self.cfg.ngroups)
+        Cm = rearrange(Cm, "... (g n) -> ... g n", g=self.cfg.ngroups)
+        return x, Bm, Cm
+
     def _finish(self, y, x, z):
         y = y + x * self.D.to(x.dtype)[:, None]
         y = rearrange(y, "... h p -> ... (h p)")
@@ -67,11 +76,7 @@ class Mamba2(nn.Module):
         z, xbc, dt = self._split(self.in_proj(hidden))
         xbc = F.silu(conv_k.causal_conv1d(xbc, self.conv_weight, self.conv_bias, geom.positions,
                                           has_resets=geom.has_resets))
-        n = self.cfg.ngroups * self.cfg.d_state
-        x, Bm, Cm = torch.split(xbc, [self.d_inner, n, n], dim=-1)
-        x = rearrange(x, "b l (h p) -> b l h p", p=self.cfg.head_dim)
-        Bm = rearrange(Bm, "b l (g n) -> b l g n", g=self.cfg.ngroups)
-        Cm = rearrange(Cm, "b l (g n) -> b l g n", g=self.cfg.ngroups)
+        x, Bm, Cm = self._heads(xbc)
         dt = F.softplus(dt.float() + self.dt_bias.float())
         A = -torch.exp(self.A_log.float())
         reset = geom.starts if geom.has_resets else None
@@ -89,11 +94,7 @@ class Mamba2(nn.Module):
         z, xbc, dt = self._split(self.in_proj(hidden))
         xbc, conv_state = conv_k.causal_conv1d_step(state.conv, xbc, self.conv_weight, self.conv_bias)
         xbc = F.silu(xbc)
-        n = self.cfg.ngroups * self.cfg.d_state
-        x, Bm, Cm = torch.split(xbc, [self.d_inner, n, n], dim=-1)
-        x = rearrange(x, "b (h p) -> b h p", p=self.cfg.head_dim)
-        Bm = rearrange(Bm, "b (g n) -> b g n", g=self.cfg.ngroups)
-        Cm = rearrange(Cm, "b (g n) -> b g n", g=self.cfg.ngroups)
+        x, Bm, Cm = self._heads(xbc)
         dt = F.softplus(dt.float() + self.dt_bias.float())
         y, ssm_state = ssd_k.ssd_step(state.ssm, x, dt, -torch.exp(self.A_log.float()), Bm, Cm)
         return self._finish(y, x, z), MambaState(conv_state, ssm_state)
