@@ -76,7 +76,7 @@ def test_demo_genome_uses_the_embedded_region_and_the_tiny_budget(plans):
     commands = "\n".join(shell_commands(plans["demo", "pretrain_hg38"].stdout))
     assert "hnet-genomics data prepare --demo human --out results/demo/genome/genome.fa.gz" in commands
     assert "--config dna/hnet_1stage_tiny" in commands
-    assert "--max-steps 120 --seq-len 1024 --batch-size 8 --set train.warmup_steps=20" in commands
+    assert "--max-steps 500 --seq-len 1024 --batch-size 8 --set train.warmup_steps=50" in commands
     assert "--annotation " in commands and "human_chr6p21_hla.exons.bed" in commands
 
 
