@@ -63,7 +63,7 @@ def main() -> None:
         "",
         f"Random {args.seq_len:,}-base training windows (RandomWindowDataset + DataLoader + collate_padded, "
         f"batch {args.batch_size}, {args.batches} batches after one warm-up batch) from "
-        f"`{args.fasta.name}` (bgzip), default DataConfig. Hardware: {hardware}, shared with other jobs "
+        f"`{args.fasta.name}` (bgzip), default DataConfig. Hardware: {hardware} "
         f"(1-minute load average {load:.1f} at the end of the run).",
         "",
         "| workers | windows/s | Mb/s | >= 5 Mb/s |",
@@ -72,10 +72,9 @@ def main() -> None:
         "",
         "Command: `python benchmarks/data_throughput.py --out benchmarks/results/data_throughput-cpu.md`",
         "",
-        "A worker hands each batch to the main process through shared memory, which here costs about as",
-        "much CPU as building the batch; with two cores already busy with other jobs, that makes the",
-        "single-process loader the faster one. On a node with idle cores each worker adds its own",
-        "fetch/encode throughput.",
+        "A worker hands each batch to the main process through shared memory, which on two cores costs",
+        "about as much CPU as building the batch, so the single-process loader is the faster one here; on",
+        "a node with spare cores each worker adds its own fetch/encode throughput.",
         "",
     ])
     if args.out:
