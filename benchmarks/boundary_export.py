@@ -98,8 +98,8 @@ def main() -> None:
         "",
         f"Model: {name}, {model.num_parameters():,} parameters. Input: {n:,} bp of `{args.fasta.name}` "
         f"({region}), windows of {args.window} with {args.overlap} overlap (each base computed "
-        f"{args.window / (args.window - args.overlap):.2f}x), batch {args.batch_size}. Hardware: {hardware}, "
-        f"shared with other jobs (1-minute load average {os.getloadavg()[0]:.1f} at the end of the run).",
+        f"{args.window / (args.window - args.overlap):.2f}x), batch {args.batch_size}. Hardware: {hardware} "
+        f"(1-minute load average {os.getloadavg()[0]:.1f} at the end of the run).",
         "",
         "Rates in kb/s of genome (overlap included in the cost). *inference*: windows through embeddings, "
         "encoders and routers, then stitched (what `boundaries` runs); *export*: the same plus writing "
@@ -120,12 +120,10 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/boundary_export.py {' '.join(sys.argv[1:])}`",
         "",
-        "The 200 kb/s-per-core goal is not met. Profiling the inference shows the time inside the model: the",
-        "pure-PyTorch chunked Mamba-2 scan and the encoder's causal attention over the whole window, many small",
-        "element-wise kernels per block. Skipping everything after the last router (main network, decoder, LM",
-        "head) already makes inference about 3x cheaper per window base than the full forward; the rest needs",
-        "fused CPU kernels for the encoder blocks. When other jobs hold the two cores, a second torch thread",
-        "mostly waits, which is why 2 threads measure slower than 1 here.",
+        "Where the time goes (profiled on the tiny model): inside the model, in the pure-PyTorch chunked",
+        "Mamba-2 scan and the encoder's causal attention over the whole window, many small element-wise kernels",
+        "per block. Skipping everything after the last router (main network, decoder, LM head) makes inference",
+        "about 3x cheaper per window base than the full forward; more needs fused CPU kernels for the encoder.",
         "",
     ])
     if args.out:
