@@ -64,14 +64,6 @@ def ema_dechunk_ref(x: torch.Tensor, p: torch.Tensor, idx: torch.Tensor) -> torc
     return plug_back(ema_scan_ref(x, p), idx)
 
 
-def ema_scan(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Dispatch point for the dechunk EMA: our Triton scan on CUDA, the chunked closed form otherwise."""
-    fast = dispatch.gpu_kernel("ema", x)
-    if fast is not None:
-        return fast(x, p)
-    return ema_scan_chunked(x, p)
-
-
 def ema_dechunk(x: torch.Tensor, p: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """EMA over chunks fused with the plug-back to positions (one Triton launch on CUDA)."""
     fast = dispatch.gpu_kernel("ema_dechunk", x)
