@@ -40,7 +40,8 @@ EXPECTED = {
                                 "markov_reference", "export_boundaries", "report"},
     ("demo", "finetune"): {"prepare_genome", "split_intervals", "pretrain", "finetune_task"},
     ("demo", "boundaries"): {"prepare_genome", "split_intervals", "pretrain", "custom_boundaries"},
-    ("demo", "compare_baselines"): {"prepare_genome", "split_intervals", "pretrain", "markov_reference", "compare"},
+    ("demo", "compare_baselines"): {"prepare_genome", "split_intervals", "pretrain", "evaluate", "markov_reference",
+                                    "compare"},
 }
 
 
@@ -62,7 +63,8 @@ def test_every_target_dry_runs_and_only_calls_the_cli(plans, genome, target):
     jobs = planned_jobs(result.stdout)
     assert set(EXPECTED.get((genome, target), ())) <= set(jobs)
     if target in ("compare_baselines", "all"):
-        assert jobs["pretrain"] == 4  # H-Net 1-stage, 2-stage, Mamba-2, Transformer
+        # H-Net 1-stage, 2-stage, parameter- and FLOP-matched Mamba-2 and Transformer, seeds 0 and 1
+        assert jobs["pretrain"] == 12
     if genome == "hg38":
         assert "prepare_genome" not in jobs and "boundary_enrichment" not in jobs
     commands = shell_commands(result.stdout)
@@ -70,6 +72,19 @@ def test_every_target_dry_runs_and_only_calls_the_cli(plans, genome, target):
     for command in commands:
         program = re.sub(r"^(mkdir -p \S+ && )?(OMP_NUM_THREADS=\d+ )?", "", command)
         assert program.startswith("hnet-genomics "), command
+
+
+def test_comparison_trains_every_run_per_seed_and_reuses_the_main_run_for_seed_0(plans):
+    commands = shell_commands(plans["demo", "compare_baselines"].stdout)
+    pretrains = [c for c in commands if " pretrain " in c]
+    seeded = [c for c in pretrains if "--out results/demo/pretrain/mamba2_flops-seed1 " in c]
+    assert len(seeded) == 1 and "--config dna/mamba2_tiny_flops" in seeded[0] and "--set train.seed=1" in seeded[0]
+    plain = [c for c in pretrains if "--out results/demo/pretrain/hnet_1stage " in c]
+    assert len(plain) == 1 and "train.seed" not in plain[0]
+    compare = next(c for c in commands if c.startswith("hnet-genomics compare"))
+    assert "hnet_1stage=results/demo/pretrain/hnet_1stage hnet_1stage=results/demo/pretrain/hnet_1stage-seed1" in compare
+    assert "--test " in compare and "transformer_flops=results/demo/eval/transformer_flops-seed1.test.json" in compare
+    assert "--reference hnet_1stage" in compare
 
 
 def test_demo_genome_uses_the_embedded_region_and_the_tiny_budget(plans):
@@ -130,6 +145,18 @@ def test_bad_model_config_is_reported_with_its_run_name(tmp_path):
     result = dry_run(tmp_path, "pretrain_hg38", "--configfile", str(override))
     assert result.returncode != 0
     assert "pipeline config key 'models.mine': no shipped config named 'dna/no_such_model'" in result.stdout
+
+
+@pytest.mark.parametrize(("compare", "message"), [
+    ({"seeds": [0, 0], "reference": "main"}, "pipeline config key 'compare.seeds': expected a list of distinct"),
+    ({"seeds": [0], "reference": "hyena"}, "pipeline config key 'compare.reference': 'hyena' is not a run"),
+])
+def test_bad_compare_settings_are_named(tmp_path, compare, message):
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"compare": compare}))
+    result = dry_run(tmp_path, "compare_baselines", "--configfile", str(override))
+    assert result.returncode != 0
+    assert message in result.stdout
 
 
 def test_missing_key_in_the_pipeline_config_is_named(tmp_path):

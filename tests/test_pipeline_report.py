@@ -13,19 +13,29 @@ from hnet_genomics.cli import main
 from hnet_genomics.config import DataConfig
 from hnet_genomics.data.demo import HUMAN_EXONS_BED, HUMAN_FASTA
 from hnet_genomics.errors import DataError
-from hnet_genomics.reporting.report import compare_runs, write_report
+from hnet_genomics.reporting.compare import bases_to_reach, compare_runs
+from hnet_genomics.reporting.report import write_report
 from hnet_genomics.training.markov import markov_eval
 
 TEST_REGION = ("BA000025.2", 2_006_835, 2_229_817)  # held-out tail of the embedded region
 
 
-def fake_run(root: Path, name: str, val_bpb: float, flops: float | None = None) -> Path:
-    """A pretrain output directory as `hnet-genomics pretrain` lays it out (metrics.json + curves.png)."""
+def fake_run(root: Path, name: str, val_bpb: float, flops: float | None = None,
+             curve: list[float] | None = None) -> Path:
+    """A pretrain output directory as `hnet-genomics pretrain` lays it out (metrics.json + curves.png).
+
+    ``curve``: validation bpb after 1, 2, 3, ... steps of 8,192 bases; the last value is the final one.
+    """
     run = root / name
     run.mkdir(parents=True)
-    history = [{"step": s, "bases_seen": s * 8192, "val_bpb": val_bpb + 0.4 / s} for s in (1, 2, 4, 8)]
+    if curve is None:
+        history = [{"step": s, "bases_seen": s * 8192, "val_bpb": val_bpb + 0.4 / s} for s in (1, 2, 4, 8)]
+        seen = 65_536
+    else:
+        history = [{"step": s, "bases_seen": s * 8192, "val_bpb": v} for s, v in enumerate(curve, 1)]
+        seen, val_bpb = len(curve) * 8192, curve[-1]
     metrics = {"config": f"dna/{name}", "params": 512_345, "val_bpb": val_bpb, "compression_ratios": [2.9],
-               "bases_seen": 65_536, "bases_per_second": 1234.5, "history": history}
+               "bases_seen": seen, "bases_per_second": 1234.5, "history": history}
     if flops is not None:
         metrics["flops_per_base"] = flops
     (run / "metrics.json").write_text(json.dumps(metrics))
@@ -97,19 +107,58 @@ def test_report_names_the_file_that_is_missing_or_broken(tmp_path, capsys):
     assert not (tmp_path / "r.md").exists()
 
 
-def test_compare_sorts_runs_by_val_bpb_and_adds_flops_when_known(tmp_path, markov_json):
-    runs = {"transformer": fake_run(tmp_path, "transformer", 1.99),
-            "hnet_1stage": fake_run(tmp_path, "hnet_1stage", 1.93, flops=3.1e6),
-            "mamba2": fake_run(tmp_path, "mamba2", 1.95)}
-    paths = compare_runs(runs, tmp_path / "compare", markov=markov_json)
+def test_compare_aggregates_seeds_sorts_by_mean_val_bpb_and_reports_test_bpb(tmp_path, markov_json):
+    runs = {"transformer": [fake_run(tmp_path, "t0", 1.99), fake_run(tmp_path, "t1", 2.01)],
+            "hnet_1stage": [fake_run(tmp_path, "h0", 1.93, flops=3.1e6), fake_run(tmp_path, "h1", 1.95, flops=3.1e6)],
+            "mamba2": [fake_run(tmp_path, "m0", 1.95)]}
+    tests = {}
+    for name, value in (("hnet_1stage", 1.90), ("hnet_1stage", 1.92), ("mamba2", 1.96)):
+        path = tmp_path / f"{name}.{len(tests.get(name, []))}.test.json"
+        path.write_text(json.dumps({"split": "test", "bpb": value}))
+        tests.setdefault(name, []).append(path)
+    paths = compare_runs(runs, tmp_path / "compare", tests=tests, markov=markov_json)
     rows = list(csv.DictReader(paths["csv"].open()))
-    assert [r["run"] for r in rows] == ["hnet_1stage", "mamba2", "transformer"]
-    assert rows[0]["flops_per_base"] == "3100000.0" and rows[1]["flops_per_base"] == ""
-    assert rows[0]["best_val_bpb"] == "1.93"  # the final evaluation beats every history point
-    assert paths["png"].stat().st_size > 1000
-    assert "Reference: markov-4 scores" in paths["md"].read_text()
+    assert [r["run"] for r in rows] == ["hnet_1stage", "hnet_1stage", "mamba2", "transformer", "transformer"]
+    assert [r["test_bpb"] for r in rows] == ["1.9", "1.92", "1.96", "", ""]
+    assert rows[0]["flops_per_base"] == "3100000.0" and rows[2]["flops_per_base"] == ""
+    md = paths["md"].read_text()
+    assert "| hnet_1stage | 2 | 512,345 | 3,100,000 | 65,536 | 1.9400 ± 0.0141 | 1.9100 ± 0.0141 |" in md
+    assert "| mamba2 | 1 | 512,345 | – | 65,536 | 1.9500 | 1.9600 |" in md
+    assert "Reference: markov-4 scores" in md and paths["png"].stat().st_size > 1000
+    summary = json.loads(paths["json"].read_text())
+    assert summary["runs"]["transformer"]["val_bpb"] == [1.99, 2.01]
 
 
-def test_compare_rejects_malformed_run_arguments(tmp_path, capsys):
+def test_data_efficiency_is_interpolated_on_the_reference_mean_curve(tmp_path):
+    # seeds of the reference average to 2.4, 2.0, 1.8, 1.7; the baseline ends at 1.9 after 4 steps,
+    # which the reference's mean curve crosses halfway between steps 2 and 3: 2.5 steps -> 4 / 2.5 = 1.6x.
+    runs = {"hnet": [fake_run(tmp_path, "h0", 0, curve=[2.5, 2.1, 1.9, 1.8]),
+                     fake_run(tmp_path, "h1", 0, curve=[2.3, 1.9, 1.7, 1.6])],
+            "mamba2": [fake_run(tmp_path, "m0", 0, curve=[2.6, 2.2, 2.0, 1.9])],
+            "better": [fake_run(tmp_path, "b0", 0, curve=[2.0, 1.7, 1.6, 1.5])]}
+    paths = compare_runs(runs, tmp_path / "cmp", reference="hnet")
+    summary = json.loads(paths["json"].read_text())["runs"]
+    assert summary["mamba2"]["reference_bases_to_match"] == pytest.approx(2.5 * 8192)
+    assert summary["mamba2"]["data_efficiency"] == pytest.approx(1.6)
+    assert summary["better"]["reference_bases_to_match"] is None  # hnet never reaches 1.5
+    md = paths["md"].read_text()
+    assert "| mamba2 | 1.0000 | – | 1.9000 | 32,768 | 20,480 | 1.60x |" in md
+    assert "| better | 1.0000 | – | 1.5000 | 32,768 | not reached | – |" in md
+
+
+def test_bases_to_reach_takes_the_first_crossing():
+    curve = [(1.0, 3.0), (2.0, 2.0), (3.0, 2.5), (4.0, 1.0)]
+    assert bases_to_reach(curve, 2.5) == pytest.approx(1.5)
+    assert bases_to_reach(curve, 3.0) == 1.0
+    assert bases_to_reach(curve, 0.5) is None
+
+
+def test_compare_rejects_malformed_arguments(tmp_path, capsys):
     assert main(["compare", "--runs", "no_equals_sign", "--out", str(tmp_path)]) == 2
-    assert "--runs expects NAME=DIR, got 'no_equals_sign'" in capsys.readouterr().err
+    assert "--runs expects NAME=PATH, got 'no_equals_sign'" in capsys.readouterr().err
+    run = fake_run(tmp_path, "h0", 1.9)
+    assert main(["compare", "--runs", f"h={run}", f"h={run}", "--test", f"h={tmp_path}/x.json",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--test gives 1 file(s) for 'h' but --runs gives 2" in capsys.readouterr().err
+    assert main(["compare", "--runs", f"h={run}", "--reference", "mamba2", "--out", str(tmp_path / "o")]) == 2
+    assert "--reference 'mamba2' is not one of the runs (h)" in capsys.readouterr().err

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hnet_genomics.errors import ConfigError
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,10 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "compare", help="table + plot of several pretraining runs trained on the same data and budget",
-        description="Read each run's metrics.json and write comparison.md, comparison.csv and val_bpb.png "
-                    "(validation bits per base against bases seen).")
+        description="Read each run's metrics.json (and test-split eval JSON) and write comparison.md, "
+                    "comparison.csv, comparison.json and val_bpb.png (validation bits per base against bases "
+                    "seen, mean over seeds). Give a run name several times to aggregate its seeds.")
     p.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR",
-                   help="run name and its `hnet-genomics pretrain` output directory")
+                   help="run name and its `hnet-genomics pretrain` output directory (repeat a name per seed)")
+    p.add_argument("--test", nargs="+", default=[], metavar="NAME=JSON",
+                   help="`hnet-genomics eval --split test` result of each seed, in the order of --runs")
+    p.add_argument("--reference", metavar="NAME", help="run whose data efficiency against the others is reported")
     p.add_argument("--markov", type=Path, help="JSON of `hnet-genomics eval --baseline markov` drawn as a reference")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.set_defaults(func=_compare)
@@ -42,21 +44,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_runs(items: list[str]) -> dict[str, Path]:
-    runs: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ConfigError(f"--runs expects NAME=DIR, got '{item}'")
-        if name in runs:
-            raise ConfigError(f"--runs names run '{name}' twice")
-        runs[name] = Path(path)
-    return runs
-
-
 def _compare(args: argparse.Namespace) -> int:
-    from hnet_genomics.reporting.report import compare_runs
+    from hnet_genomics.reporting.compare import check_seed_counts, compare_runs, parse_named_paths
 
-    paths = compare_runs(parse_runs(args.runs), args.out, markov=args.markov)
+    runs = parse_named_paths(args.runs, "--runs")
+    tests = parse_named_paths(args.test, "--test")
+    check_seed_counts(runs, tests)
+    paths = compare_runs(runs, args.out, tests=tests, reference=args.reference, markov=args.markov)
     print(paths["md"])
     return 0

@@ -1,4 +1,4 @@
-"""Run reports: one markdown page per pretraining run, and a same-budget comparison of several runs.
+"""Run reports: one markdown page per pretraining run (the comparison of several runs is in ``compare``).
 
 The numbers come only from the JSON files the other commands write (``pretrain``'s metrics.json,
 ``eval``'s JSON, ``enrichment``'s summary), so a report can be rebuilt at any time without a model
@@ -7,8 +7,6 @@ or a GPU, and every figure in it can be traced back to a file next to it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -241,44 +239,3 @@ def write_report(out: str | Path, pretrain: str | Path | None = None, evaluation
         lines += _tracks_section(Path(tracks), out_dir)
     write_text_atomic(out, "\n".join(lines).rstrip() + "\n")
     return out
-
-
-def compare_runs(runs: dict[str, str | Path], out_dir: str | Path, markov: str | Path | None = None) -> dict[str, Path]:
-    """comparison.md, comparison.csv and val_bpb.png for runs trained on the same data and budget."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = {name: read_run_metrics(path) for name, path in runs.items()}
-    with_flops = any("flops_per_base" in m for m in metrics.values())
-    header = ["run", "params", "bases_seen", "val_bpb", "best_val_bpb", "compression_ratios", "bases_per_second"]
-    header += ["flops_per_base"] if with_flops else []
-    rows = []
-    curves = {}
-    for name, m in metrics.items():
-        points = history_of(m, Path(runs[name]) / "metrics.json")
-        curves[name] = points
-        final = m.get("val_bpb")
-        best = min([bpb for _, bpb in points] + ([final] if isinstance(final, (int, float)) else []), default=None)
-        rows.append([name, m.get("params"), m.get("bases_seen"), final, best,
-                     m.get("compression_ratios"), m.get("bases_per_second")]
-                    + ([m.get("flops_per_base")] if with_flops else []))
-    rows.sort(key=lambda r: r[3] if isinstance(r[3], (int, float)) else math.inf)
-    references = {"uniform": UNIFORM_BPB}
-    notes = []
-    if markov is not None:
-        result = read_json(markov)
-        references[_reference_label(result, Path(markov))] = bpb_of(result, markov)
-        notes.append(f"Reference: {result.get('model', 'markov')} scores {bpb_of(result, markov):.4f} bpb on the "
-                     f"{result.get('split', '?')} split ({_fmt(result.get('bases'))} bases).")
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if v is None else " ".join(map(str, v)) if isinstance(v, list) else v for v in row])
-    paths = {"csv": out_dir / "comparison.csv", "md": out_dir / "comparison.md", "png": out_dir / "val_bpb.png"}
-    write_text_atomic(paths["csv"], buf.getvalue())
-    plot_bpb_curves(curves, references, paths["png"], "Same data, same budget")
-    md = ["# Baseline comparison", "", "Runs sorted by final validation bits per base (lower is better).", "",
-          _table(header, rows), "", *notes, "", "![validation bpb against bases seen](val_bpb.png)"]
-    write_text_atomic(paths["md"], "\n".join(md) + "\n")
-    return paths

@@ -12,7 +12,7 @@ from hnet_genomics.training.markov import MAX_ORDER
 
 TOP_KEYS = ("genome", "hg38_source", "split_bed", "models", "main_model", "max_steps", "seq_len",
             "batch_size", "pretrain_set", "regions", "annotation", "markov_order", "finetune", "boundaries",
-            "presets")
+            "compare", "presets")
 PRESET_KEYS = ("models", "main_model", "max_steps", "seq_len", "batch_size", "pretrain_set", "regions",
                "annotation", "resources")
 RESOURCE_FAMILIES = ("light", "train", "infer")
@@ -103,6 +103,8 @@ if not isinstance(MODELS, dict) or not MODELS:
 for _run, _model in MODELS.items():
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(_run)):
         raise config_error(f"models.{_run}", "run names may hold only letters, digits, '_' and '-'")
+    if re.search(r"-seed\d+$", str(_run)):
+        raise config_error(f"models.{_run}", "run names may not end in -seedN (that suffix names extra seeds)")
     try:
         load_config(_model, _pretrain_set)
     except HNetError as e:
@@ -198,6 +200,27 @@ for _task in TASKS:
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(_task)):
         raise config_error(f"finetune.tasks.{_task}", "task names may hold only letters, digits, '_' and '-'")
 
+COMPARE = _section(config["compare"], ("seeds", "reference"), "compare")
+COMPARE_SEEDS = COMPARE["seeds"]
+if (not isinstance(COMPARE_SEEDS, list) or not COMPARE_SEEDS or len(set(COMPARE_SEEDS)) != len(COMPARE_SEEDS)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in COMPARE_SEEDS)):
+    raise config_error("compare.seeds", f"expected a list of distinct non-negative integers, got {COMPARE_SEEDS!r}")
+COMPARE_REFERENCE = MAIN if COMPARE["reference"] == "main" else COMPARE["reference"]
+if COMPARE_REFERENCE not in MODELS:
+    raise config_error("compare.reference", f"'{COMPARE_REFERENCE}' is not a run in models ({', '.join(MODELS)})")
+
+
+def seeded_run(run, seed):
+    """Seed 0 (the trainer's default) is the plain run, so the main job's run is reused by the comparison."""
+    return run if seed == 0 else f"{run}-seed{seed}"
+
+
+def run_seed(seeded):
+    """'hnet_1stage-seed2' -> ('hnet_1stage', 2); 'hnet_1stage' -> ('hnet_1stage', 0)."""
+    match = re.fullmatch(r"(.+)-seed(\d+)", seeded)
+    return (match[1], int(match[2])) if match else (seeded, 0)
+
+
 BOUNDARIES = _section(config["boundaries"], ("name", "model", "fasta", "regions"), "boundaries")
 if not re.fullmatch(r"[A-Za-z0-9_-]+", str(BOUNDARIES["name"])):
     raise config_error("boundaries.name", "may hold only letters, digits, '_' and '-'")
@@ -208,7 +231,7 @@ BOUNDARIES_REGIONS = REGIONS if _unset(BOUNDARIES["regions"]) else resolve_path(
 
 
 wildcard_constraints:
-    run="|".join(re.escape(r) for r in MODELS),
+    run="(" + "|".join(re.escape(r) for r in MODELS) + r")(-seed[1-9]\d*)?",
     split="|".join(SPLIT_NAMES),
     order=r"\d+",
     task="|".join(re.escape(t) for t in TASKS) or "^$",

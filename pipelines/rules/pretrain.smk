@@ -9,8 +9,9 @@ rule pretrain:
     output:
         directory(f"{R}/pretrain/{{run}}"),
     params:
-        config=lambda wc: MODELS[wc.run],
+        config=lambda wc: MODELS[run_seed(wc.run)[0]],
         budget=BUDGET_FLAGS,
+        seed=lambda wc: f"--set train.seed={run_seed(wc.run)[1]}" if run_seed(wc.run)[1] else "",
     log:
         f"{LOGS}/pretrain.{{run}}.log",
     threads: threads_of("train")
@@ -18,7 +19,7 @@ rule pretrain:
         **resources_of("train"),
     shell:
         "OMP_NUM_THREADS={threads} hnet-genomics pretrain --config {params.config} --fasta {input.fasta} "
-        "--intervals {input.splits} --out {output} {params.budget} --quiet > {log} 2>&1"
+        "--intervals {input.splits} --out {output} {params.budget} {params.seed} --quiet > {log} 2>&1"
 
 
 rule evaluate:

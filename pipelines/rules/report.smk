@@ -25,16 +25,19 @@ rule report:
 
 rule compare:
     input:
-        runs=expand(f"{R}/pretrain/{{run}}", run=MODELS),
+        runs=[f"{R}/pretrain/{seeded_run(run, seed)}" for run in MODELS for seed in COMPARE_SEEDS],
+        tests=[f"{R}/eval/{seeded_run(run, seed)}.test.json" for run in MODELS for seed in COMPARE_SEEDS],
         markov=f"{R}/eval/markov/order{MARKOV_ORDER}.valid.json",
     output:
         directory(f"{R}/compare"),
     params:
-        runs=" ".join(f"{run}={R}/pretrain/{run}" for run in MODELS),
+        runs=" ".join(f"{run}={R}/pretrain/{seeded_run(run, seed)}" for run in MODELS for seed in COMPARE_SEEDS),
+        tests=" ".join(f"{run}={R}/eval/{seeded_run(run, seed)}.test.json" for run in MODELS for seed in COMPARE_SEEDS),
     log:
         f"{LOGS}/compare.log",
     threads: 1
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics compare --runs {params.runs} --markov {input.markov} --out {output} > {log} 2>&1"
+        "hnet-genomics compare --runs {params.runs} --test {params.tests} --reference {COMPARE_REFERENCE} "
+        "--markov {input.markov} --out {output} > {log} 2>&1"

@@ -1,0 +1,195 @@
+"""Same-data, same-budget comparison of several pretraining runs, each trained with one or more seeds.
+
+Besides final validation and test bpb (mean ± std over seeds), it reports data efficiency the way the H-Net
+paper does: how many training bases the reference run (the H-Net) needed to reach each other run's final
+validation bpb, as a ratio of that run's bases. Curves are averaged over seeds at the evaluation points all
+seeds share, and the crossing is interpolated linearly between evaluations.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.errors import ConfigError, DataError
+from hnet_genomics.reporting.report import (UNIFORM_BPB, _fmt, _reference_label, _table, bpb_of, history_of,
+                                            plot_bpb_curves, read_json, read_run_metrics)
+
+Curve = list[tuple[float, float]]
+
+
+def _number(metrics: dict[str, Any], key: str) -> float | None:
+    value = metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _curve(metrics: dict[str, Any], run_dir: Path) -> Curve:
+    """Validation bpb against bases seen, ending with the run's final evaluation."""
+    points = history_of(metrics, run_dir / "metrics.json")
+    final, seen = _number(metrics, "val_bpb"), _number(metrics, "bases_seen")
+    if final is not None and seen is not None and (not points or seen > points[-1][0]):
+        points.append((seen, final))
+    return points
+
+
+def mean_curve(curves: list[Curve]) -> Curve:
+    """Pointwise mean over seeds at the bases-seen values every seed evaluated at."""
+    shared = set.intersection(*(set(x for x, _ in c) for c in curves)) if curves else set()
+    return [(x, statistics.fmean(dict(c)[x] for c in curves)) for x in sorted(shared)]
+
+
+def bases_to_reach(curve: Curve, target: float) -> float | None:
+    """First bases-seen value where the curve is at or below ``target`` (linear between points), else None."""
+    prev = None
+    for x, y in curve:
+        if y <= target:
+            if prev is None or prev[1] == y:
+                return x
+            (x0, y0) = prev
+            return x0 + (x - x0) * (y0 - target) / (y0 - y)
+        prev = (x, y)
+    return None
+
+
+def _spread(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None = None,
+              reference: str | None = None) -> dict[str, Any]:
+    """Per-run aggregates over seeds plus data efficiency against ``reference``."""
+    tests = tests or {}
+    if reference is not None and reference not in runs:
+        raise ConfigError(f"--reference '{reference}' is not one of the runs ({', '.join(runs)})")
+    for name in tests:
+        if name not in runs:
+            raise ConfigError(f"--test names run '{name}', which has no --runs entry")
+    summary: dict[str, Any] = {"reference": reference, "runs": {}}
+    for name, dirs in runs.items():
+        metrics = [read_run_metrics(d) for d in dirs]
+        curves = [_curve(m, Path(d)) for m, d in zip(metrics, dirs)]
+        val = [v for v in (_number(m, "val_bpb") for m in metrics) if v is not None]
+        test = [bpb_of(read_json(p), p) for p in tests.get(name, [])]
+        first = metrics[0]
+        summary["runs"][name] = {
+            "seeds": len(dirs), "dirs": [str(d) for d in dirs], "params": first.get("params"),
+            "flops_per_base": first.get("flops_per_base"), "bases_seen": first.get("bases_seen"),
+            "val_bpb": val, "val_bpb_mean": _spread(val)[0], "val_bpb_std": _spread(val)[1],
+            "test_bpb": test, "test_bpb_mean": _spread(test)[0], "test_bpb_std": _spread(test)[1],
+            "compression_ratios": first.get("compression_ratios"),
+            "bases_per_second": _spread([v for v in (_number(m, "bases_per_second") for m in metrics)
+                                         if v is not None])[0],
+            "curve": mean_curve(curves),
+        }
+    if reference is not None:
+        ref = summary["runs"][reference]
+        for name, run in summary["runs"].items():
+            if name == reference or run["val_bpb_mean"] is None or not run["bases_seen"]:
+                continue
+            needed = bases_to_reach(ref["curve"], run["val_bpb_mean"])
+            run["reference_bases_to_match"] = needed
+            run["data_efficiency"] = run["bases_seen"] / needed if needed else None
+            for key in ("params", "flops_per_base"):
+                if isinstance(run[key], (int, float)) and isinstance(ref[key], (int, float)) and ref[key]:
+                    run[f"{key}_vs_reference"] = run[key] / ref[key]
+    return summary
+
+
+def compare_runs(runs: dict[str, list[Path]], out_dir: str | Path, tests: dict[str, list[Path]] | None = None,
+                 reference: str | None = None, markov: str | Path | None = None) -> dict[str, Path]:
+    """comparison.md / .csv / .json and val_bpb.png for runs trained on the same data and budget."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize(runs, tests, reference)
+    order = sorted(summary["runs"], key=lambda n: summary["runs"][n]["val_bpb_mean"] or math.inf)
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run", "seed_dir", "params", "flops_per_base", "bases_seen", "val_bpb", "test_bpb",
+                     "bases_per_second", "compression_ratios"])
+    for name in order:
+        for i, d in enumerate(runs[name]):
+            m = read_run_metrics(d)
+            tests_of = (tests or {}).get(name, [])
+            test = bpb_of(read_json(tests_of[i]), tests_of[i]) if i < len(tests_of) else ""
+            ratios = m.get("compression_ratios") or []
+            writer.writerow([name, d, m.get("params", ""), m.get("flops_per_base", ""), m.get("bases_seen", ""),
+                             m.get("val_bpb", ""), test, m.get("bases_per_second", ""), " ".join(map(str, ratios))])
+
+    header = ["run", "seeds", "params", "train FLOPs/base", "bases seen", "val bpb", "test bpb", "compression",
+              "bases/s"]
+    rows = []
+    for name in order:
+        r = summary["runs"][name]
+        rows.append([name, r["seeds"], r["params"], r["flops_per_base"], r["bases_seen"],
+                     _pm(r["val_bpb_mean"], r["val_bpb_std"]), _pm(r["test_bpb_mean"], r["test_bpb_std"]),
+                     r["compression_ratios"], r["bases_per_second"]])
+    md = ["# Baseline comparison", "",
+          "Runs sorted by mean final validation bits per base (lower is better); ± is the standard deviation "
+          "over seeds.", "", _table(header, rows), ""]
+    if reference is not None:
+        eff_rows = []
+        for name in order:
+            r = summary["runs"][name]
+            if name == reference:
+                continue
+            needed = r.get("reference_bases_to_match")
+            eff_rows.append([name, r.get("params_vs_reference"), r.get("flops_per_base_vs_reference"),
+                             _pm(r["val_bpb_mean"], None), r["bases_seen"],
+                             needed if needed is not None else "not reached",
+                             f"{r['data_efficiency']:.2f}x" if r.get("data_efficiency") else "–"])
+        md += [f"## Data efficiency of {reference}", "",
+               f"Bases {reference} needed (mean curve over seeds) to reach each run's final validation bpb; "
+               f"efficiency = that run's bases / {reference}'s. Above 1: {reference} gets there on fewer bases. "
+               f"'not reached': {reference} never got that low within its budget.", "",
+               _table(["run", "params vs ref", "FLOPs/base vs ref", "its final val bpb", "its bases",
+                       f"{reference} bases to match", "efficiency"], eff_rows), ""]
+    references = {"uniform": UNIFORM_BPB}
+    if markov is not None:
+        result = read_json(markov)
+        references[_reference_label(result, Path(markov))] = bpb_of(result, markov)
+        md.append(f"Reference: {result.get('model', 'markov')} scores {bpb_of(result, markov):.4f} bpb on the "
+                  f"{result.get('split', '?')} split ({_fmt(result.get('bases'))} bases).")
+        md.append("")
+    md.append("![validation bpb against bases seen, mean over seeds](val_bpb.png)")
+
+    paths = {"csv": out_dir / "comparison.csv", "md": out_dir / "comparison.md", "png": out_dir / "val_bpb.png",
+             "json": out_dir / "comparison.json"}
+    write_text_atomic(paths["csv"], buf.getvalue())
+    write_text_atomic(paths["json"], json.dumps(summary, indent=2) + "\n")
+    plot_bpb_curves({n: summary["runs"][n]["curve"] for n in order}, references, paths["png"],
+                    "Same data, same budget (mean over seeds)")
+    write_text_atomic(paths["md"], "\n".join(md) + "\n")
+    return paths
+
+
+def parse_named_paths(items: list[str], flag: str) -> dict[str, list[Path]]:
+    """NAME=PATH arguments; a name given several times collects its seeds in order."""
+    named: dict[str, list[Path]] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"{flag} expects NAME=PATH, got '{item}'")
+        named.setdefault(name, []).append(Path(path))
+    return named
+
+
+def check_seed_counts(runs: dict[str, list[Path]], tests: dict[str, list[Path]]) -> None:
+    for name, files in tests.items():
+        if name in runs and len(files) != len(runs[name]):
+            raise DataError(f"--test gives {len(files)} file(s) for '{name}' but --runs gives {len(runs[name])} "
+                            "seed directories; give one test result per seed, in the same order")
