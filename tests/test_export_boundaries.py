@@ -11,11 +11,11 @@ import pysam
 import pytest
 import torch
 
-from hnet_genomics import build_model, load_config
+from hnet_genomics import build_model, from_pretrained, load_config
 from hnet_genomics.cli import main
 from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
-from hnet_genomics.errors import ConfigError, DataError
+from hnet_genomics.errors import CheckpointError, ConfigError, DataError
 from hnet_genomics.export.boundaries import (base_level_decisions, export_boundaries, predict_blocks, routing_pass,
                                              window_disagreement)
 from hnet_genomics.export.regions import Region, read_regions
@@ -271,6 +271,29 @@ def test_cli_rejects_bad_input_with_one_line(saved_models, tmp_path, capsys, cas
     assert rc == 2 and err.count("\n") == 1
     assert re.search(message, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_window_defaults_to_the_trained_length_and_longer_windows_are_warned_about(capsys):
+    from hnet_genomics.export.commands import default_window
+
+    assert default_window(512, None, None) == (512, 128)
+    assert default_window(None, None, None) == (1024, 256)
+    assert default_window(512, 400, 100) == (400, 100) and capsys.readouterr().err == ""
+    assert default_window(512, 2048, None) == (2048, 512)
+    assert "--window 2048 is longer than the 512-base windows the model was trained on" in capsys.readouterr().err
+
+
+def test_trained_context_survives_save_and_load_and_a_bad_record_is_refused(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(load_config("dna/hnet_1stage_tiny"))
+    model.save_pretrained(tmp_path / "untrained")
+    assert from_pretrained(tmp_path / "untrained").trained_context is None
+    model.trained_context = 777
+    model.save_pretrained(tmp_path / "m")
+    assert from_pretrained(tmp_path / "m").trained_context == 777
+    (tmp_path / "m" / "training.json").write_text('{"seq_len": "long"}')
+    with pytest.raises(CheckpointError, match=r"training.json: expected \{"):
+        from_pretrained(tmp_path / "m")
 
 
 def test_isotropic_model_is_refused_by_the_api(genome):

@@ -140,10 +140,11 @@ def test_pretrained_model_directory_is_fine_tuned_as_a_linear_probe(small_task, 
     _write_csv(tmp_path / "test.csv", task.test)
     torch.manual_seed(0)
     pretrained = build_model(load_config(fast_config))
+    pretrained.trained_context = 100  # as `pretrain` records it: the default --max-len of a --model
     pretrained.save_pretrained(tmp_path / "pretrained")
     assert cli.main(["finetune", "--model", str(tmp_path / "pretrained"), "--train", str(tmp_path / "train.csv"),
                      "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "run"), "--seeds", "1",
-                     "--epochs", "2", "--freeze-backbone", "--pooling", "last", "--max-len", "100"]) == 0
+                     "--epochs", "2", "--freeze-backbone", "--pooling", "last", "--on-long", "truncate"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["settings"]["backbone"].startswith("pretrained:") and metrics["settings"]["max_len"] == 100
     model, _ = load_classifier(tmp_path / "run" / "best")

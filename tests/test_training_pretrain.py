@@ -60,6 +60,7 @@ def test_pretrain_writes_model_metrics_and_plot(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     model = from_pretrained(tmp_path / "model")
     assert model.num_parameters() == metrics["params"]
+    assert model.trained_context == metrics["seq_len"]  # export and fine-tuning default to it
     assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt"}
 
 

@@ -23,10 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fasta", type=Path, required=True, help="genome FASTA (plain or bgzip, with/without .fai)")
     p.add_argument("--regions", type=Path, help="BED of intervals to export (default: every record)")
     p.add_argument("--out", required=True, help="output prefix: PREFIX.stage1.bed, PREFIX.chrom.sizes, ...")
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=f"bases per model window "
-                                                                      f"(default {DEFAULT_WINDOW})")
-    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
-                   help=f"left context every decision gets beyond a region's start (default {DEFAULT_OVERLAP})")
+    p.add_argument("--window", type=int, help=f"bases per model window (default: the window length the model was "
+                                              f"trained on, or {DEFAULT_WINDOW} if it did not record one)")
+    p.add_argument("--overlap", type=int,
+                   help=f"left context every decision gets beyond a region's start (default: a quarter of the "
+                        f"window, {DEFAULT_OVERLAP} for {DEFAULT_WINDOW}); more overlap, fewer grid-dependent "
+                        f"decisions, more compute: window / (window - overlap)")
     p.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
                    help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
@@ -54,6 +56,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_enrichment)
 
 
+def default_window(trained: int | None, window: int | None, overlap: int | None) -> tuple[int, int]:
+    """Window = the training length unless given; overlap = a quarter of it. Longer windows than the model
+    saw in training are allowed but warned about: there its decisions drift (boundary_export benchmark)."""
+    from hnet_genomics.export.windows import DEFAULT_WINDOW, check_window
+
+    window = window if window is not None else trained or DEFAULT_WINDOW
+    overlap = overlap if overlap is not None else window // 4
+    check_window(window, overlap)
+    if trained is not None and window > trained:
+        print(f"warning: --window {window} is longer than the {trained}-base windows the model was trained on; "
+              f"positions past {trained} are out of distribution and their boundaries less reliable",
+              file=sys.stderr)
+    return window, overlap
+
+
 def run_boundaries(args: argparse.Namespace) -> int:
     import torch
 
@@ -65,7 +82,8 @@ def run_boundaries(args: argparse.Namespace) -> int:
     from hnet_genomics.export.tracks import check_writable, parse_formats
 
     formats = parse_formats(args.formats)
-    check_window(args.window, args.overlap)
+    if args.window is not None and args.overlap is not None:
+        check_window(args.window, args.overlap)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     check_writable(args.out)
@@ -73,10 +91,11 @@ def run_boundaries(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     model = from_pretrained(args.model)
     require_chunking(model, str(args.model))
+    window, overlap = default_window(model.trained_context, args.window, args.overlap)
     genome = Genome(args.fasta)
     regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
     t0 = time.perf_counter()
-    result = export_boundaries(model, genome, regions, args.out, formats, args.window, args.overlap,
+    result = export_boundaries(model, genome, regions, args.out, formats, window, overlap,
                                args.batch_size, args.device, progress=not args.no_progress and sys.stderr.isatty())
     dt = time.perf_counter() - t0
     per_stage = ", ".join(f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)"

@@ -21,7 +21,7 @@ from hnet_genomics.model.isotropic import Isotropic
 from hnet_genomics.model.layout import parse_layout
 from hnet_genomics.model.sampling import sample_next
 
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE = "config.json", "model.safetensors", "training.json"
 
 
 @dataclass
@@ -50,6 +50,9 @@ class HNetLM(nn.Module):
         self.embeddings = nn.Embedding(config.vocab_size, d0)
         self.backbone = HNet(config, stages, 0) if len(stages) > 1 else Isotropic(stages[0].body, 0, config)
         self.lm_head = nn.Linear(d0, config.vocab_size, bias=False)
+        # Window length the weights were trained on (saved as training.json): longer windows put attention
+        # and the routers out of distribution, so export and fine-tuning default to it.
+        self.trained_context: int | None = None
         self._init_weights()
         if config.tie_embeddings:
             self.lm_head.weight = self.embeddings.weight
@@ -163,6 +166,8 @@ class HNetLM(nn.Module):
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared model from other users
         (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
+        if self.trained_context is not None:
+            (tmp / TRAINING_FILE).write_text(json.dumps({"seq_len": self.trained_context}) + "\n")
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if self.config.tie_embeddings:
             tensors.pop("lm_head.weight", None)
@@ -201,4 +206,17 @@ class HNetLM(nn.Module):
         if missing or unexpected:
             raise CheckpointError(f"{w_path}: weights do not match {cfg_path} "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        model.trained_context = _read_trained_context(directory / TRAINING_FILE)
         return model
+
+
+def _read_trained_context(path: Path) -> int | None:
+    if not path.is_file():
+        return None  # saved before training.json existed, or never trained
+    try:
+        value = json.loads(path.read_text()).get("seq_len")
+    except (json.JSONDecodeError, AttributeError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CheckpointError(f"{path}: expected {{\"seq_len\": positive integer}}")
+    return value

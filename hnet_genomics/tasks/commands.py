@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-len", type=int,
-                   help="model context in bp (default: train.seq_len of --config; no limit for --model)")
+                   help="model context in bp (default: train.seq_len of --config, or the window length a --model was "
+                        "pretrained on when it recorded one)")
     p.add_argument("--on-long", choices=("error", "truncate"), default="error",
                    help="sequences longer than --max-len: fail, or keep their first --max-len bases")
     p.add_argument("--keep-case", action="store_true", help="keep soft-masked lower case as distinct bytes")
@@ -88,7 +89,7 @@ def _backbone_factory(args: argparse.Namespace):
 
     if args.model is not None:
         pretrained = from_pretrained(args.model)  # loaded before the data, so a bad directory fails first
-        return (lambda: copy.deepcopy(pretrained)), None, f"pretrained:{args.model}"
+        return (lambda: copy.deepcopy(pretrained)), pretrained.trained_context, f"pretrained:{args.model}"
     if args.config is not None:
         cfg = load_config(args.config)
         return (lambda: build_model(cfg.model)), cfg.train.seq_len, f"scratch:{args.config}"

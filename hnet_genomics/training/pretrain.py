@@ -120,6 +120,7 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
         task.load_state_dict(state["state_dict"])
         selected_step = int(state.get("global_step", selected_step))
     model = model.cpu().float()
+    model.trained_context = config.train.seq_len
     model.save_pretrained(out / "model")
     save_config(config, out / "config.yaml")
     tc = config.train
