@@ -1,9 +1,12 @@
-"""Forward+backward throughput and peak memory of the tiny H-Net and its isotropic baselines.
+"""Training (forward+backward) and inference throughput and peak memory of the tiny H-Net and its baselines.
 
-Each (model, length) runs in its own process so peak resident memory is that model's alone.
+Each (mode, model, length) runs in its own process so peak resident memory is that model's alone; a cell
+that runs past --timeout is reported as such rather than left out.
 
     python benchmarks/model_throughput.py --lengths 1024 4096 --out benchmarks/results/model_throughput-cpu.md
     python benchmarks/model_throughput.py --hnet-model results/demo/pretrain/hnet_1stage/model   # trained routing
+    python benchmarks/model_throughput.py --modes train infer --lengths 1024 4096 16384 65536 --tokens 65536 \
+        --models hnet_1stage hnet_2stage mamba2 transformer --out benchmarks/results/length_sweep-cpu.md
 
 An H-Net at initialisation compresses by ~2 rather than its target N = 3; a trained model (``--hnet-model``)
 shows the cost at the compression it actually learned, which is what the 0.6x goal is about.
@@ -24,7 +27,15 @@ MODELS = {"hnet_1stage": "dna/hnet_1stage_tiny", "hnet_2stage": "dna/hnet_2stage
           "mamba2": "dna/mamba2_tiny", "transformer": "dna/transformer_tiny"}
 
 
-def measure(config: str, model_dir: str | None, length: int, tokens: int, repeats: int, threads: int) -> dict:
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(config: str, model_dir: str | None, length: int, tokens: int, repeats: int, threads: int,
+            mode: str = "train") -> dict:
     import torch
 
     from hnet_genomics import build_model, from_pretrained, load_config
@@ -39,20 +50,29 @@ def measure(config: str, model_dir: str | None, length: int, tokens: int, repeat
     chrom = next(iter(genome.sizes))
     seq = genome.fetch(chrom, 100_000, 100_000 + batch * length).upper()
     ids = torch.tensor(list(seq), dtype=torch.long).view(batch, length)
+    if mode == "infer":
+        model.eval()
+    base_rss = rss_mb()
     times, ratios = [], []
     for i in range(repeats + 1):
         t0 = time.perf_counter()
-        out = model(ids)
-        loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
-        (loss + 0.03 * out.ratio_loss).backward()
-        model.zero_grad(set_to_none=True)
+        if mode == "train":
+            out = model(ids)
+            loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
+            (loss + 0.03 * out.ratio_loss).backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.inference_mode():
+                out = model(ids)
         if i:  # the first pass warms up allocators and caches
             times.append(time.perf_counter() - t0)
         ratios = out.compression_ratios()
+        del out
     step = min(times)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"params": model.num_parameters(), "batch": batch, "length": length, "step_s": step,
-            "bases_per_s": batch * length / step, "compression": ratios,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "bases_per_s": batch * length / step, "compression": ratios, "peak_rss_mb": peak,
+            "working_mb": peak - base_rss}
 
 
 def cpu_name() -> str:
@@ -73,6 +93,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["hnet_1stage", "mamba2", "transformer"], choices=list(MODELS))
     ap.add_argument("--hnet-model", help="a trained 1-stage H-Net (saved model folder) instead of a fresh one")
+    ap.add_argument("--modes", nargs="+", default=["train"], choices=["train", "infer"],
+                    help="train: forward + backward; infer: forward under torch.inference_mode")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per (mode, model, length) cell")
     ap.add_argument("--out", help="write the table as markdown here")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -82,27 +105,42 @@ def main() -> None:
         return
 
     rows = []
-    for length in args.lengths:
-        for name in args.models:
-            spec = {"config": MODELS[name], "model_dir": args.hnet_model if name == "hnet_1stage" else None,
-                    "length": length, "tokens": args.tokens, "repeats": args.repeats, "threads": args.threads}
-            res = subprocess.run([sys.executable, __file__, "--_child", json.dumps(spec)], capture_output=True,
-                                 text=True, check=True)
-            r = json.loads(res.stdout.strip().splitlines()[-1])
-            rows.append({"model": name, **r})
-            print(f"{name:12s} L={length:5d}  {r['bases_per_s']:9.0f} bases/s  step {r['step_s']:.2f}s  "
-                  f"peak {r['peak_rss_mb']:.0f} MB  compression {r['compression']}", flush=True)
-    lines = [f"# Model throughput: forward + backward, {platform.machine()} CPU ({cpu_name()}), "
-             f"{args.threads} thread(s)", "",
+    for mode in args.modes:
+        for length in args.lengths:
+            for name in args.models:
+                spec = {"config": MODELS[name], "model_dir": args.hnet_model if name == "hnet_1stage" else None,
+                        "length": length, "tokens": max(args.tokens, length), "repeats": args.repeats,
+                        "threads": args.threads, "mode": mode}
+                try:
+                    res = subprocess.run([sys.executable, __file__, "--_child", json.dumps(spec)],
+                                         capture_output=True, text=True, check=True, timeout=args.timeout)
+                    r = json.loads(res.stdout.strip().splitlines()[-1])
+                except subprocess.TimeoutExpired:
+                    r = {"length": length, "timeout": True}
+                rows.append({"model": name, "mode": mode, **r})
+                print(json.dumps(rows[-1]), flush=True)
+    lines = [f"# Model throughput, {platform.machine()} CPU ({cpu_name()}), {args.threads} thread(s)", "",
              f"Command: `python benchmarks/model_throughput.py {' '.join(sys.argv[1:])}`", "",
-             "| model | params | L | batch | bases/s | step (s) | step vs Mamba-2 | peak RSS (MB) | compression |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "*train*: forward + backward of next-base cross-entropy (+ ratio loss); *infer*: forward only. "
+             "*step vs Mamba-2*: time per base relative to the isotropic Mamba-2 at the same mode and length. "
+             "*working MB*: peak resident memory minus the resident memory with model and batch loaded "
+             f"(activations, gradients, workspace). A cell still running after {args.timeout:.0f} s is marked "
+             "*timeout*.", "",
+             "| mode | model | params | L | batch | bases/s | step (s) | step vs Mamba-2 | peak RSS (MB) | "
+             "working MB | compression |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ref = next((x for x in rows if x["model"] == "mamba2" and x["length"] == r["length"]), None)
-        rel = f"{r['step_s'] / ref['step_s']:.2f}x" if ref else "-"
+        if r.get("timeout"):
+            lines.append(f"| {r['mode']} | {r['model']} | | {r['length']} | | timeout | > {args.timeout:.0f} "
+                         "| | | | |")
+            continue
+        ref = next((x for x in rows if x["model"] == "mamba2" and x["mode"] == r["mode"]
+                    and x["length"] == r["length"] and not x.get("timeout")), None)
+        rel = f"{(r['step_s'] / r['batch']) / (ref['step_s'] / ref['batch']):.2f}x" if ref else "-"
         comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
-        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['length']} | {r['batch']} | "
-                     f"{r['bases_per_s']:,.0f} | {r['step_s']:.2f} | {rel} | {r['peak_rss_mb']:.0f} | {comp} |")
+        lines.append(f"| {r['mode']} | {r['model']} | {r['params'] / 1e6:.2f} M | {r['length']} | {r['batch']} | "
+                     f"{r['bases_per_s']:,.0f} | {r['step_s']:.2f} | {rel} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['working_mb']:.0f} | {comp} |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
