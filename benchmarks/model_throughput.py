@@ -35,7 +35,7 @@ def rss_mb() -> float:
 
 
 def measure(config: str, model_dir: str | None, length: int, tokens: int, repeats: int, threads: int,
-            mode: str = "train") -> dict:
+            mode: str = "train", device: str = "cpu") -> dict:
     import torch
 
     from hnet_genomics import build_model, from_pretrained, load_config
@@ -49,10 +49,14 @@ def measure(config: str, model_dir: str | None, length: int, tokens: int, repeat
     genome = Genome(demo.HUMAN_FASTA)
     chrom = next(iter(genome.sizes))
     seq = genome.fetch(chrom, 100_000, 100_000 + batch * length).upper()
-    ids = torch.tensor(list(seq), dtype=torch.long).view(batch, length)
+    ids = torch.tensor(list(seq), dtype=torch.long).view(batch, length).to(device)
+    model.to(device)
+    cuda = torch.device(device).type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     if mode == "infer":
         model.eval()
     base_rss = rss_mb()
+    base_gpu = torch.cuda.memory_allocated() if cuda else 0
     times, ratios = [], []
     for i in range(repeats + 1):
         t0 = time.perf_counter()
@@ -64,15 +68,24 @@ def measure(config: str, model_dir: str | None, length: int, tokens: int, repeat
         else:
             with torch.inference_mode():
                 out = model(ids)
+        sync()
         if i:  # the first pass warms up allocators and caches
             times.append(time.perf_counter() - t0)
         ratios = out.compression_ratios()
         del out
     step = min(times)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if cuda:  # on a GPU the memory that matters is the device's
+        peak, base_rss = torch.cuda.max_memory_allocated() / 2**20, base_gpu / 2**20
     return {"params": model.num_parameters(), "batch": batch, "length": length, "step_s": step,
             "bases_per_s": batch * length / step, "compression": ratios, "peak_rss_mb": peak,
             "working_mb": peak - base_rss}
+
+
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
 
 
 def cpu_name() -> str:
@@ -96,6 +109,7 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["train"], choices=["train", "infer"],
                     help="train: forward + backward; infer: forward under torch.inference_mode")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per (mode, model, length) cell")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (kernels chosen by HNET_KERNELS, default auto)")
     ap.add_argument("--out", help="write the table as markdown here")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -110,7 +124,7 @@ def main() -> None:
             for name in args.models:
                 spec = {"config": MODELS[name], "model_dir": args.hnet_model if name == "hnet_1stage" else None,
                         "length": length, "tokens": max(args.tokens, length), "repeats": args.repeats,
-                        "threads": args.threads, "mode": mode}
+                        "threads": args.threads, "mode": mode, "device": args.device}
                 try:
                     res = subprocess.run([sys.executable, __file__, "--_child", json.dumps(spec)],
                                          capture_output=True, text=True, check=True, timeout=args.timeout)
@@ -119,11 +133,14 @@ def main() -> None:
                     r = {"length": length, "timeout": True}
                 rows.append({"model": name, "mode": mode, **r})
                 print(json.dumps(rows[-1]), flush=True)
-    lines = [f"# Model throughput, {platform.machine()} CPU ({cpu_name()}), {args.threads} thread(s)", "",
+    machine = (f"{platform.machine()} CPU ({cpu_name()}), {args.threads} thread(s)" if args.device == "cpu"
+               else f"{gpu_name()} ({args.device})")
+    lines = [f"# Model throughput, {machine}", "",
              f"Command: `python benchmarks/model_throughput.py {' '.join(sys.argv[1:])}`", "",
              "*train*: forward + backward of next-base cross-entropy (+ ratio loss); *infer*: forward only. "
              "*step vs Mamba-2*: time per base relative to the isotropic Mamba-2 at the same mode and length. "
-             "*working MB*: peak resident memory minus the resident memory with model and batch loaded "
+             "*peak RSS / working MB* (GPU: peak allocated device memory / minus what model and batch hold): "
+             "peak resident memory, and that minus the resident memory with model and batch loaded "
              f"(activations, gradients, workspace). A cell still running after {args.timeout:.0f} s is marked "
              "*timeout*.", "",
              "| mode | model | params | L | batch | bases/s | step (s) | step vs Mamba-2 | peak RSS (MB) | "
