@@ -125,3 +125,23 @@ def test_cli_pretrain_and_eval_exit_codes(tmp_path):
                               "--set", "train.learning_rate=1"], capture_output=True, text=True, env=env)
     assert unknown.returncode == 2 and "unknown config key 'train.learning_rate'" in unknown.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_fewer_validation_windows_than_processes_is_refused_before_training(tmp_path):
+    """A rank without validation batches would skip the epoch-end reduction the other ranks wait in."""
+    from types import SimpleNamespace
+
+    from hnet_genomics.data.intervals import Interval
+    from hnet_genomics.training.datamodule import GenomeDataModule
+    from hnet_genomics.training.sources import open_source
+
+    config = tiny(2)
+    source = open_source(demo.HUMAN_FASTA, config.data)
+    chrom = next(iter(source.sizes))
+    splits = {"train": [Interval(chrom, 0, 10_000)], "valid": [Interval(chrom, 10_000, 10_300)]}
+    data = GenomeDataModule(config, source, splits)
+    data.trainer = SimpleNamespace(global_rank=0, world_size=4)
+    with pytest.raises(DataError, match="valid split holds 3 window.*fewer than the 4 training processes"):
+        data.val_dataloader()
+    data.trainer = SimpleNamespace(global_rank=1, world_size=2)
+    assert len(data.val_dataloader().dataset) == 1

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Subset
 from hnet_genomics.config import Config
 from hnet_genomics.data.datasets import EvalWindowDataset, RandomWindowDataset, collate_packed, collate_padded
 from hnet_genomics.data.intervals import Interval
+from hnet_genomics.errors import DataError
 from hnet_genomics.training.evaluate import evenly_spaced
 
 
@@ -44,6 +45,10 @@ class GenomeDataModule(L.LightningDataModule):
         rank, world = self._rank()
         full = EvalWindowDataset(self.source, self.splits["valid"], tc.seq_len, self.config.data)
         subset = evenly_spaced(full, tc.val_windows)
+        if len(subset) < world:
+            # a rank without validation batches would skip the epoch-end reduction the others wait in
+            raise DataError(f"the valid split holds {len(subset)} window(s) of {tc.seq_len} bases, fewer than the "
+                            f"{world} training processes; enlarge the valid split or shorten train.seq_len")
         indices = list(range(len(subset)))[rank::world]  # disjoint shards; bpb sums are reduced across ranks
         return DataLoader(Subset(subset, indices), batch_size=batch_size_for(self.config),
                           collate_fn=self.collate)
