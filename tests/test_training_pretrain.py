@@ -127,7 +127,7 @@ def test_cli_pretrain_and_eval_exit_codes(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_fewer_validation_windows_than_processes_is_refused_before_training(tmp_path):
+def test_fewer_validation_windows_than_processes_is_refused(tmp_path):
     """A rank without validation batches would skip the epoch-end reduction the other ranks wait in."""
     from types import SimpleNamespace
 
