@@ -172,7 +172,7 @@ def compare_runs(runs: dict[str, list[Path]], out_dir: str | Path, tests: dict[s
     write_text_atomic(paths["csv"], buf.getvalue())
     write_text_atomic(paths["json"], json.dumps(summary, indent=2) + "\n")
     plot_bpb_curves({n: summary["runs"][n]["curve"] for n in order}, references, paths["png"],
-                    "Same data, same budget (mean over seeds)")
+                    "Same data, same budget (mean over seeds)", y_max=UNIFORM_BPB + 0.05)
     write_text_atomic(paths["md"], "\n".join(md) + "\n")
     return paths
 

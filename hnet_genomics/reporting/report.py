@@ -93,8 +93,9 @@ def _save_figure(fig: Any, path: Path) -> None:
 
 
 def plot_bpb_curves(curves: dict[str, list[tuple[float, float]]], references: dict[str, float], path: Path,
-                    title: str) -> None:
-    """Validation bpb against bases seen, with horizontal reference lines (Markov, uniform)."""
+                    title: str, y_max: float | None = None) -> None:
+    """Validation bpb against bases seen, with horizontal reference lines (Markov, uniform). ``y_max`` cuts
+    off early points far above the rest so the differences that matter stay visible."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,8 +108,11 @@ def plot_bpb_curves(curves: dict[str, list[tuple[float, float]]], references: di
             ax.plot(xs, ys, marker="o", markersize=3, label=name)
     for i, (name, value) in enumerate(references.items()):
         ax.axhline(value, linestyle="--", linewidth=1, color=f"C{len(curves) + i}", label=name)
+    if y_max is not None:
+        lows = [y for points in curves.values() for _, y in points] + list(references.values())
+        ax.set_ylim(min(lows) - 0.01, y_max)
     ax.set_xlabel("bases seen in training")
-    ax.set_ylabel("validation bits per base")
+    ax.set_ylabel("validation bits per base" + (f" (axis cut at {y_max:g})" if y_max is not None else ""))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
