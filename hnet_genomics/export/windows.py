@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.export.regions import Region
 
-# 1024 is the tiny models' training length; 256 bases of guaranteed left context cost 1.33x compute and
-# leave 3e-4 to 6e-4 of stage-1 decisions grid-dependent at init (benchmarks/results/boundary_export-cpu.md).
+# Fallbacks for models that did not record their training length (the CLI prefers the recorded one). With the
+# trained tiny model a quarter overlap costs 1.33x compute and leaves 5.4e-3 of stage-1 decisions dependent
+# on the window grid; half 3.5e-3 at 2x, three quarters 1.9e-3 at 4x; windows longer than the training
+# length 3.6e-2 (benchmarks/results/boundary_export-cpu.md).
 DEFAULT_WINDOW, DEFAULT_OVERLAP = 1024, 256
 
 
