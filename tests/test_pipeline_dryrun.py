@@ -74,6 +74,11 @@ def test_every_target_dry_runs_and_only_calls_the_cli(plans, genome, target):
         assert program.startswith("hnet-genomics "), command
 
 
+def test_finetune_job_gets_the_configured_recipe(plans):
+    command = next(c for c in shell_commands(plans["demo", "finetune"].stdout) if " finetune " in c)
+    assert "--epochs 2 --seeds 3 --lr 0.001 --pooling mean --rc-tta --baseline kmer" in command
+
+
 def test_comparison_trains_every_run_per_seed_and_reuses_the_main_run_for_seed_0(plans):
     commands = shell_commands(plans["demo", "compare_baselines"].stdout)
     pretrains = [c for c in commands if " pretrain " in c]
@@ -147,14 +152,19 @@ def test_bad_model_config_is_reported_with_its_run_name(tmp_path):
     assert "pipeline config key 'models.mine': no shipped config named 'dna/no_such_model'" in result.stdout
 
 
-@pytest.mark.parametrize(("compare", "message"), [
-    ({"seeds": [0, 0], "reference": "main"}, "pipeline config key 'compare.seeds': expected a list of distinct"),
-    ({"seeds": [0], "reference": "hyena"}, "pipeline config key 'compare.reference': 'hyena' is not a run"),
+FINETUNE_DEFAULTS = yaml.safe_load((REPO / "pipelines/config.yaml").read_text())["finetune"]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"compare": {"seeds": [0, 0], "reference": "main"}},
+     "pipeline config key 'compare.seeds': expected a list of distinct"),
+    ({"compare": {"seeds": [0], "reference": "hyena"}}, "pipeline config key 'compare.reference': 'hyena' is not a run"),
+    ({"finetune": {**FINETUNE_DEFAULTS, "lr": -1}}, "pipeline config key 'finetune.lr': expected a positive number"),
 ])
-def test_bad_compare_settings_are_named(tmp_path, compare, message):
-    override = tmp_path / "override.yaml"
-    override.write_text(yaml.safe_dump({"compare": compare}))
-    result = dry_run(tmp_path, "compare_baselines", "--configfile", str(override))
+def test_bad_compare_and_finetune_settings_are_named(tmp_path, override, message):
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump(override))
+    result = dry_run(tmp_path, "compare_baselines", "--configfile", str(path))
     assert result.returncode != 0
     assert message in result.stdout
 

@@ -170,15 +170,18 @@ def model_dir_flag(value):
     return f"{value}/model" if value.startswith(f"{R}/pretrain/") else value
 
 
-FINETUNE = _section(config["finetune"], ("model", "epochs", "seeds", "pooling", "kmer_baseline", "tasks"),
-                    "finetune")
+FINETUNE = _section(config["finetune"], ("model", "epochs", "seeds", "lr", "pooling", "rc_tta", "kmer_baseline",
+                                         "tasks"), "finetune")
 FINETUNE_MODEL = model_input(FINETUNE["model"], "finetune.model")
 positive_int(FINETUNE["epochs"], "finetune.epochs")
 positive_int(FINETUNE["seeds"], "finetune.seeds")
 if FINETUNE["pooling"] not in ("mean", "last", "chunk"):
     raise config_error("finetune.pooling", f"expected mean, last or chunk, got {FINETUNE['pooling']!r}")
-if not isinstance(FINETUNE["kmer_baseline"], bool):
-    raise config_error("finetune.kmer_baseline", f"expected true or false, got {FINETUNE['kmer_baseline']!r}")
+for _flag in ("kmer_baseline", "rc_tta"):
+    if not isinstance(FINETUNE[_flag], bool):
+        raise config_error(f"finetune.{_flag}", f"expected true or false, got {FINETUNE[_flag]!r}")
+if isinstance(FINETUNE["lr"], bool) or not isinstance(FINETUNE["lr"], (int, float)) or not FINETUNE["lr"] > 0:
+    raise config_error("finetune.lr", f"expected a positive number, got {FINETUNE['lr']!r}")
 if not isinstance(FINETUNE["tasks"], dict):
     raise config_error("finetune.tasks", "expected a mapping task name -> files")
 

@@ -12,7 +12,9 @@ rule finetune_task:
         model=model_dir_flag(FINETUNE_MODEL),
         epochs=FINETUNE["epochs"],
         seeds=FINETUNE["seeds"],
+        lr=FINETUNE["lr"],
         pooling=FINETUNE["pooling"],
+        rc_tta="--rc-tta" if FINETUNE["rc_tta"] else "",
         baseline="--baseline kmer" if FINETUNE["kmer_baseline"] else "",
     log:
         f"{LOGS}/finetune.{{task}}.log",
@@ -21,5 +23,5 @@ rule finetune_task:
         **resources_of("train"),
     shell:
         "OMP_NUM_THREADS={threads} hnet-genomics finetune --model {params.model} --train {input.train} "
-        "--test {input.test} --out {output} --epochs {params.epochs} --seeds {params.seeds} "
-        "--pooling {params.pooling} {params.baseline} > {log} 2>&1"
+        "--test {input.test} --out {output} --epochs {params.epochs} --seeds {params.seeds} --lr {params.lr} "
+        "--pooling {params.pooling} {params.rc_tta} {params.baseline} > {log} 2>&1"
