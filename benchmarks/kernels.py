@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,14 +28,9 @@ from hnet_genomics.data.atomic import write_text_atomic
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.kernels import dispatch
 from hnet_genomics.kernels import ema as ema_k
+from hardware import cpu_name
 
 DENSE_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # SXM datasheet numbers, no sparsity
-
-
-def cpu_name() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    return f"{os.cpu_count()}-core {platform.machine()} CPU ({model})"
 
 
 def device_name(device: torch.device) -> str:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from hardware import cpu_name
 
 MODELS = {"hnet_1stage": "dna/hnet_1stage_tiny", "hnet_2stage": "dna/hnet_2stage_tiny",
           "mamba2": "dna/mamba2_tiny", "transformer": "dna/transformer_tiny"}
@@ -88,16 +89,6 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
@@ -133,7 +124,7 @@ def main() -> None:
                     r = {"length": length, "timeout": True}
                 rows.append({"model": name, "mode": mode, **r})
                 print(json.dumps(rows[-1]), flush=True)
-    machine = (f"{platform.machine()} CPU ({cpu_name()}), {args.threads} thread(s)" if args.device == "cpu"
+    machine = (f"{cpu_name()}, {args.threads} thread(s)" if args.device == "cpu"
                else f"{gpu_name()} ({args.device})")
     lines = [f"# Model throughput, {machine}", "",
              f"Command: `python benchmarks/model_throughput.py {' '.join(sys.argv[1:])}`", "",

@@ -44,3 +44,19 @@ def test_analytic_count_agrees_with_torchs_operator_count(name):
         model(x)
     measured = counter.get_total_flops() / x.numel()
     assert model.flops_per_base(1024, None, training=False) == pytest.approx(measured, rel=0.10)
+
+
+def test_routing_count_is_a_close_lower_bound_of_torchs_operator_count_on_an_all_mamba_hnet():
+    """``route`` runs the stage-1 and stage-2 encoders and routers. The count takes SSD mixing as causal (half of
+    each chunk), torch's counter sees the full masked chunk products, so the count must sit just under it: the
+    export benchmark divides by it for a speed ceiling, which must not be too low."""
+    torch.manual_seed(0)
+    model = build_model(load_config("dna/hnet_2stage_tiny")).eval()
+    x = torch.tensor([65, 67, 71, 84])[torch.randint(0, 4, (1, 2048))]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        levels = model.route(x)
+    ratio = x.shape[1] / levels[0][0].sum().item()
+    expected = model.routing_flops_per_base(x.shape[1], [ratio, 1.0])
+    measured = counter.get_total_flops() / x.numel()
+    assert 0.85 * measured <= expected <= measured
+    assert expected < 0.6 * model.flops_per_base(x.shape[1], [ratio, 1.0], training=False)

@@ -34,15 +34,29 @@ def _block_flops_per_token(spec: BlockSpec, s: int, cfg: ModelConfig, tokens: fl
 
 
 def forward_flops_per_base(cfg: ModelConfig, seq_len: int, compression: list[float]) -> float:
+    return _flops_per_base(cfg, seq_len, compression, routing_only=False)
+
+
+def routing_flops_per_base(cfg: ModelConfig, seq_len: int, compression: list[float]) -> float:
+    """What segmentation alone costs (``HNetLM.route``: encoders and routers of every chunking stage), the
+    floor under any boundary-export speed on given hardware."""
+    return _flops_per_base(cfg, seq_len, compression, routing_only=True)
+
+
+def _flops_per_base(cfg: ModelConfig, seq_len: int, compression: list[float], routing_only: bool) -> float:
     stages = parse_layout(cfg.arch_layout)
-    total = 2 * cfg.d_model[0] * cfg.vocab_size  # LM head
+    total = 0.0 if routing_only else 2 * cfg.d_model[0] * cfg.vocab_size  # LM head
     density = 1.0  # tokens at this stage per input base
     for s, st in enumerate(stages):
+        if routing_only and st.innermost:
+            break
         tokens = seq_len * density
-        for spec in st.all_blocks():
+        for spec in (st.encoder if routing_only else st.all_blocks()):
             total += density * _block_flops_per_token(spec, s, cfg, tokens)
         if not st.innermost:
             d = cfg.d_model[s]
-            total += density * (2 * 2 * d * d + 2 * d * d)  # routing q/k + residual projection
+            total += density * 2 * 2 * d * d  # routing q/k
+            if not routing_only:
+                total += density * 2 * d * d  # residual projection
             density /= compression[s]
     return total

@@ -14,7 +14,7 @@ from torch import nn
 
 from hnet_genomics.config import ModelConfig, from_dict
 from hnet_genomics.errors import CheckpointError, ConfigError
-from hnet_genomics.model.flops import forward_flops_per_base
+from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
 from hnet_genomics.model.hnet import HNet, LevelInfo
 from hnet_genomics.model.isotropic import Isotropic
@@ -152,6 +152,11 @@ class HNetLM(nn.Module):
         ratios = compression if compression is not None else self.config.target_compression
         f = forward_flops_per_base(self.config, seq_len, list(ratios))
         return 3 * f if training else f
+
+    def routing_flops_per_base(self, seq_len: int, compression: list[float] | None = None) -> float:
+        """Matmul FLOPs per input base of ``route`` (encoders and routers only), e.g. for export speed limits."""
+        ratios = compression if compression is not None else self.config.target_compression
+        return routing_flops_per_base(self.config, seq_len, list(ratios))
 
     # ---- persistence ----------------------------------------------------------------------------------
 
