@@ -35,7 +35,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--shard", metavar="K/N",
+                   help="export only the K-th of N length-balanced groups of whole regions (one job of a job "
+                        "array); join the N outputs with `merge-tracks`, which then equal an unsharded run's")
     p.set_defaults(func=run_boundaries)
+
+    m = sub.add_parser(
+        "merge-tracks", help="join the tracks of `boundaries --shard K/N` jobs into one set",
+        description="Concatenate the chunk BED and probability bedGraph of every shard (in genome order, "
+                    "whatever the order given) and build the requested formats, as one unsharded `boundaries` "
+                    "run would have. Shards must be exported with at least --formats bed,bedgraph.")
+    m.add_argument("--shards", nargs="+", required=True, metavar="PREFIX", help="the shards' --out prefixes")
+    m.add_argument("--out", required=True, help="output prefix of the merged tracks")
+    m.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
+                   help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
+    m.set_defaults(func=run_merge_tracks)
 
     e = sub.add_parser(
         "enrichment", help="test whether chunk boundaries fall at annotated feature edges",
@@ -79,9 +93,11 @@ def run_boundaries(args: argparse.Namespace) -> int:
     from hnet_genomics.export.boundaries import export_boundaries, require_chunking
     from hnet_genomics.export.windows import check_window
     from hnet_genomics.export.regions import read_regions, whole_records
+    from hnet_genomics.export.shards import parse_shard, select_shard
     from hnet_genomics.export.tracks import check_writable, parse_formats
 
     formats = parse_formats(args.formats)
+    shard = parse_shard(args.shard) if args.shard else None
     if args.window is not None and args.overlap is not None:
         check_window(args.window, args.overlap)
     if args.batch_size < 1:
@@ -94,15 +110,29 @@ def run_boundaries(args: argparse.Namespace) -> int:
     window, overlap = default_window(model.trained_context, args.window, args.overlap)
     genome = Genome(args.fasta)
     regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
+    if args.shard:
+        regions = select_shard(regions, *shard)
     t0 = time.perf_counter()
     result = export_boundaries(model, genome, regions, args.out, formats, window, overlap,
                                args.batch_size, args.device, progress=not args.no_progress and sys.stderr.isatty())
     dt = time.perf_counter() - t0
     per_stage = ", ".join(f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)"
                           for s, n in enumerate(result.chunks))
-    print(f"{result.bases:,} bp in {len(regions)} region(s), {dt:.1f} s ({result.bases / dt / 1e3:.1f} kb/s); "
+    where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    print(f"{result.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s ({result.bases / dt / 1e3:.1f} kb/s); "
           f"{per_stage}")
     for f in result.files:
+        print(f"wrote {f}")
+    return 0
+
+
+def run_merge_tracks(args: argparse.Namespace) -> int:
+    from hnet_genomics.export.shards import merge_tracks
+    from hnet_genomics.export.tracks import check_writable, parse_formats
+
+    formats = parse_formats(args.formats)
+    check_writable(args.out)
+    for f in merge_tracks(args.shards, args.out, formats):
         print(f"wrote {f}")
     return 0
 

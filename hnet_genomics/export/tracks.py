@@ -71,7 +71,7 @@ def check_writable(prefix: str | Path) -> None:
         raise DataError(f"{prefix}: output directory {parent} is not writable")
 
 
-def _temp_path(final: Path) -> Path:
+def temp_path(final: Path) -> Path:
     # Same directory (so os.replace is atomic) and same suffix (pybigtools picks the format from it).
     fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=f".tmp{final.suffix}")
     os.close(fd)
@@ -85,7 +85,7 @@ def _temp_path(final: Path) -> Path:
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temp path to write; it becomes ``final`` only if the block finishes without error."""
     final = Path(final)
-    tmp = _temp_path(final)
+    tmp = temp_path(final)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -113,13 +113,9 @@ class StageTrackWriter:
         self.paths = stage_paths(prefix, stage)
         self.formats = formats
         self.sizes = dict(sizes)
-        name = f"{Path(prefix).name} stage{stage}"
-        self._bed_header = (f'track name="{name} chunks" description="{description or name} chunks" '
-                            f'itemRgb="On" visibility=dense\n')
-        self._bedgraph_header = (f'track type=bedGraph name="{name} p" description="{description or name} '
-                                 f'boundary probability" visibility=full autoScale=off viewLimits=0:1\n')
-        self._bed_tmp = _temp_path(self.paths["bed"])
-        self._bg_tmp = _temp_path(self.paths["bedgraph"]) if {"bedgraph", "bigwig"} & set(formats) else None
+        self._bed_header, self._bedgraph_header = track_lines(prefix, stage, description)
+        self._bed_tmp = temp_path(self.paths["bed"])
+        self._bg_tmp = temp_path(self.paths["bedgraph"]) if {"bedgraph", "bigwig"} & set(formats) else None
         self._bed = self._bed_tmp.open("w")
         self._bed.write(self._bed_header)
         self._bg = self._bg_tmp.open("w") if self._bg_tmp else None
@@ -211,23 +207,10 @@ class StageTrackWriter:
         self._bed.close()
         if self._bg:
             self._bg.close()
-        written = []
         try:
-            if "bigwig" in self.formats:
-                written.append(self._write_bigwig())
-            if "bigbed" in self.formats:
-                written.append(self._write_bigbed())
-            if "tabix" in self.formats:
-                written += self._write_tabix()
-            if "bedgraph" in self.formats:
-                os.replace(self._bg_tmp, self.paths["bedgraph"])
-                written.append(self.paths["bedgraph"])
-            if "bed" in self.formats:
-                os.replace(self._bed_tmp, self.paths["bed"])
-                written.append(self.paths["bed"])
+            return build_track_files(self._bed_tmp, self._bg_tmp, self.paths, self.sizes, self.formats)
         finally:
             self.abort()
-        return written
 
     def abort(self) -> None:
         """Drop every temp file (finished outputs were already renamed away from them)."""
@@ -238,42 +221,76 @@ class StageTrackWriter:
             if p:
                 p.unlink(missing_ok=True)
 
-    def _data_lines(self, path: Path) -> Iterator[list[str]]:
-        with path.open() as f:
-            next(f)  # track line
-            for line in f:
-                yield line.rstrip("\n").split("\t")
 
-    def _write_bigwig(self) -> Path:
-        import pybigtools
+def track_lines(prefix: str | Path, stage: int, description: str = "") -> tuple[str, str]:
+    """Browser ``track`` lines of a stage's chunk BED and probability bedGraph."""
+    name = f"{Path(prefix).name} stage{stage}"
+    return (f'track name="{name} chunks" description="{description or name} chunks" itemRgb="On" '
+            f'visibility=dense\n',
+            f'track type=bedGraph name="{name} p" description="{description or name} boundary probability" '
+            f'visibility=full autoScale=off viewLimits=0:1\n')
 
-        records = ((c, int(s), int(e), float(v)) for c, s, e, v in self._data_lines(self._bg_tmp))
-        with atomic_path(self.paths["bigwig"]) as tmp:
-            pybigtools.open(str(tmp), "w").write(self.sizes, records)
-        return self.paths["bigwig"]
 
-    def _write_bigbed(self) -> Path:
-        import pybigtools
+def build_track_files(bed: Path, bedgraph: Path | None, paths: dict[str, Path], sizes: dict[str, int],
+                      formats: tuple[str, ...]) -> list[Path]:
+    """From a complete chunk BED and probability bedGraph (temp files, track line first), build the binary
+    and indexed formats, then move the text files into place if they were asked for."""
+    written = []
+    if "bigwig" in formats:
+        written.append(_write_bigwig(bedgraph, paths["bigwig"], sizes))
+    if "bigbed" in formats:
+        written.append(_write_bigbed(bed, paths["bigbed"], sizes))
+    if "tabix" in formats:
+        written += _write_tabix(bed, paths["tabix"])
+    if "bedgraph" in formats:
+        os.replace(bedgraph, paths["bedgraph"])
+        written.append(paths["bedgraph"])
+    if "bed" in formats:
+        os.replace(bed, paths["bed"])
+        written.append(paths["bed"])
+    return written
 
-        records = ((f[0], int(f[1]), int(f[2]), "\t".join(f[3:])) for f in self._data_lines(self._bed_tmp))
-        with atomic_path(self.paths["bigbed"]) as tmp:
-            pybigtools.open(str(tmp), "w").write(self.sizes, records, autosql=BED9_AUTOSQL)
-        return self.paths["bigbed"]
 
-    def _write_tabix(self) -> list[Path]:
-        import pysam
+def data_lines(path: Path) -> Iterator[list[str]]:
+    """Tab-split lines of a BED/bedGraph written here, after its track line."""
+    with path.open() as f:
+        next(f, None)
+        for line in f:
+            yield line.rstrip("\n").split("\t")
 
-        gz, tbi = self.paths["tabix"], Path(f"{self.paths['tabix']}.tbi")
-        tmp_gz = _temp_path(gz)
-        tmp_tbi = Path(f"{tmp_gz}.tbi")
-        try:
-            pysam.tabix_compress(str(self._bed_tmp), str(tmp_gz), force=True)
-            # The track line is kept for browsers and skipped by the index.
-            pysam.tabix_index(str(tmp_gz), seq_col=0, start_col=1, end_col=2, zerobased=True, line_skip=1,
-                              force=True)
-            os.replace(tmp_gz, gz)
-            os.replace(tmp_tbi, tbi)  # after the data, so the index is never older than it
-        finally:
-            tmp_gz.unlink(missing_ok=True)
-            tmp_tbi.unlink(missing_ok=True)
-        return [gz, tbi]
+
+def _write_bigwig(bedgraph: Path, final: Path, sizes: dict[str, int]) -> Path:
+    import pybigtools
+
+    records = ((c, int(s), int(e), float(v)) for c, s, e, v in data_lines(bedgraph))
+    with atomic_path(final) as tmp:
+        pybigtools.open(str(tmp), "w").write(sizes, records)
+    return final
+
+
+def _write_bigbed(bed: Path, final: Path, sizes: dict[str, int]) -> Path:
+    import pybigtools
+
+    records = ((f[0], int(f[1]), int(f[2]), "\t".join(f[3:])) for f in data_lines(bed))
+    with atomic_path(final) as tmp:
+        pybigtools.open(str(tmp), "w").write(sizes, records, autosql=BED9_AUTOSQL)
+    return final
+
+
+def _write_tabix(bed: Path, gz: Path) -> list[Path]:
+    import pysam
+
+    tbi = Path(f"{gz}.tbi")
+    tmp_gz = temp_path(gz)
+    tmp_tbi = Path(f"{tmp_gz}.tbi")
+    try:
+        pysam.tabix_compress(str(bed), str(tmp_gz), force=True)
+        # The track line is kept for browsers and skipped by the index.
+        pysam.tabix_index(str(tmp_gz), seq_col=0, start_col=1, end_col=2, zerobased=True, line_skip=1,
+                          force=True)
+        os.replace(tmp_gz, gz)
+        os.replace(tmp_tbi, tbi)  # after the data, so the index is never older than it
+    finally:
+        tmp_gz.unlink(missing_ok=True)
+        tmp_tbi.unlink(missing_ok=True)
+    return [gz, tbi]

@@ -1,0 +1,129 @@
+"""`boundaries --shard K/N` + `merge-tracks`: a genome split over jobs gives the tracks of one unsharded run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pybigtools
+import pysam
+import pytest
+import torch
+
+from hnet_genomics import build_model, load_config
+from hnet_genomics.cli import main
+from hnet_genomics.data import demo
+from hnet_genomics.errors import ConfigError
+from hnet_genomics.export.regions import Region
+from hnet_genomics.export.shards import parse_shard, select_shard
+
+CHROM = "BA000025.2"
+BED_LINES = f"{CHROM}\t40000\t43000\n{CHROM}\t5000\t7000\n{CHROM}\t20000\t21000\n"  # unsorted on purpose
+
+
+@pytest.mark.parametrize("lengths,n", [([10, 10, 10, 10], 2), ([100, 1, 1, 1, 1], 3), ([5, 7, 9, 11, 13, 2], 4),
+                                       ([3, 3], 5), ([1000], 3)])
+def test_shards_partition_the_sorted_regions_into_contiguous_length_balanced_groups(lengths, n):
+    regions, start = [], 0
+    for length in lengths:
+        regions.append(Region("chr1", start, start + length))
+        start += length + 50
+    shards = [select_shard(list(reversed(regions)), k, n) for k in range(1, n + 1)]
+    assert [r for s in shards for r in s] == regions  # every region once, in genome order
+    total = sum(lengths)
+    for s in shards:
+        assert sum(len(r) for r in s) <= total / n + max(lengths)  # its cut plus the regions straddling it
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "a/b", "3", "1/0", "-1/2"])
+def test_bad_shard_spec_is_refused(text):
+    with pytest.raises(ConfigError, match="--shard expects K/N"):
+        parse_shard(text)
+    assert parse_shard(" 2 / 8 ") == (2, 8)
+
+
+@pytest.fixture(scope="module")
+def hnet2(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "hnet2"
+    torch.manual_seed(0)
+    build_model(load_config("dna/hnet_2stage_tiny")).save_pretrained(path)
+    return path
+
+
+def export(model: Path, tmp: Path, out: str, *extra: str) -> int:
+    (tmp / "r.bed").write_text(BED_LINES)
+    return main(["boundaries", "--model", str(model), "--fasta", str(demo.HUMAN_FASTA), "--regions",
+                 str(tmp / "r.bed"), "--out", str(tmp / out), "--window", "512", "--no-progress", *extra])
+
+
+def data(path: Path) -> list[str]:
+    return path.read_text().splitlines()[1:]
+
+
+@pytest.fixture(scope="module")
+def sharded(hnet2, tmp_path_factory):
+    """The same regions exported once, and as 4 shards (one of them empty) merged in a scrambled order."""
+    tmp = tmp_path_factory.mktemp("sharded")
+    assert export(hnet2, tmp, "full") == 0
+    for k in range(1, 5):
+        assert export(hnet2, tmp, f"s{k}", "--shard", f"{k}/4", "--formats", "bed,bedgraph") == 0
+    assert main(["merge-tracks", "--shards", *(str(tmp / f"s{k}") for k in (3, 1, 4, 2)), "--out",
+                 str(tmp / "merged")]) == 0
+    return tmp
+
+
+def test_merged_shards_equal_the_unsharded_export_in_every_format(sharded):
+    shard_regions = [len(data(sharded / f"s{k}.stage1.bed")) for k in range(1, 5)]
+    assert shard_regions.count(0) == 1 and sum(shard_regions) == len(data(sharded / "full.stage1.bed"))
+    for s in (1, 2):
+        for ext in ("bed", "bedGraph"):
+            assert data(sharded / f"merged.stage{s}.{ext}") == data(sharded / f"full.stage{s}.{ext}")
+        for ext in ("bw", "bb"):
+            full, merged = (pybigtools.open(str(sharded / f"{name}.stage{s}.{ext}")) for name in ("full", "merged"))
+            records = list(full.records(CHROM))
+            assert records and list(merged.records(CHROM)) == records
+        with pysam.TabixFile(str(sharded / f"merged.stage{s}.bed.gz")) as tbx:
+            assert [ln.split("\t")[:3] for ln in tbx.fetch(CHROM, 0, 50000)] == \
+                   [ln.split("\t")[:3] for ln in data(sharded / f"full.stage{s}.bed")]
+    assert (sharded / "merged.chrom.sizes").read_text() == (sharded / "full.chrom.sizes").read_text()
+
+
+@pytest.mark.parametrize("case,message", [
+    ("overlap", "overlap or interleave"),
+    ("sizes", "differs from .*chrom.sizes"),
+    ("bedgraph", r"stage1.bedGraph: missing \(export the shards with --formats bed,bedgraph\)"),
+    ("stages", "more chunking stages"),
+    ("empty", "stage1.bed: missing"),
+])
+def test_merge_refuses_shards_that_do_not_fit_together_with_one_line(sharded, tmp_path, capsys, case, message):
+    shards = [str(sharded / "s1"), str(sharded / "s2")]
+    if case == "overlap":
+        shards = [str(sharded / "s1"), str(sharded / "full")]
+    elif case == "sizes":
+        for ext in ("stage1.bed", "stage2.bed", "stage1.bedGraph", "stage2.bedGraph"):
+            (tmp_path / f"x.{ext}").write_text((sharded / f"s2.{ext}").read_text())
+        (tmp_path / "x.chrom.sizes").write_text("chrZ\t10\n")
+        shards[1] = str(tmp_path / "x")
+    elif case == "bedgraph":
+        (tmp_path / "x.stage1.bed").write_text((sharded / "s1.stage1.bed").read_text())
+        (tmp_path / "x.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
+        shards = [str(tmp_path / "x")]
+    elif case == "stages":
+        shards = [str(tmp_path / "x"), str(sharded / "s1")]
+        (tmp_path / "x.stage1.bed").write_text((sharded / "s1.stage1.bed").read_text())
+        (tmp_path / "x.stage1.bedGraph").write_text((sharded / "s1.stage1.bedGraph").read_text())
+        (tmp_path / "x.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
+    elif case == "empty":
+        shards = [str(tmp_path / "nothing")]
+        (tmp_path / "nothing.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
+    out = tmp_path / "out"
+    out.mkdir()
+    rc = main(["merge-tracks", "--shards", *shards, "--out", str(out / "m")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert list(out.iterdir()) == []
+
+
+def test_bad_shard_option_fails_before_loading_the_model(tmp_path, capsys):
+    assert export(tmp_path / "no-model", tmp_path, "x", "--shard", "5/4") == 2
+    assert "--shard expects K/N" in capsys.readouterr().err
