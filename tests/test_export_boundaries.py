@@ -258,6 +258,9 @@ def test_cli_exports_tracks(saved_models, tmp_path, capsys):
     ("dir", "--out is a file-name prefix, not a directory"),
     ("format", "unknown format 'wig'"),
     ("overlap", "--overlap must be in"),
+    ("device", "--device: 'gpu0' is not a torch device"),
+    pytest.param("cuda", "torch sees no CUDA GPU", marks=pytest.mark.skipif(torch.cuda.is_available(),
+                                                                             reason="a GPU is visible")),
 ])
 def test_cli_rejects_bad_input_with_one_line(saved_models, tmp_path, capsys, case, message):
     args = {"--model": str(saved_models / ("iso" if case == "iso" else "hnet")), "--fasta": str(demo.HUMAN_FASTA),
@@ -266,6 +269,8 @@ def test_cli_rejects_bad_input_with_one_line(saved_models, tmp_path, capsys, cas
         args["--formats"] = "bed,wig"
     if case == "overlap":
         args["--overlap"] = "1024"
+    if case in ("device", "cuda"):
+        args["--device"] = "gpu0" if case == "device" else "cuda"
     rc = main(["boundaries", *[x for kv in args.items() for x in kv], "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1

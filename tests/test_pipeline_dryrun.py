@@ -160,8 +160,9 @@ FINETUNE_DEFAULTS = yaml.safe_load((REPO / "pipelines/config.yaml").read_text())
      "pipeline config key 'compare.seeds': expected a list of distinct"),
     ({"compare": {"seeds": [0], "reference": "hyena"}}, "pipeline config key 'compare.reference': 'hyena' is not a run"),
     ({"finetune": {**FINETUNE_DEFAULTS, "lr": -1}}, "pipeline config key 'finetune.lr': expected a positive number"),
+    ({"boundaries": {"shards": 0}}, "pipeline config key 'boundaries.shards': expected a positive integer"),
 ])
-def test_bad_compare_and_finetune_settings_are_named(tmp_path, override, message):
+def test_bad_compare_finetune_and_boundaries_settings_are_named(tmp_path, override, message):
     path = tmp_path / "override.yaml"
     path.write_text(yaml.safe_dump(override))
     result = dry_run(tmp_path, "compare_baselines", "--configfile", str(path))
@@ -179,3 +180,18 @@ def test_missing_key_in_the_pipeline_config_is_named(tmp_path):
     result = dry_run(tmp_path, "pretrain_hg38", snakefile=workflow / "Snakefile")
     assert result.returncode != 0
     assert "pipeline config key 'presets.demo.annotation': missing" in result.stdout
+
+
+def test_sharded_boundaries_plan_one_export_job_per_shard_and_one_merge(tmp_path):
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump({"boundaries": {"shards": 3}}))  # the rest of the section keeps its defaults
+    result = dry_run(tmp_path, "boundaries", "--configfile", str(path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert jobs["custom_boundaries_shard"] == 3 and jobs["custom_boundaries"] == 1
+    commands = shell_commands(result.stdout)
+    shards = sorted(re.search(r"--shard (\S+) --formats bed,bedgraph", c)[1] for c in commands if "--shard " in c)
+    assert shards == ["1/3", "2/3", "3/3"]
+    merge = [c for c in commands if "merge-tracks" in c]
+    assert len(merge) == 1 and all(f"boundaries/custom.shards/{k}/custom" in merge[0] for k in (1, 2, 3))
+    assert "--out results/demo/boundaries/custom/custom" in merge[0]

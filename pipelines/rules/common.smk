@@ -224,17 +224,21 @@ def run_seed(seeded):
     return (match[1], int(match[2])) if match else (seeded, 0)
 
 
-BOUNDARIES = _section(config["boundaries"], ("name", "model", "fasta", "regions"), "boundaries")
+BOUNDARIES = _section(config["boundaries"], ("name", "model", "fasta", "regions", "shards"), "boundaries")
 if not re.fullmatch(r"[A-Za-z0-9_-]+", str(BOUNDARIES["name"])):
     raise config_error("boundaries.name", "may hold only letters, digits, '_' and '-'")
 BOUNDARIES_MODEL = model_input(BOUNDARIES["model"], "boundaries.model")
 BOUNDARIES_FASTA = None if _unset(BOUNDARIES["fasta"]) else resolve_path(BOUNDARIES["fasta"], "boundaries.fasta")
 BOUNDARIES_REGIONS = REGIONS if _unset(BOUNDARIES["regions"]) else resolve_path(
     BOUNDARIES["regions"], "boundaries.regions", allow=REGION_NAMES)
+BOUNDARIES_SHARDS = BOUNDARIES["shards"]
+if isinstance(BOUNDARIES_SHARDS, bool) or not isinstance(BOUNDARIES_SHARDS, int) or BOUNDARIES_SHARDS < 1:
+    raise config_error("boundaries.shards", f"expected a positive integer, got {BOUNDARIES_SHARDS!r}")
 
 
 wildcard_constraints:
     run="(" + "|".join(re.escape(r) for r in MODELS) + r")(-seed[1-9]\d*)?",
     split="|".join(SPLIT_NAMES),
     order=r"\d+",
+    shard=r"[1-9]\d*",
     task="|".join(re.escape(t) for t in TASKS) or "^$",

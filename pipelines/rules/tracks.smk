@@ -54,24 +54,72 @@ rule prepare_boundaries_fasta:
         "hnet-genomics data prepare --fasta {input.fasta} --out {output.fasta} > {log} 2>&1"
 
 
-rule custom_boundaries:
-    input:
-        model=BOUNDARIES_MODEL,
-        fasta=rules.prepare_boundaries_fasta.output.fasta if BOUNDARIES_FASTA else GENOME_FASTA,
-        index=[rules.prepare_boundaries_fasta.output.fai, rules.prepare_boundaries_fasta.output.gzi]
-        if BOUNDARIES_FASTA else GENOME_INDEX,
-        regions=[BOUNDARIES_REGIONS] if BOUNDARIES_REGIONS else [],
-    output:
-        directory(f"{R}/boundaries/{BOUNDARIES['name']}"),
-    params:
-        model=model_dir_flag(BOUNDARIES_MODEL),
-        prefix=f"{R}/boundaries/{BOUNDARIES['name']}/{BOUNDARIES['name']}",
-        regions=regions_flag(BOUNDARIES_REGIONS),
-    log:
-        f"{LOGS}/custom_boundaries.log",
-    threads: threads_of("infer")
-    resources:
-        **resources_of("infer"),
-    shell:
-        "mkdir -p {output} && OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {params.model} "
-        "--fasta {input.fasta} {params.regions} --out {params.prefix} --threads {threads} --no-progress > {log} 2>&1"
+CUSTOM = f"{R}/boundaries/{BOUNDARIES['name']}"
+CUSTOM_INPUT = dict(
+    model=BOUNDARIES_MODEL,
+    fasta=rules.prepare_boundaries_fasta.output.fasta if BOUNDARIES_FASTA else GENOME_FASTA,
+    index=[rules.prepare_boundaries_fasta.output.fai, rules.prepare_boundaries_fasta.output.gzi]
+    if BOUNDARIES_FASTA else GENOME_INDEX,
+    regions=[BOUNDARIES_REGIONS] if BOUNDARIES_REGIONS else [],
+)
+CUSTOM_BOUNDARIES = (
+    "mkdir -p {output} && OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {params.model} "
+    "--fasta {input.fasta} {params.regions} --out {params.prefix} --threads {threads} --no-progress"
+)
+
+
+if BOUNDARIES_SHARDS == 1:
+
+    rule custom_boundaries:
+        input:
+            **CUSTOM_INPUT,
+        output:
+            directory(CUSTOM),
+        params:
+            model=model_dir_flag(BOUNDARIES_MODEL),
+            prefix=f"{CUSTOM}/{BOUNDARIES['name']}",
+            regions=regions_flag(BOUNDARIES_REGIONS),
+        log:
+            f"{LOGS}/custom_boundaries.log",
+        threads: threads_of("infer")
+        resources:
+            **resources_of("infer"),
+        shell:
+            CUSTOM_BOUNDARIES + " > {log} 2>&1"
+
+else:
+
+    rule custom_boundaries_shard:
+        input:
+            **CUSTOM_INPUT,
+        output:
+            temp(directory(f"{CUSTOM}.shards/{{shard}}")),
+        params:
+            model=model_dir_flag(BOUNDARIES_MODEL),
+            prefix=lambda wc: f"{CUSTOM}.shards/{wc.shard}/{BOUNDARIES['name']}",
+            regions=regions_flag(BOUNDARIES_REGIONS),
+            shard=lambda wc: f"{wc.shard}/{BOUNDARIES_SHARDS}",
+        log:
+            f"{LOGS}/custom_boundaries.shard{{shard}}.log",
+        threads: threads_of("infer")
+        resources:
+            **resources_of("infer"),
+        shell:
+            CUSTOM_BOUNDARIES + " --shard {params.shard} --formats bed,bedgraph > {log} 2>&1"
+
+    rule custom_boundaries:
+        input:
+            expand(f"{CUSTOM}.shards/{{shard}}", shard=range(1, BOUNDARIES_SHARDS + 1)),
+        output:
+            directory(CUSTOM),
+        params:
+            shards=lambda wc, input: " ".join(f"{d}/{BOUNDARIES['name']}" for d in input),
+            prefix=f"{CUSTOM}/{BOUNDARIES['name']}",
+        log:
+            f"{LOGS}/custom_boundaries.merge.log",
+        threads: 1
+        resources:
+            **resources_of("infer"),
+        shell:
+            "mkdir -p {output} && hnet-genomics merge-tracks --shards {params.shards} --out {params.prefix} "
+            "> {log} 2>&1"
