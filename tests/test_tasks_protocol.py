@@ -161,3 +161,29 @@ def test_model_directory_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "not a saved model" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")
+def test_finetune_on_an_absent_gpu_is_a_one_line_error(tmp_path, capsys):
+    csv = tmp_path / "t.csv"
+    csv.write_text("sequence,label\nACGT,0\nACGA,1\n")
+    rc = cli.main(["finetune", "--baseline", "kmer", "--train", str(csv), "--test", str(csv), "--device", "cuda",
+                   "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "torch sees no CUDA GPU" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("freeze", [False, True])
+def test_gpu_fine_tuning_returns_a_cpu_model_that_predicts_as_it_scored(small_task, fast_config, freeze):
+    task, settings = small_task
+    torch.manual_seed(0)
+    backbone = build_model(load_config(fast_config))
+    on_gpu = FinetuneSettings(**{**settings.__dict__, "device": "cuda", "freeze_backbone": freeze,
+                                 "rc_tta": True})
+    result, model = finetune_seed(task, lambda: backbone, on_gpu, seed=0)
+    assert next(model.parameters()).device.type == "cpu"
+    probs = predict(model, task.test.sequences, "classification", rc_tta=True)
+    # GPU and CPU kernels round differently: allow one of the 16 test sites to fall on the other side of 0.5.
+    accuracy = float((probs.argmax(1) == task.y_test).mean())
+    assert accuracy == pytest.approx(result["test_accuracy"], abs=1 / len(task.y_test) + 1e-9)

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from hnet_genomics.devices import DEVICE_HELP, resolve_device
 from hnet_genomics.errors import ConfigError
 
 
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
                    help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
-    p.add_argument("--device", default="auto", help="torch device: auto (a GPU if there is one), cpu, cuda, cuda:1")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--shard", metavar="K/N",
@@ -103,13 +104,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     check_writable(args.out)
-    device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise ConfigError(f"--device: '{args.device}' is not a torch device (auto, cpu, cuda, cuda:N)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {args.device}: torch sees no CUDA GPU on this machine (use cpu or auto)")
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = from_pretrained(args.model)

@@ -52,6 +52,7 @@ class FinetuneSettings:
     max_len: int | None = None  # None: no limit (isotropic SSMs have none)
     on_long: LongPolicy = "error"
     train_limit: int | None = None  # use a seeded subset of the training split (quick runs)
+    device: str = "cpu"  # where the network trains; metrics and the saved classifier come back to the CPU
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class _Inputs:
 
     def __init__(self, model: SequenceClassifier, seqs: list[bytes], batch_size: int):
         self.model, self.seqs, self.batch_size = model, seqs, batch_size
+        self.device = next(model.parameters()).device
         self.cache: dict[bool, torch.Tensor] = {}
 
     def logits(self, idx: np.ndarray, rc: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,16 +99,18 @@ class _Inputs:
         if self.model.freeze_backbone:
             fwd = self._features(False)[idx]
             if rc.any():
-                fwd = torch.where(torch.from_numpy(rc)[:, None], self._features(True)[idx], fwd)
-            return self.model.head(fwd), torch.zeros(())
+                fwd = torch.where(torch.from_numpy(rc)[:, None].to(self.device), self._features(True)[idx], fwd)
+            return self.model.head(fwd), torch.zeros((), device=self.device)
         seqs = [reverse_complement(self.seqs[i]) if r else self.seqs[i] for i, r in zip(idx, rc)]
-        features, aux = self.model.features_and_aux_loss(*pad_batch(seqs))
+        ids, mask = pad_batch(seqs)
+        features, aux = self.model.features_and_aux_loss(ids.to(self.device), mask.to(self.device))
         return self.model.head(features), aux
 
     def _features(self, rc: bool) -> torch.Tensor:
         if rc not in self.cache:
             self.cache[rc] = _batched(self.seqs, self.batch_size, rc,
-                                      lambda ids, mask: self.model.features(ids, mask))
+                                      lambda ids, mask: self.model.features(ids.to(self.device),
+                                                                            mask.to(self.device)))
         return self.cache[rc]
 
 
@@ -120,7 +124,7 @@ def _batched(seqs: list[bytes], batch_size: int, rc: bool, fn) -> torch.Tensor:
             ids, mask = pad_batch([reverse_complement(s) for s in chunk] if rc else chunk)
             parts.append(fn(ids, mask).float())
     out = torch.cat(parts)
-    return out[torch.from_numpy(np.argsort(order))]
+    return out[torch.from_numpy(np.argsort(order)).to(out.device)]
 
 
 def predict(model: SequenceClassifier, seqs: list[bytes], kind: TaskKind, rc_tta: bool = False,
@@ -137,7 +141,7 @@ def predict(model: SequenceClassifier, seqs: list[bytes], kind: TaskKind, rc_tta
                 idx = np.arange(start, min(start + batch_size, len(seqs)))
                 logits = inputs.logits(idx, np.full(len(idx), rc))[0]
                 outs.append(logits.softmax(-1) if kind == "classification" else logits)
-            strand = torch.cat(outs).double().numpy()
+            strand = torch.cat(outs).double().cpu().numpy()
             total = strand if total is None else total + strand
     return total / len(strands)
 
@@ -163,11 +167,11 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
         tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
     torch.manual_seed(seed)
     model = SequenceClassifier(make_backbone(), task.labels.num_outputs, settings.pooling,
-                               settings.freeze_backbone)
+                               settings.freeze_backbone).to(settings.device)
     train_in = _Inputs(model, [task.train.sequences[i] for i in tr_idx], settings.batch_size)
     val_seqs = [task.train.sequences[i] for i in va_idx]
     val_in = _Inputs(model, val_seqs, settings.batch_size)
-    y_tr = torch.from_numpy(task.y_train[tr_idx])
+    y_tr = torch.from_numpy(task.y_train[tr_idx]).to(settings.device)
     y_va = task.y_train[va_idx]
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -203,7 +207,7 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
     result = {"seed": seed, "best_epoch": best_epoch, "n_train": len(tr_idx), "n_val": len(va_idx),
               **{f"val_{k}": v for k, v in best_val.items()}, **{f"test_{k}": v for k, v in test.items()},
               "seconds": round(time.perf_counter() - t0, 2)}
-    return result, model
+    return result, model.cpu()
 
 
 def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
