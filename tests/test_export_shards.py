@@ -127,3 +127,12 @@ def test_merge_refuses_shards_that_do_not_fit_together_with_one_line(sharded, tm
 def test_bad_shard_option_fails_before_loading_the_model(tmp_path, capsys):
     assert export(tmp_path / "no-model", tmp_path, "x", "--shard", "5/4") == 2
     assert "--shard expects K/N" in capsys.readouterr().err
+
+
+def test_shard_order_reads_the_first_and_last_chunk_of_a_large_bed(sharded):
+    from hnet_genomics.export.shards import _first_and_last
+
+    bed = sharded / "full.stage1.bed"
+    assert bed.stat().st_size > 4096  # the last line is read from the tail, not by scanning
+    lines = data(bed)
+    assert _first_and_last(bed) == (lines[0].split("\t"), lines[-1].split("\t"))

@@ -63,11 +63,15 @@ def _stage_count(prefix: str) -> int:
 
 
 def _first_and_last(bed: Path) -> tuple[list[str], list[str]] | None:
-    first = last = None
-    for fields in data_lines(bed):
-        first = first or fields
-        last = fields
-    return (first, last) if first else None
+    """First and last chunk of a shard's BED without reading the (possibly genome-sized) middle."""
+    first = next(data_lines(bed), None)
+    if first is None:
+        return None
+    with bed.open("rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 4096))
+        last = f.read().decode().rstrip("\n").rsplit("\n", 1)[-1]
+    return first, last.split("\t")
 
 
 def _ordered(shards: list[str]) -> list[str]:
