@@ -127,6 +127,8 @@ def test_compare_aggregates_seeds_sorts_by_mean_val_bpb_and_reports_test_bpb(tmp
     assert "Reference: markov-4 scores" in md and paths["png"].stat().st_size > 1000
     summary = json.loads(paths["json"].read_text())
     assert summary["runs"]["transformer"]["val_bpb"] == [1.99, 2.01]
+    assert [s["test_bpb"] for s in summary["runs"]["hnet_1stage"]["per_seed"]] == [1.90, 1.92]
+    assert [r["seed_dir"] for r in rows[:2]] == [str(d) for d in runs["hnet_1stage"]]
 
 
 def test_data_efficiency_is_interpolated_on_the_reference_mean_curve(tmp_path):

@@ -24,6 +24,10 @@ from hnet_genomics.reporting.report import (UNIFORM_BPB, _fmt, _reference_label,
 Curve = list[tuple[float, float]]
 
 
+# What comparison.json and comparison.csv keep of each seed's metrics.json.
+SEED_FIELDS = ("params", "flops_per_base", "bases_seen", "val_bpb", "bases_per_second", "compression_ratios")
+
+
 def _number(metrics: dict[str, Any], key: str) -> float | None:
     value = metrics.get(key)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -85,6 +89,8 @@ def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None =
         val = [v for v in (_number(m, "val_bpb") for m in metrics) if v is not None]
         test = [bpb_of(read_json(p), p) for p in tests.get(name, [])]
         first = metrics[0]
+        per_seed = [{"dir": str(d), **{k: m.get(k) for k in SEED_FIELDS}, "test_bpb": t}
+                    for d, m, t in zip(dirs, metrics, test + [None] * (len(dirs) - len(test)))]
         summary["runs"][name] = {
             "seeds": len(dirs), "dirs": [str(d) for d in dirs], "params": first.get("params"),
             "flops_per_base": first.get("flops_per_base"), "bases_seen": first.get("bases_seen"),
@@ -93,7 +99,7 @@ def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None =
             "compression_ratios": first.get("compression_ratios"),
             "bases_per_second": _spread([v for v in (_number(m, "bases_per_second") for m in metrics)
                                          if v is not None])[0],
-            "curve": mean_curve(curves),
+            "curve": mean_curve(curves), "per_seed": per_seed,
         }
     if reference is not None:
         ref = summary["runs"][reference]
@@ -122,13 +128,10 @@ def compare_runs(runs: dict[str, list[Path]], out_dir: str | Path, tests: dict[s
     writer.writerow(["run", "seed_dir", "params", "flops_per_base", "bases_seen", "val_bpb", "test_bpb",
                      "bases_per_second", "compression_ratios"])
     for name in order:
-        for i, d in enumerate(runs[name]):
-            m = read_run_metrics(d)
-            tests_of = (tests or {}).get(name, [])
-            test = bpb_of(read_json(tests_of[i]), tests_of[i]) if i < len(tests_of) else ""
-            ratios = m.get("compression_ratios") or []
-            writer.writerow([name, d, m.get("params", ""), m.get("flops_per_base", ""), m.get("bases_seen", ""),
-                             m.get("val_bpb", ""), test, m.get("bases_per_second", ""), " ".join(map(str, ratios))])
+        for seed in summary["runs"][name]["per_seed"]:
+            cells = ["" if seed[k] is None else seed[k] for k in ("dir", "params", "flops_per_base", "bases_seen",
+                                                                   "val_bpb", "test_bpb", "bases_per_second")]
+            writer.writerow([name, *cells, " ".join(map(str, seed["compression_ratios"] or []))])
 
     header = ["run", "seeds", "params", "train FLOPs/base", "bases seen", "val bpb", "test bpb", "compression",
               "bases/s"]
