@@ -1,11 +1,21 @@
-"""The torch device a command runs on. ``auto`` takes a GPU when torch sees one, so a pipeline job that was
-given a GPU uses it without a per-job flag, and the same command still runs on a CPU-only machine."""
+"""The torch device and numeric precision a command runs at.
+
+``auto`` device takes a GPU when torch sees one, so a pipeline job that was given a GPU uses it without a
+per-job flag, and the same command still runs on a CPU-only machine. ``auto`` precision is bf16 autocast on
+a GPU (what training uses, and what flash-attn needs) and plain fp32 on the CPU.
+"""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 from hnet_genomics.errors import ConfigError
 
 DEVICE_HELP = "torch device: auto (a GPU if torch sees one, else the CPU), cpu, cuda or cuda:N"
+PRECISIONS = ("auto", "bf16", "tf32", "fp32")
+PRECISION_HELP = ("numeric precision: auto (bf16 on a GPU, fp32 on the CPU), bf16 (autocast), tf32 (fp32 with "
+                  "TensorFloat-32 matmuls, GPU only) or fp32")
 
 
 def resolve_device(text: str, option: str = "--device") -> str:
@@ -22,4 +32,45 @@ def resolve_device(text: str, option: str = "--device") -> str:
         raise ConfigError(f"{option} {text}: torch sees no CUDA GPU on this machine (use cpu or auto)")
     if kind not in ("cpu", "cuda"):
         raise ConfigError(f"{option} {text}: only cpu and cuda devices are supported")
+    if kind == "cuda" and ":" in text and int(text.split(":", 1)[1]) >= torch.cuda.device_count():
+        raise ConfigError(f"{option} {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return text
+
+
+def resolve_precision(text: str, device: str, option: str = "--precision") -> str:
+    """``auto`` -> ``bf16`` on CUDA, ``fp32`` on the CPU; ``tf32`` is refused off the GPU (it means nothing there)."""
+    import torch
+
+    if text not in PRECISIONS:
+        raise ConfigError(f"{option}: '{text}' is not one of {', '.join(PRECISIONS)}")
+    on_gpu = torch.device(device).type == "cuda"
+    if text == "auto":
+        return "bf16" if on_gpu else "fp32"
+    if text == "tf32" and not on_gpu:
+        raise ConfigError(f"{option} tf32: TensorFloat-32 is a GPU matmul mode; use fp32 or bf16 on {device}")
+    return text
+
+
+@contextlib.contextmanager
+def inference_precision(device: str, precision: str) -> Iterator[None]:
+    """Run the enclosed forward passes at ``precision`` (a value of ``resolve_precision``) on ``device``.
+
+    Weights stay fp32; bf16 is autocast, as in bf16-mixed training, so the residual stream, routing
+    probabilities and EMA stay fp32 while matmuls, convolutions and attention run in bf16. TF32 is set for
+    the block and restored after it.
+    """
+    import torch
+
+    dev = torch.device(device)
+    previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        if dev.type == "cuda":
+            tf32 = precision in ("tf32", "bf16")  # bf16 autocast leaves fp32 ops (router, head) to TF32
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        if precision == "bf16":
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
