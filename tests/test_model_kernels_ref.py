@@ -86,6 +86,81 @@ def test_sdpa_attention_equals_masked_softmax(window, packed):
     torch.testing.assert_close(out, attn_k.attention_ref(q, k, v, seq_idx, window), rtol=1e-5, atol=1e-5)
 
 
+PACKED_LENGTHS = [1, 70, 1, 119, 5, 300, 33, 2]  # one-token sequences, every length class from 1 to 512
+
+
+def _packed_seq_idx(lengths):
+    return torch.cat([torch.full((n,), i) for i, n in enumerate(lengths)])[None]
+
+
+@pytest.mark.parametrize("window", [-1, 1, 5, 64, 1000])
+@pytest.mark.parametrize("dense_limit", [4096, 16])  # 16: long windowed runs go block by block
+def test_packed_sdpa_attention_equals_masked_softmax_forward_and_backward(window, dense_limit, monkeypatch):
+    monkeypatch.setattr(attn_k, "DENSE_WINDOW_MASK_MAX", dense_limit)
+    torch.manual_seed(7)
+    seq_idx = _packed_seq_idx(PACKED_LENGTHS)
+    q, k, v = (torch.randn(1, 3, seq_idx.shape[1], 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    out = attn_k.attention(q, k, v, seq_idx, window, single_sequence_rows=False)
+    ref = attn_k.attention_ref(q.double(), k.double(), v.double(), seq_idx, window)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=2e-6)  # the reference softmax runs in fp32
+    weight = torch.randn(out.shape, dtype=torch.float64)
+    for got, want in zip(torch.autograd.grad((out * weight).sum(), (q, k, v)),
+                         torch.autograd.grad((ref * weight).sum(), (q, k, v))):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("window", [3, 40, 300])
+def test_blocked_window_attention_on_one_long_sequence_per_row(window, monkeypatch):
+    monkeypatch.setattr(attn_k, "DENSE_WINDOW_MASK_MAX", 16)
+    torch.manual_seed(8)
+    q, k, v = (torch.randn(2, 2, 1000, 8) for _ in range(3))
+    seq_idx = torch.zeros(2, 1000, dtype=torch.long)
+    torch.testing.assert_close(attn_k.attention(q, k, v, seq_idx, window), attn_k.attention_ref(q, k, v, seq_idx, window),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_packed_attention_never_builds_a_mask_over_the_whole_row(monkeypatch):
+    """256 sequences of 64 tokens in one row: every SDPA call must stay within one sequence's length."""
+    seen = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kwargs):
+        seen.append((q.shape[-2], k.shape[-2], None if attn_mask is None else tuple(attn_mask.shape)))
+        return real(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(attn_k.F, "scaled_dot_product_attention", spy)
+    seq_idx = _packed_seq_idx([64] * 256)
+    q, k, v = (torch.randn(1, 2, seq_idx.shape[1], 8) for _ in range(3))
+    for window in (-1, 16):
+        attn_k.attention(q, k, v, seq_idx, window, single_sequence_rows=False)
+    assert seen and all(lq <= 64 and lk <= 64 and (m is None or max(m[-2:]) <= 64) for lq, lk, m in seen)
+
+
+def test_window_w_shows_each_query_itself_and_w_earlier_keys():
+    """flash-attn's window_size=(w, 0): w + 1 visible keys once a query is w deep into its sequence."""
+    seq_idx = torch.zeros(1, 10, dtype=torch.long)
+    visible = attn_k.visibility_mask(seq_idx, window=3)[0, 0].sum(-1)
+    assert visible.tolist() == [1, 2, 3, 4, 4, 4, 4, 4, 4, 4]
+
+
+def test_windowed_attention_decoding_step_equals_forward():
+    """The KV-cache step applies the same window as the full forward."""
+    from hnet_genomics.model.attention import CausalSelfAttention
+    from hnet_genomics.model.geometry import Geometry
+
+    torch.manual_seed(9)
+    block = CausalSelfAttention(d_model=16, num_heads=2, rotary_dim=4, window=3).eval()
+    x = torch.randn(2, 12, 16)
+    with torch.no_grad():
+        full = block(x, Geometry.padded(torch.ones(2, 12, dtype=torch.bool)))
+        cache = block.init_state(2, x.device, x.dtype, capacity=4)
+        steps = []
+        for t in range(12):
+            y, cache = block.step(x[:, t], cache)
+            steps.append(y)
+    torch.testing.assert_close(torch.stack(steps, 1), full, rtol=1e-5, atol=1e-5)
+
+
 def test_attention_reference_never_looks_ahead_or_across_sequences():
     torch.manual_seed(5)
     q, k, v = (torch.randn(1, 1, 12, 4) for _ in range(3))

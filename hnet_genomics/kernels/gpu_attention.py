@@ -10,7 +10,8 @@ import functools
 import types
 
 import torch
-import torch.nn.functional as F
+
+from hnet_genomics.kernels.attention import run_boundaries
 
 
 @functools.cache
@@ -24,22 +25,13 @@ def require() -> None:
     _flash()
 
 
-def run_boundaries(seq_idx: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Flattened (B, L) rows -> (cu_seqlens int32, longest run): a new run at each row start or seq change."""
-    starts = torch.ones_like(seq_idx, dtype=torch.bool)
-    starts[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
-    flat = starts.reshape(-1)
-    cu = F.pad(torch.nonzero(flat)[:, 0], (0, 1), value=flat.numel()).to(torch.int32)
-    return cu, int((cu[1:] - cu[:-1]).max())
-
-
 def attention(q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = True) -> torch.Tensor | None:
-    """q, k, v (B, H, L, Dh) -> (B, H, L, Dh); a window of w sees the w most recent keys, itself included."""
+    """q, k, v (B, H, L, Dh) -> (B, H, L, Dh); a window of w sees itself and the w keys before it."""
     d = q.shape[-1]
     if q.dtype not in (torch.float16, torch.bfloat16) or d % 8 or d > 256:
         return None
     fa = _flash()
-    window_size = (window - 1, 0) if window > 0 else (-1, -1)
+    window_size = (window, 0) if window > 0 else (-1, -1)
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # (B, L, H, Dh)
     if single_sequence_rows:
         out = fa.dense(qt, kt, vt, causal=True, window_size=window_size)

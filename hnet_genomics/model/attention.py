@@ -79,6 +79,6 @@ class CausalSelfAttention(nn.Module):
         j = torch.arange(kc.shape[2], device=hidden.device)
         visible = j[None] < new_len[:, None]
         if self.window > 0:
-            visible = visible & (new_len[:, None] - 1 - j[None] < self.window)
+            visible = visible & (new_len[:, None] - 1 - j[None] <= self.window)
         out = torch.nn.functional.scaled_dot_product_attention(q, kc, vc, attn_mask=visible[:, None, None, :])
         return self.out_proj(rearrange(out, "b h 1 d -> b (h d)")), KVCache(kc, vc, new_len)
