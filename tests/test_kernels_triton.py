@@ -14,7 +14,12 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu":
     os.environ["TRITON_INTERPRET"] = "1"  # read when the kernel modules below are imported
 
-pytest.importorskip("triton")
+from conftest import missing  # noqa: E402
+
+try:
+    import triton  # noqa: F401
+except ImportError as e:
+    missing("triton", f"does not import ({e})")
 
 from hnet_genomics import build_model  # noqa: E402
 from hnet_genomics.kernels import ema as ema_k  # noqa: E402
@@ -128,3 +133,92 @@ def test_fused_routing_gradients_through_opposed_and_tiny_vectors():
     weight = torch.randn(p.shape, generator=g).to(DEVICE)
     for got, want in zip(_grads(p, (q, k), weight), _grads(p_ref, (q, k), weight)):
         torch.testing.assert_close(got, want, **TOL)
+
+
+@pytest.mark.parametrize("block_t", [16, 32, 64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_dechunk_on_one_long_packed_row_across_block_sizes_and_dtypes(block_t, dtype):
+    """The packed layout's single row: more tiles than one carry step holds (the two-level scan's second
+    level loops), two channel blocks, resets mid-row, bf16 activations with fp32 probabilities."""
+    g = torch.Generator().manual_seed(block_t)
+    m, d, l = 40 * block_t + 7, 40, 100 * block_t
+    x = torch.randn(1, m, d, generator=g).to(dtype).to(DEVICE).requires_grad_()
+    p = torch.rand(1, m, generator=g) * 0.9 + 0.05
+    p[:, [0, 5, 6, m // 2, m - 1]] = 1.0
+    p = p.to(DEVICE).requires_grad_()
+    idx = torch.sort(torch.randint(0, m, (1, l), generator=g), dim=1).values.to(DEVICE)
+    out = ema_dechunk_triton(x, p, idx, block_t=block_t)
+    assert out.dtype == dtype
+    x32 = x.detach().float().requires_grad_()
+    ref = ema_k.ema_dechunk_ref(x32, p, idx)
+    tol = TOL if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)  # the output is rounded to bf16
+    torch.testing.assert_close(out.float(), ref, **tol)
+    weight = torch.randn(out.shape, generator=g).to(dtype).float().to(DEVICE)  # what a bf16 output passes back
+    got = _grads(out, (x, p), weight)
+    want = _grads(ref, (x32, p), weight)
+    torch.testing.assert_close(got[0].float(), want[0], **tol)
+    torch.testing.assert_close(got[1], want[1], **TOL)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_routing_in_training_dtypes(dtype):
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(2, 300, 48, generator=g).to(dtype).to(DEVICE).requires_grad_()
+    k = torch.randn(2, 300, 48, generator=g).to(dtype).to(DEVICE).requires_grad_()
+    starts = torch.zeros(2, 300, dtype=torch.bool)
+    starts[:, [0, 120]] = True
+    starts = starts.to(DEVICE)
+    p, _ = routing_fused_triton(q, k, starts)
+    p_ref, _ = routing_k.routing_fused_ref(q, k, starts)
+    torch.testing.assert_close(p, p_ref, **TOL)
+    weight = torch.randn(p.shape, generator=g).to(DEVICE)
+    for got, want in zip(_grads(p, (q, k), weight), _grads(p_ref, (q, k), weight)):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.float(), want.float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-4,
+                                   atol=1e-2 if dtype == torch.bfloat16 else 2e-5)
+
+
+def test_routing_grid_puts_long_packed_rows_on_the_unlimited_axis():
+    """CUDA grids allow 65,535 programs on axes 1 and 2: a packed row of 2 M positions must not need more."""
+    from hnet_genomics.kernels.triton import routing
+
+    tiles, rows = routing.launch_grid(1, 2_000_000)
+    assert tiles * routing.BLOCK_T >= 2_000_000 and rows == 1
+    assert routing.launch_grid(4096, 1024)[1] <= 65_535
+
+
+def test_every_triton_launch_runs_under_its_tensors_device_guard(monkeypatch):
+    """Triton launches on the current CUDA device; each of our launches must sit inside ``on_device_of`` its
+    inputs (``--device cuda:1`` would otherwise compute on GPU 0)."""
+    import contextlib
+
+    from hnet_genomics.kernels.triton import ema_dechunk, routing
+
+    active: list[torch.device] = []
+
+    @contextlib.contextmanager
+    def guard(tensor):
+        active.append(tensor.device)
+        yield
+        active.pop()
+
+    launches = []
+    kernel_type = type(ema_dechunk._tiles)
+    real_run = kernel_type.run
+
+    def run(self, *args, **kwargs):
+        launches.append(list(active))
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(kernel_type, "run", run)
+    for module in (ema_dechunk, routing):
+        monkeypatch.setattr(module, "on_device_of", guard)
+    x = torch.randn(1, 40, 32, device=DEVICE, requires_grad=True)
+    p = torch.rand(1, 40, device=DEVICE).requires_grad_()
+    idx = torch.arange(40, device=DEVICE)[None].repeat_interleave(2, 1)
+    ema_dechunk_triton(x, p, idx, block_t=16).sum().backward()
+    q = torch.randn(1, 40, 32, device=DEVICE, requires_grad=True)
+    starts = torch.zeros(1, 40, dtype=torch.bool, device=DEVICE)
+    routing_fused_triton(q, q, starts)[0].sum().backward()
+    assert len(launches) == 2 * 3 + 1 + 2  # EMA: 3 scan launches each way + plug-back; routing: fwd + bwd
+    assert all(devices == [x.device] for devices in launches)

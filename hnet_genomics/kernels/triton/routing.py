@@ -15,6 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
+from hnet_genomics.kernels.triton.device import on_device_of
+
 EPS = 1e-12  # F.normalize's floor on the norm
 BLOCK_T = 16
 NUM_WARPS = 4
@@ -22,6 +24,13 @@ NUM_WARPS = 4
 
 def require() -> None:
     """Importing this module needs triton; nothing else to check."""
+
+
+@triton.jit
+def _positions(BLOCK_T: tl.constexpr):
+    """This program's positions (tiles on grid axis 0, which has no 65,535 limit) and its row (axis 1)."""
+    offs_t = tl.program_id(0).to(tl.int64) * BLOCK_T + tl.arange(0, BLOCK_T)
+    return offs_t, tl.program_id(1).to(tl.int64)
 
 
 @triton.jit
@@ -45,8 +54,7 @@ def _norms_and_dot(q_ptr, k_ptr, offs_t, has_prev, D, stride_ql, stride_kl,
 def _routing_fwd_kernel(q_ptr, k_ptr, starts_ptr, p_ptr, boundary_ptr, L, D,
                         stride_qb, stride_ql, stride_kb, stride_kl, stride_sb,
                         EPS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    offs_t = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_t, b = _positions(BLOCK_T)
     in_row = offs_t < L
     start = tl.load(starts_ptr + b * stride_sb + offs_t, mask=in_row, other=1) != 0
     has_prev = in_row & (offs_t > 0) & ~start
@@ -63,8 +71,7 @@ def _routing_fwd_kernel(q_ptr, k_ptr, starts_ptr, p_ptr, boundary_ptr, L, D,
 def _routing_bwd_kernel(q_ptr, k_ptr, starts_ptr, dp_ptr, dq_ptr, dk_ptr, L, D,
                         stride_qb, stride_ql, stride_kb, stride_kl, stride_sb,
                         EPS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    offs_t = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_t, b = _positions(BLOCK_T)
     in_row = offs_t < L
     start = tl.load(starts_ptr + b * stride_sb + offs_t, mask=in_row, other=1) != 0
     has_prev = in_row & (offs_t > 0) & ~start
@@ -98,6 +105,11 @@ def _block_d(d: int) -> int:
     return min(128, max(16, triton.next_power_of_2(d)))
 
 
+def launch_grid(b: int, l: int) -> tuple[int, int]:
+    """Position tiles on axis 0 (up to 2**31 - 1 programs), rows on axis 1 (at most 65,535)."""
+    return triton.cdiv(l, BLOCK_T), b
+
+
 class RoutingFused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: torch.Tensor, k: torch.Tensor, starts: torch.Tensor):
@@ -106,10 +118,10 @@ class RoutingFused(torch.autograd.Function):
         b, l, d = q.shape
         p = torch.empty(b, l, device=q.device, dtype=torch.float32)
         boundary = torch.empty(b, l, device=q.device, dtype=torch.uint8)
-        grid = (b, triton.cdiv(l, BLOCK_T))
-        _routing_fwd_kernel[grid](q, k, starts, p, boundary, l, d, q.stride(0), q.stride(1), k.stride(0),
-                                  k.stride(1), starts.stride(0), EPS=EPS, BLOCK_T=BLOCK_T, BLOCK_D=_block_d(d),
-                                  num_warps=NUM_WARPS)
+        with on_device_of(q):
+            _routing_fwd_kernel[launch_grid(b, l)](q, k, starts, p, boundary, l, d, q.stride(0), q.stride(1),
+                                                   k.stride(0), k.stride(1), starts.stride(0), EPS=EPS,
+                                                   BLOCK_T=BLOCK_T, BLOCK_D=_block_d(d), num_warps=NUM_WARPS)
         boundary = boundary.view(torch.bool)
         ctx.mark_non_differentiable(boundary)
         ctx.save_for_backward(q, k, starts)
@@ -121,10 +133,11 @@ class RoutingFused(torch.autograd.Function):
         b, l, d = q.shape
         dq = torch.empty_like(q)
         dk = torch.zeros_like(k)  # the last key of a row feeds no probability
-        grid = (b, triton.cdiv(l, BLOCK_T))
-        _routing_bwd_kernel[grid](q, k, starts, grad_p.float().contiguous(), dq, dk, l, d, q.stride(0), q.stride(1),
-                                  k.stride(0), k.stride(1), starts.stride(0), EPS=EPS, BLOCK_T=BLOCK_T,
-                                  BLOCK_D=_block_d(d), num_warps=NUM_WARPS)
+        with on_device_of(q):
+            _routing_bwd_kernel[launch_grid(b, l)](q, k, starts, grad_p.float().contiguous(), dq, dk, l, d,
+                                                   q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+                                                   starts.stride(0), EPS=EPS, BLOCK_T=BLOCK_T,
+                                                   BLOCK_D=_block_d(d), num_warps=NUM_WARPS)
         return dq, dk, None
 
 
