@@ -42,7 +42,9 @@ class AttnConfig:
 
     num_heads: list[int] = field(default_factory=lambda: [8])
     rotary_dim: list[int] = field(default_factory=lambda: [32])
-    window_size: list[int] = field(default_factory=lambda: [-1])  # -1 = full causal attention
+    # w > 0: each query sees itself and the w keys before it (flash-attn's window_size=(w, 0), as the reference
+    # H-Net passes it); -1 = full causal attention
+    window_size: list[int] = field(default_factory=lambda: [-1])
 
 
 @dataclass
