@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from hnet_genomics.errors import HNetError
@@ -23,9 +24,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr(quiet: bool) -> None:
+    """The package's own log lines (which kernels run, fallbacks) go to stderr unless the command is quiet."""
+    logger = logging.getLogger("hnet_genomics")
+    if not any(getattr(h, "hnet_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("hnet-genomics: %(message)s"))
+        handler.hnet_cli = True
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_to_stderr(bool(getattr(args, "quiet", False)))
     try:
         rc = args.func(args)
     except HNetError as e:

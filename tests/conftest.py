@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -51,3 +53,24 @@ def _one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+REQUIRE_ENV = "HNET_TEST_REQUIRE"  # comma list of what must be present (cuda, triton, mamba-ssm, ...) or "all"
+
+
+def required(what: str) -> bool:
+    names = {n.strip().lower() for n in os.environ.get(REQUIRE_ENV, "").split(",") if n.strip()}
+    return "all" in names or what.lower() in names
+
+
+def missing(what: str, why: str):
+    """Skip a test whose package or device is absent, or fail it when HNET_TEST_REQUIRE names it: a GPU run
+    (or CI) that was meant to exercise the kernels must not go green by skipping all of them."""
+    if required(what):
+        pytest.fail(f"{what} is required ({REQUIRE_ENV}={os.environ[REQUIRE_ENV]}) but {why}", pytrace=False)
+    pytest.skip(f"{what}: {why}", allow_module_level=True)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("gpu") is not None and not torch.cuda.is_available():
+        missing("cuda", "torch sees no CUDA device")

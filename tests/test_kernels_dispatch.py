@@ -2,8 +2,10 @@
 safely everywhere, and their input translation (sequence ids, varlen boundaries) follows the packed layout."""
 
 import importlib.util
+import logging
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -82,13 +84,48 @@ def test_gpu_wrappers_import_without_loading_gpu_packages():
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("op,package", [("ssd", "mamba_ssm"), ("conv", "causal_conv1d"),
-                                        ("attention", "flash_attn")])
-def test_missing_gpu_package_is_reported_not_raised(op, package):
-    if importlib.util.find_spec(package) is not None:
-        pytest.skip(f"{package} is installed here")
+@pytest.mark.parametrize("op", ["ssd", "conv", "attention", "mamba2_fused"])
+def test_gpu_packages_that_do_not_load_are_reported_not_raised(op):
+    """Absent, or present without its compiled extension (a CPU build): either way one reason, no exception."""
     kernel, why = dispatch.load(op)
-    assert kernel is None and package in why
+    assert (kernel is None) == bool(why)
+    package = dispatch.PROVIDERS[op].package.replace("-", "_")
+    if importlib.util.find_spec(package) is None:
+        assert kernel is None and package in why
+
+
+FAKE_CUDA_TENSOR = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda"))  # what gpu_kernel looks at
+
+
+def test_gpu_mode_refuses_a_missing_flash_attn_and_auto_falls_back(backend, monkeypatch):
+    monkeypatch.setattr(dispatch, "load", lambda op: (None, "ImportError: No module named 'flash_attn_2_cuda'"))
+    backend("gpu")
+    with pytest.raises(ConfigError, match=r"attention needs flash-attn, which does not load \(ImportError"):
+        dispatch.gpu_kernel("attention", FAKE_CUDA_TENSOR)
+    assert dispatch.gpu_kernel("mamba2_fused", FAKE_CUDA_TENSOR) is None  # an optional fusion: its parts decide
+    backend("auto")
+    assert dispatch.gpu_kernel("attention", FAKE_CUDA_TENSOR) is None
+
+
+def test_every_cuda_fallback_is_logged_and_warned_with_its_reason(backend, monkeypatch, caplog):
+    backend("auto")
+    available = {"ema", "ema_dechunk", "routing", "ssd", "rms_norm", "gated_rms_norm"}
+    monkeypatch.setattr(dispatch, "load", lambda op: (object(), "") if op in available
+                        else (None, f"ImportError: {op} is missing"))
+    with caplog.at_level(logging.INFO, logger="hnet_genomics.kernels"), pytest.warns(UserWarning) as warned:
+        table = dispatch.report("cuda", "pretrain")
+    assert table["ssd"] == "mamba-ssm" and table["conv"].startswith("torch (causal-conv1d unavailable")
+    assert table["mamba2_fused"].startswith("unfused (")
+    message = str(warned[0].message)
+    assert message.startswith("pretrain: CUDA ops") and all(op in message for op in ("conv", "attention"))
+    assert "ssd ->" not in message and "conv is missing" in message
+    assert "kernels on cuda" in caplog.text and "ssd=mamba-ssm" in caplog.text
+
+
+def test_cpu_runs_report_the_torch_path_without_warnings(backend, recwarn):
+    backend("auto")
+    assert set(dispatch.report("cpu").values()) == {"torch"}
+    assert not [w for w in recwarn if "CUDA ops" in str(w.message)]
 
 
 def test_triton_modules_of_a_package_whose_init_fails_still_import(tmp_path, monkeypatch):

@@ -15,9 +15,9 @@ from hnet_genomics.kernels import norm as norm_k
 from hnet_genomics.kernels import ssd as ssd_k
 from hnet_genomics.model.geometry import Geometry
 
-from conftest import small_model_config
+from conftest import missing, small_model_config
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = pytest.mark.gpu  # skipped without CUDA (conftest), failed instead under HNET_TEST_REQUIRE=cuda
 
 CU = torch.tensor([0, 70, 71, 190, 300])  # packed lengths 70, 1, 119, 110 (a one-token sequence included)
 
@@ -25,7 +25,7 @@ CU = torch.tensor([0, 70, 71, 190, 300])  # packed lengths 70, 1, 119, 110 (a on
 def kernel(op):
     fn, why = dispatch.load(op)
     if fn is None:
-        pytest.skip(f"{op}: {why}")
+        missing(dispatch.PROVIDERS[op].package, f"{op} does not load ({why})")
     return fn
 
 

@@ -173,7 +173,7 @@ def test_finetune_on_an_absent_gpu_is_a_one_line_error(tmp_path, capsys):
     assert rc == 2 and "torch sees no CUDA GPU" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 @pytest.mark.parametrize("freeze", [False, True])
 def test_gpu_fine_tuning_returns_a_cpu_model_that_predicts_as_it_scored(small_task, fast_config, freeze):
     task, settings = small_task

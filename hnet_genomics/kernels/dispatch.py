@@ -1,8 +1,9 @@
 """Which implementation runs each op: the pure-torch path, or a GPU kernel.
 
 ``HNET_KERNELS`` (or ``set_backend``) chooses: ``torch`` always takes the pure-torch path; ``auto`` (default)
-takes a GPU kernel for CUDA tensors when its package imports and the torch path otherwise; ``gpu`` demands
-the GPU kernels and raises ``ConfigError`` when tensors are not on CUDA or a required package is missing.
+takes a GPU kernel for CUDA tensors when its package imports and the torch path otherwise (``report`` says
+which, and warns about every CUDA op left on the torch path); ``gpu`` demands the GPU kernels and raises
+``ConfigError`` when tensors are not on CUDA or a required package is missing.
 
 Providers are imported lazily, once, on the first CUDA call, so nothing GPU-only is imported on CPU and the
 CPU path costs one string lookup per call. A provider returns ``None`` for inputs it does not support (a
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,7 +33,8 @@ class Provider:
     module: str  # our wrapper module, imported on first use
     function: str
     package: str  # what to install when it is missing
-    required: bool = True  # False: the torch path is already a good GPU path (SDPA), so ``gpu`` does not insist
+    required: bool = True  # False: an optional fusion whose parts have their own providers
+    check: str = "require"  # function of ``module`` that raises when the kernel cannot run here
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -38,7 +42,9 @@ PROVIDERS: dict[str, Provider] = {
     "rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "rms_norm", "mamba-ssm"),
     "gated_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "gated_rms_norm", "mamba-ssm"),
     "conv": Provider("hnet_genomics.kernels.gpu_conv", "causal_conv1d", "causal-conv1d"),
-    "attention": Provider("hnet_genomics.kernels.gpu_attention", "attention", "flash-attn", required=False),
+    "mamba2_fused": Provider("hnet_genomics.kernels.gpu_mamba", "mamba2_split_scan", "causal-conv1d",
+                             required=False, check="require_split_conv"),
+    "attention": Provider("hnet_genomics.kernels.gpu_attention", "attention", "flash-attn"),
     "ema": Provider("hnet_genomics.kernels.triton.ema_dechunk", "ema_scan_triton", "triton"),
     "ema_dechunk": Provider("hnet_genomics.kernels.triton.ema_dechunk", "ema_dechunk_triton", "triton"),
     "routing": Provider("hnet_genomics.kernels.triton.routing", "routing_fused_triton", "triton"),
@@ -72,7 +78,7 @@ def load(op: str) -> tuple[Callable | None, str]:
     provider = PROVIDERS[op]
     try:
         module = importlib.import_module(provider.module)
-        module.require()
+        getattr(module, provider.check)()
     except Exception as e:  # a broken binary raises OSError/RuntimeError as often as ImportError
         return None, f"{type(e).__name__}: {e}".splitlines()[0]
     return getattr(module, provider.function), ""
@@ -95,6 +101,30 @@ def gpu_kernel(op: str, like: torch.Tensor) -> Callable | None:
     return kernel
 
 
+log = logging.getLogger("hnet_genomics.kernels")
+
+# What the torch path costs on a GPU, for the fallback warning.
+FALLBACK_COST = {
+    "ssd": "the torch SSD materialises fp32 (chunk x chunk) decay tensors per layer: several times the memory",
+    "conv": "the torch conv runs K separate multiply-adds",
+    "attention": "SDPA instead of flash-attn (packed rows are attended sequence by sequence)",
+    "mamba2_fused": "the mixer saves its conv and norm activations instead of recomputing them",
+}
+
+
+def report(device: torch.device | str, context: str = "") -> dict[str, str]:
+    """Log which implementation each op takes on ``device`` and warn when a CUDA op falls back to torch."""
+    table = describe(device)
+    prefix = f"{context}: " if context else ""
+    log.info("%skernels on %s: %s", prefix, device, ", ".join(f"{op}={impl}" for op, impl in table.items()))
+    fallen = {op: impl for op, impl in table.items() if impl.startswith(("torch (", "unfused ("))}
+    if fallen:
+        lines = "; ".join(f"{op} -> {impl} [{FALLBACK_COST.get(op, 'slower')}]" for op, impl in fallen.items())
+        warnings.warn(f"{prefix}CUDA ops running on the pure-torch path: {lines}. Install the 'gpu' extra "
+                      f"(README: GPU install) or set {BACKEND_ENV}=gpu to make this an error.", stacklevel=2)
+    return table
+
+
 def describe(device: torch.device | str) -> dict[str, str]:
     """Which implementation each op takes for tensors on ``device`` (for logs and benchmark reports)."""
     device = torch.device(device)
@@ -105,5 +135,9 @@ def describe(device: torch.device | str) -> dict[str, str]:
             out[op] = "torch"
             continue
         kernel, why = load(op)
-        out[op] = provider.package if kernel is not None else f"torch ({provider.package} unavailable: {why})"
+        if kernel is not None:
+            out[op] = provider.package
+        else:
+            instead = "torch" if provider.required else "unfused"
+            out[op] = f"{instead} ({provider.package} unavailable: {why})"
     return out

@@ -1,4 +1,5 @@
-"""mamba-ssm's Triton kernels behind our signatures: the Mamba-2 chunked SSD scan and its fused RMSNorms.
+"""mamba-ssm's Triton kernels behind our signatures: the Mamba-2 chunked SSD scan, its fused RMSNorms, and the
+whole mixer fused (``mamba_split_conv1d_scan_combined``) when causal-conv1d's CUDA extension is there too.
 
 A mamba-ssm built without its CUDA extension (the usual wheel where nvcc is absent) cannot ``import
 mamba_ssm``: the package ``__init__`` loads the compiled Mamba-1 scan. Mamba-2 needs only the pure-Triton
@@ -37,8 +38,10 @@ def import_skipping_init(package: str, submodule: str) -> types.ModuleType:
 
 @functools.cache
 def _kernels() -> types.SimpleNamespace:
+    combined = import_skipping_init(PACKAGE, "ops.triton.ssd_combined")
     return types.SimpleNamespace(
-        chunk_scan=import_skipping_init(PACKAGE, "ops.triton.ssd_combined").mamba_chunk_scan_combined,
+        combined=combined,
+        chunk_scan=combined.mamba_chunk_scan_combined,
         rms_norm=import_skipping_init(PACKAGE, "ops.triton.layer_norm").rms_norm_fn,
         gated_rms_norm=import_skipping_init(PACKAGE, "ops.triton.layernorm_gated").rmsnorm_fn,
     )
@@ -48,20 +51,44 @@ def require() -> None:
     _kernels()
 
 
+def require_split_conv() -> None:
+    """The fused mixer calls causal-conv1d's compiled forward and backward directly (mamba-ssm imports them
+    when it can and leaves None otherwise)."""
+    combined = _kernels().combined
+    if combined.causal_conv1d_fwd_function is None or combined.causal_conv1d_bwd_function is None:
+        raise ImportError("mamba_split_conv1d_scan_combined needs causal-conv1d's CUDA extension, which does not load")
+
+
 def sequence_index(starts: torch.Tensor) -> torch.Tensor:
     """(B, L) bool sequence starts -> ``seq_idx``: int32, non-negative, changing exactly at each start."""
     return torch.cumsum(starts, dim=1, dtype=torch.int32)
 
 
-def ssd_scan(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None, return_final_state=False):
-    """Same contract as ``ssd.ssd_scan_chunked``; packed sequences become ``seq_idx`` so no state leaks."""
+def ssd_scan(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None, return_final_state=False, D=None,
+             dt_bias=None, dt_softplus=False):
+    """Same contract as ``ssd.ssd_scan_chunked``; packed sequences become ``seq_idx`` so no state leaks, and
+    softplus(dt + dt_bias) and the D skip run inside the kernel (in fp32)."""
     seq_idx = None if reset is None else sequence_index(reset)
-    out = _kernels().chunk_scan(x, dt, A, Bm, Cm, chunk_size, initial_states=initial_state, seq_idx=seq_idx,
-                                return_final_states=return_final_state)
+    out = _kernels().chunk_scan(x, dt, A, Bm, Cm, chunk_size, D=D, dt_bias=dt_bias, dt_softplus=dt_softplus,
+                                initial_states=initial_state, seq_idx=seq_idx, return_final_states=return_final_state)
     if return_final_state:
         y, state = out
         return y, state.float()
     return out
+
+
+def mamba2_split_scan(zxbcdt, w, dims, reset=None) -> torch.Tensor:
+    """``mamba_mixer.mamba2_mixer``'s contract in one autograd function: conv + SiLU, SSD with softplus(dt +
+    dt_bias) and the D skip, gated RMSNorm and the output projection; the backward recomputes the conv output
+    and the normalised activations instead of keeping them."""
+    seq_idx = None if reset is None else sequence_index(reset)
+    if (dims.d_inner + 2 * dims.ngroups * dims.d_state) % 8 or not 2 <= w.conv_weight.shape[1] <= 4:
+        return None  # channel counts and widths the conv kernel does not take
+    return _kernels().combined.mamba_split_conv1d_scan_combined(
+        zxbcdt, w.conv_weight, w.conv_bias, w.dt_bias, -torch.exp(w.A_log.float()), w.D, dims.chunk_size,
+        seq_idx=seq_idx, activation="silu", rmsnorm_weight=w.norm_weight, rmsnorm_eps=dims.eps,
+        outproj_weight=w.out_weight, outproj_bias=None, headdim=dims.head_dim, ngroups=dims.ngroups,
+        norm_before_gate=False)
 
 
 def rms_norm(x, weight, eps):

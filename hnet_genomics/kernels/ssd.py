@@ -50,17 +50,22 @@ def segsum(a: torch.Tensor) -> torch.Tensor:
 
 
 def ssd_scan_chunked(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None,
-                     return_final_state=False):
+                     return_final_state=False, D=None, dt_bias=None, dt_softplus=False):
     """Chunked SSD: quadratic inside chunks of ``chunk_size``, linear recurrence across them.
 
-    On CUDA this is mamba-ssm's fused Triton chunk scan when it loads (see ``dispatch``); the torch below
-    is the same algorithm.
+    With ``dt_bias`` / ``dt_softplus`` the step size is softplus(dt + dt_bias), and ``D`` (H,) adds the skip
+    D * x, all in fp32, as Mamba-2 uses them; on CUDA they run inside mamba-ssm's fused Triton chunk scan when it
+    loads (see ``dispatch``). The torch below is the same algorithm.
     """
     fast = dispatch.gpu_kernel("ssd", x)
     if fast is not None:
         return fast(x, dt, A, Bm, Cm, reset=reset, chunk_size=chunk_size, initial_state=initial_state,
-                    return_final_state=return_final_state)
-    return _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, return_final_state)
+                    return_final_state=return_final_state, D=D, dt_bias=dt_bias, dt_softplus=dt_softplus)
+    if dt_bias is not None:
+        dt = dt.float() + dt_bias.float()
+    if dt_softplus:
+        dt = F.softplus(dt.float())
+    return _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, return_final_state, D)
 
 
 def _log_decay_matrix(a: torch.Tensor, has_resets: bool) -> torch.Tensor:
@@ -77,7 +82,7 @@ def _log_decay_matrix(a: torch.Tensor, has_resets: bool) -> torch.Tensor:
     return (cs[..., :, None] - cs[..., None, :]).masked_fill(~lower, float("-inf"))
 
 
-def _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, return_final_state):
+def _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, return_final_state, D=None):
     b, l, h, p = x.shape
     g, n = Bm.shape[2], Bm.shape[3]
     q = chunk_size
@@ -116,7 +121,10 @@ def _ssd_chunked_torch(x, dt, A, Bm, Cm, reset, chunk_size, initial_state, retur
     entering = torch.einsum("bgrzc,bgrcpn->bgrzpn", chunk_decay, states)
     prev, final = entering[:, :, :, :-1], entering[:, :, :, -1]
     y = y + torch.einsum("bgcin,bgrcpn,bgrci->bgrcip", Cf, prev, torch.exp(from_start))
-    y = rearrange(y, "b g r c q p -> b (c q) (g r) p")[:, :l].to(dtype)
+    y = rearrange(y, "b g r c q p -> b (c q) (g r) p")[:, :l]
+    if D is not None:
+        y = y + x.float() * D.float()[:, None]
+    y = y.to(dtype)
     if return_final_state:
         return y, rearrange(final, "b g r p n -> b (g r) p n")
     return y

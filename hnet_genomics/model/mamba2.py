@@ -1,4 +1,5 @@
-"""Mamba-2 mixer: in-projection, causal depthwise conv, SSD scan, gated RMSNorm, D skip, out-projection."""
+"""Mamba-2 mixer: in-projection, then causal depthwise conv, SSD scan with D skip, gated RMSNorm and
+out-projection (``kernels.mamba_mixer``, fused into one kernel on GPUs that have it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import nn
 
 from hnet_genomics.config import SSMConfig
 from hnet_genomics.kernels import conv as conv_k
+from hnet_genomics.kernels import mamba_mixer as mixer_k
 from hnet_genomics.kernels import norm as norm_k
 from hnet_genomics.kernels import ssd as ssd_k
 from hnet_genomics.model.geometry import Geometry
@@ -52,36 +54,18 @@ class Mamba2(nn.Module):
         self.A_log._no_weight_decay = True
         self.D._no_weight_decay = True
 
-    def _split(self, zxbcdt):
-        n = self.cfg.ngroups * self.cfg.d_state
-        z, xbc, dt = torch.split(zxbcdt, [self.d_inner, self.d_inner + 2 * n, self.nheads], dim=-1)
-        return z, xbc, dt
+    @property
+    def dims(self) -> mixer_k.MixerDims:
+        c = self.cfg
+        return mixer_k.MixerDims(self.d_inner, self.nheads, c.head_dim, c.ngroups, c.d_state, c.chunk_size, self.eps)
 
-    def _heads(self, xbc):
-        """Conv output -> x (.., H, P), B and C (.., G, N), for a sequence or a single step."""
-        n = self.cfg.ngroups * self.cfg.d_state
-        x, Bm, Cm = torch.split(xbc, [self.d_inner, n, n], dim=-1)
-        x = rearrange(x, "... (h p) -> ... h p", p=self.cfg.head_dim)
-        Bm = rearrange(Bm, "... (g n) -> ... g n", g=self.cfg.ngroups)
-        Cm = rearrange(Cm, "... (g n) -> ... g n", g=self.cfg.ngroups)
-        return x, Bm, Cm
-
-    def _finish(self, y, x, z):
-        y = y + x * self.D.to(x.dtype)[:, None]
-        y = rearrange(y, "... h p -> ... (h p)")
-        y = norm_k.gated_rms_norm(y, z, self.norm_weight, self.eps, group_size=self.d_inner // self.cfg.ngroups)
-        return self.out_proj(y)
+    def weights(self) -> mixer_k.MixerWeights:
+        return mixer_k.MixerWeights(self.conv_weight, self.conv_bias, self.dt_bias, self.A_log, self.D,
+                                    self.norm_weight, self.out_proj.weight)
 
     def forward(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
-        z, xbc, dt = self._split(self.in_proj(hidden))
-        xbc = F.silu(conv_k.causal_conv1d(xbc, self.conv_weight, self.conv_bias, geom.positions,
-                                          has_resets=geom.has_resets))
-        x, Bm, Cm = self._heads(xbc)
-        dt = F.softplus(dt.float() + self.dt_bias.float())
-        A = -torch.exp(self.A_log.float())
-        reset = geom.starts if geom.has_resets else None
-        y = ssd_k.ssd_scan_chunked(x, dt, A, Bm, Cm, reset=reset, chunk_size=self.cfg.chunk_size)
-        return self._finish(y, x, z)
+        return mixer_k.mamba2_mixer(self.in_proj(hidden), self.weights(), self.dims, geom.positions, geom.starts,
+                                    geom.has_resets)
 
     def init_state(self, batch: int, device, dtype) -> MambaState:
         return MambaState(
@@ -90,11 +74,14 @@ class Mamba2(nn.Module):
                             dtype=torch.float32))
 
     def step(self, hidden: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
-        """hidden (B, D) -> (B, D) for one new token."""
-        z, xbc, dt = self._split(self.in_proj(hidden))
+        """hidden (B, D) -> (B, D) for one new token: the forward's arithmetic on one position."""
+        dims = self.dims
+        z, xbc, dt = mixer_k.split_projection(self.in_proj(hidden), dims)
         xbc, conv_state = conv_k.causal_conv1d_step(state.conv, xbc, self.conv_weight, self.conv_bias)
-        xbc = F.silu(xbc)
-        x, Bm, Cm = self._heads(xbc)
+        x, Bm, Cm = mixer_k.split_heads(F.silu(xbc), dims)
         dt = F.softplus(dt.float() + self.dt_bias.float())
         y, ssm_state = ssd_k.ssd_step(state.ssm, x, dt, -torch.exp(self.A_log.float()), Bm, Cm)
-        return self._finish(y, x, z), MambaState(conv_state, ssm_state)
+        y = (y.float() + x.float() * self.D.float()[:, None]).to(x.dtype)
+        y = norm_k.gated_rms_norm(rearrange(y, "... h p -> ... (h p)"), z, self.norm_weight, self.eps,
+                                  group_size=self.d_inner // self.cfg.ngroups)
+        return self.out_proj(y), MambaState(conv_state, ssm_state)
