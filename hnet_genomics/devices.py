@@ -37,6 +37,12 @@ def resolve_device(text: str, option: str = "--device") -> str:
     return text
 
 
+def lightning_precision(trainer_precision: str) -> str:
+    """The ``inference_precision`` matching a Lightning precision setting (``bf16-mixed`` -> ``bf16``)."""
+    return {"bf16-mixed": "bf16", "bf16-true": "bf16", "16-mixed": "fp16", "16-true": "fp16"}.get(
+        str(trainer_precision), "fp32")
+
+
 def resolve_precision(text: str, device: str, option: str = "--precision") -> str:
     """``auto`` -> ``bf16`` on CUDA, ``fp32`` on the CPU; ``tf32`` is refused off the GPU (it means nothing there)."""
     import torch
@@ -53,22 +59,25 @@ def resolve_precision(text: str, device: str, option: str = "--precision") -> st
 
 @contextlib.contextmanager
 def inference_precision(device: str, precision: str) -> Iterator[None]:
-    """Run the enclosed forward passes at ``precision`` (a value of ``resolve_precision``) on ``device``.
+    """Run the enclosed forward passes at ``precision`` (a value of ``resolve_precision``, or ``fp16``) on
+    ``device``.
 
-    Weights stay fp32; bf16 is autocast, as in bf16-mixed training, so the residual stream, routing
-    probabilities and EMA stay fp32 while matmuls, convolutions and attention run in bf16. TF32 is set for
-    the block and restored after it.
+    Weights stay fp32; bf16 (and fp16) is autocast, as in mixed-precision training, so the residual stream,
+    routing probabilities and EMA stay fp32 while matmuls, convolutions and attention run in 16 bits. TF32 is
+    set for the block and restored after it.
     """
     import torch
 
     dev = torch.device(device)
+    if precision not in PRECISIONS[1:] + ("fp16",):
+        raise ValueError(f"unresolved precision {precision!r}")
     previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
         if dev.type == "cuda":
-            tf32 = precision in ("tf32", "bf16")  # bf16 autocast leaves fp32 ops (router, head) to TF32
+            tf32 = precision in ("tf32", "bf16", "fp16")  # autocast leaves its fp32 ops to TF32
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-        if precision == "bf16":
-            with torch.autocast(dev.type, dtype=torch.bfloat16):
+        if precision in ("bf16", "fp16"):
+            with torch.autocast(dev.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16):
                 yield
         else:
             yield

@@ -145,3 +145,24 @@ def test_fewer_validation_windows_than_processes_is_refused(tmp_path):
         data.val_dataloader()
     data.trainer = SimpleNamespace(global_rank=1, world_size=2)
     assert len(data.val_dataloader().dataset) == 1
+
+
+def test_final_evaluation_runs_on_the_trainers_device_and_precision_after_saving(tmp_path, monkeypatch):
+    """The full-valid-split score after training must not fall back to fp32 on the CPU (hours after an hg38 GPU
+    run, and a crash under ``kernels: gpu``): it runs where and how training ran, after the model is saved."""
+    from hnet_genomics.training import pretrain
+
+    seen = {}
+    real = pretrain.evaluate_bpb
+
+    def spy(model, *args, device="cpu", precision="fp32", **kwargs):
+        seen.update(device=torch.device(device), precision=precision, saved=(tmp_path / "model").is_dir(),
+                    on=next(model.parameters()).device)
+        return real(model, *args, device=device, precision=precision, **kwargs)
+
+    monkeypatch.setattr(pretrain, "evaluate_bpb", spy)
+    metrics = run_pretrain(tiny(2, ["train.precision=bf16-mixed"]), demo.HUMAN_FASTA, tmp_path, progress=False)
+    assert seen["precision"] == "bf16" and seen["saved"] and seen["device"] == seen["on"]
+    assert metrics["precision"] == "bf16-mixed" and set(metrics["kernels"].values()) == {"torch"}
+    reloaded = from_pretrained(tmp_path / "model")
+    assert next(reloaded.parameters()).dtype == torch.float32

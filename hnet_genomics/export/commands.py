@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from hnet_genomics.devices import DEVICE_HELP, resolve_device
+from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, inference_precision, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
 
 
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", default="auto", help=PRECISION_HELP)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--shard", metavar="K/N",
@@ -96,6 +97,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     from hnet_genomics.export.regions import read_regions, whole_records
     from hnet_genomics.export.shards import parse_shard, select_shard
     from hnet_genomics.export.tracks import check_writable, parse_formats
+    from hnet_genomics.kernels import dispatch
 
     formats = parse_formats(args.formats)
     shard = parse_shard(args.shard) if args.shard else None
@@ -105,6 +107,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be at least 1")
     check_writable(args.out)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = from_pretrained(args.model)
@@ -114,9 +117,11 @@ def run_boundaries(args: argparse.Namespace) -> int:
     regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
     if args.shard:
         regions = select_shard(regions, *shard)
+    dispatch.report(device, "boundaries")
     t0 = time.perf_counter()
-    result = export_boundaries(model, genome, regions, args.out, formats, window, overlap,
-                               args.batch_size, device, progress=not args.no_progress and sys.stderr.isatty())
+    with inference_precision(device, precision):
+        result = export_boundaries(model, genome, regions, args.out, formats, window, overlap,
+                                   args.batch_size, device, progress=not args.no_progress and sys.stderr.isatty())
     dt = time.perf_counter() - t0
     per_stage = ", ".join(f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)"
                           for s, n in enumerate(result.chunks))

@@ -7,7 +7,7 @@ import copy
 import time
 from pathlib import Path
 
-from hnet_genomics.devices import DEVICE_HELP, resolve_device
+from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
 
 
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-limit", type=int, help="train on a seeded subset of this many sequences")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", default="auto", help=PRECISION_HELP)
     p.set_defaults(func=run)
 
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.val_fraction < 1.0:
         raise ConfigError("--val-fraction must be between 0 and 1")
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     if args.threads:
         import torch
 
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, pooling=args.pooling, freeze_backbone=args.freeze_backbone,
         rc_tta=args.rc_tta, rc_aug=args.rc_aug, val_fraction=args.val_fraction, kind=args.task,
-        max_len=args.max_len or max_len, on_long=args.on_long, train_limit=args.train_limit, device=device)
+        max_len=args.max_len or max_len, on_long=args.on_long, train_limit=args.train_limit, device=device,
+        precision=precision)
     soft_mask = "keep" if args.keep_case else "upper"
     task = prepare_task(read_labelled(args.train, soft_mask), read_labelled(args.test, soft_mask), settings)
     t0 = time.perf_counter()

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from hnet_genomics.data.encoding import reverse_complement
+from hnet_genomics.devices import inference_precision
 from hnet_genomics.errors import CheckpointError, ConfigError
 from hnet_genomics.tasks.batching import LongPolicy, fit_to_context, pad_batch
 from hnet_genomics.tasks.heads import Pooling, SequenceClassifier
@@ -53,6 +54,7 @@ class FinetuneSettings:
     on_long: LongPolicy = "error"
     train_limit: int | None = None  # use a seeded subset of the training split (quick runs)
     device: str = "cpu"  # where the network trains; metrics and the saved classifier come back to the CPU
+    precision: str = "fp32"  # devices.inference_precision: bf16 autocast on GPUs, as in pretraining
 
 
 @dataclass(frozen=True)
@@ -183,27 +185,28 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     loss_fn = nn.functional.cross_entropy if kind == "classification" else _mse
 
-    best_val, best_state, best_epoch = None, None, 0
-    for epoch in range(1, settings.epochs + 1):
-        model.train()
-        perm = rng.permutation(len(tr_idx))
-        for start in range(0, len(perm), settings.batch_size):
-            b = perm[start:start + settings.batch_size]
-            rc = rng.random(len(b)) < 0.5 if settings.rc_aug else np.zeros(len(b), dtype=bool)
-            logits, aux = train_in.logits(b, rc)
-            loss = loss_fn(logits, y_tr[b]) + aux
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-        val = _score(kind, y_va, predict(model, val_seqs, kind, settings.rc_tta, settings.batch_size, val_in))
-        if _better(kind, val, best_val):
-            best_val, best_epoch = val, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    test = _score(kind, task.y_test, predict(model, task.test.sequences, kind, settings.rc_tta,
-                                             settings.batch_size))
+    with inference_precision(settings.device, settings.precision):
+        best_val, best_state, best_epoch = None, None, 0
+        for epoch in range(1, settings.epochs + 1):
+            model.train()
+            perm = rng.permutation(len(tr_idx))
+            for start in range(0, len(perm), settings.batch_size):
+                b = perm[start:start + settings.batch_size]
+                rc = rng.random(len(b)) < 0.5 if settings.rc_aug else np.zeros(len(b), dtype=bool)
+                logits, aux = train_in.logits(b, rc)
+                loss = loss_fn(logits, y_tr[b]) + aux
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+            val = _score(kind, y_va, predict(model, val_seqs, kind, settings.rc_tta, settings.batch_size, val_in))
+            if _better(kind, val, best_val):
+                best_val, best_epoch = val, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(best_state)
+        test = _score(kind, task.y_test, predict(model, task.test.sequences, kind, settings.rc_tta,
+                                                 settings.batch_size))
     result = {"seed": seed, "best_epoch": best_epoch, "n_train": len(tr_idx), "n_val": len(va_idx),
               **{f"val_{k}": v for k, v in best_val.items()}, **{f"test_{k}": v for k, v in test.items()},
               "seconds": round(time.perf_counter() - t0, 2)}

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP
+
 
 def _pretrain(args: argparse.Namespace) -> int:
     from hnet_genomics.config import load_config
@@ -57,9 +59,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_model(args: argparse.Namespace) -> dict:
-    import torch
-
     from hnet_genomics import from_pretrained
+    from hnet_genomics.devices import resolve_device, resolve_precision
+    from hnet_genomics.kernels import dispatch
     from hnet_genomics.config import load_config
     from hnet_genomics.data.intervals import make_splits
     from hnet_genomics.errors import ConfigError
@@ -80,11 +82,14 @@ def _eval_model(args: argparse.Namespace) -> dict:
     splits = make_splits(source, config.data, args.intervals)
     if args.split not in splits or not splits[args.split]:
         raise ConfigError(f"split '{args.split}' is empty or unknown (available: {', '.join(splits)})")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    dispatch.report(device, "eval")
     r = evaluate_bpb(model, source, splits[args.split], seq_len, config.data, batch_size=args.batch_size,
-                     device=device, progress=not args.quiet)
+                     device=device, progress=not args.quiet, precision=precision)
     return {"model": str(model_dir), "split": args.split, "bpb": r["bpb"], "bases": r["bases_scored"],
-            "windows": r["windows"], "seq_len": seq_len, "compression_ratios": r["compression_ratios"]}
+            "windows": r["windows"], "seq_len": seq_len, "compression_ratios": r["compression_ratios"],
+            "device": device, "precision": precision}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -112,6 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--config", help="config whose data/split settings apply (default: the run's own)")
     e.add_argument("--seq-len", type=int, help="evaluation window length (default: the training length)")
     e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
+    e.add_argument("--precision", default="auto", help=PRECISION_HELP)
     e.add_argument("--out", help="write the result as JSON here")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_eval)

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Subset
 from hnet_genomics.config import DataConfig
 from hnet_genomics.data.datasets import EvalWindowDataset, collate_padded
 from hnet_genomics.data.intervals import Interval
+from hnet_genomics.devices import inference_precision
 from hnet_genomics.model.lm import HNetLM
 from hnet_genomics.training.objective import bits_per_base, next_base_nll, target_weights
 
@@ -25,9 +26,9 @@ def evenly_spaced(dataset, count: int | None):
 @torch.inference_mode()
 def evaluate_bpb(model: HNetLM, source, intervals: Sequence[Interval], seq_len: int, data_cfg: DataConfig,
                  batch_size: int = 8, max_windows: int | None = None, device: str | torch.device = "cpu",
-                 progress: bool = False) -> dict:
+                 progress: bool = False, precision: str = "fp32") -> dict:
     """bpb over every counted next-base target (the first base of each window has no context and is not
-    scored; padding and loss-masked bases are excluded)."""
+    scored; padding and loss-masked bases are excluded). ``precision``: see ``devices.inference_precision``."""
     dataset = evenly_spaced(EvalWindowDataset(source, intervals, seq_len, data_cfg), max_windows)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_padded)
     model = model.to(device).eval()
@@ -39,7 +40,8 @@ def evaluate_bpb(model: HNetLM, source, intervals: Sequence[Interval], seq_len: 
         batches = tqdm(loader, desc="eval", unit="batch")
     for batch in batches:
         ids, mask = batch["input_ids"].to(device), batch["mask"].to(device)
-        out = model(ids, mask=mask)
+        with inference_precision(str(device), precision):
+            out = model(ids, mask=mask)
         nll, count = next_base_nll(out.logits, ids, target_weights({**batch, "mask": mask,
                                                                      "loss_mask": batch["loss_mask"].to(device)}))
         nll_total += float(nll)

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from hnet_genomics.config import Config, save_config
 from hnet_genomics.data.atomic import write_text_atomic
 from hnet_genomics.data.intervals import make_splits
+from hnet_genomics.devices import lightning_precision
 from hnet_genomics.errors import CheckpointError, ConfigError
 from hnet_genomics.kernels import dispatch
 from hnet_genomics.training.checkpoint import AtomicCheckpointIO, load_for_resume
@@ -83,6 +84,10 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
         raise CheckpointError(f"{out}: already holds checkpoints; pass --resume to continue or choose another --out")
 
     dispatch.set_backend(tc.kernels)
+    on_gpu = tc.accelerator in ("auto", "gpu") and torch.cuda.is_available()
+    kernels = dispatch.report("cuda" if on_gpu else "cpu", "pretrain")
+    if on_gpu and _precision(config) != "32-true":
+        torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in fp32 (router, losses)
     L.seed_everything(tc.seed, workers=True, verbose=False)
     task = LMTask(config)
     params = task.model.num_parameters()
@@ -109,23 +114,28 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
     trainer.save_checkpoint(last)  # the final state, also when max_steps is not a multiple of checkpoint_every
     if not trainer.is_global_zero:
         return None
-    return _finish(config, task, trainer, source, splits, best.best_model_path, out, params)
+    return _finish(config, task, trainer, source, splits, best.best_model_path, out, params, kernels)
 
 
-def _finish(config, task, trainer, source, splits, best_path, out: Path, params: int) -> dict:
+def _finish(config, task, trainer, source, splits, best_path, out: Path, params: int, kernels: dict) -> dict:
+    """Save the selected weights, then score them on the full valid split where training ran: on the trainer's
+    device and precision (an hg38 valid split is hours of fp32 CPU work, and ``kernels: gpu`` refuses CPU
+    tensors), moving the model back to the CPU only afterwards."""
     model = task.model
     selected_step = int(task.global_step)
     if best_path and Path(best_path).is_file():
         state = torch.load(best_path, map_location="cpu", weights_only=False)
         task.load_state_dict(state["state_dict"])
         selected_step = int(state.get("global_step", selected_step))
-    model = model.cpu().float()
     model.trained_context = config.train.seq_len
-    model.save_pretrained(out / "model")
+    model.save_pretrained(out / "model")  # copies every tensor to the CPU; weights are fp32 in mixed precision
     save_config(config, out / "config.yaml")
     tc = config.train
+    device = trainer.strategy.root_device
     final = evaluate_bpb(model, source, splits["valid"], tc.seq_len, config.data, batch_size=batch_size_for(config),
-                         max_windows=tc.final_val_windows)
+                         max_windows=tc.final_val_windows, device=device,
+                         precision=lightning_precision(trainer.precision))
+    model.cpu()
     logged = trainer.callback_metrics
     metrics = {
         "config": config.name, "params": params, "seq_len": tc.seq_len, "steps": int(task.global_step),
@@ -136,7 +146,8 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
         "bases_seen": int(task.bases_seen),
         "bases_per_second": float(logged.get("bases_per_second", float("nan"))),
         "flops_per_base": task.model.flops_per_base(tc.seq_len, final["compression_ratios"] or None),
-        "device": _device_name(trainer), "world_size": trainer.world_size,
+        "device": _device_name(trainer), "world_size": trainer.world_size, "precision": str(trainer.precision),
+        "kernels": kernels,
         "history": task.history,
     }
     write_json_atomic(metrics, out / "metrics.json")
