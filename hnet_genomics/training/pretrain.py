@@ -27,7 +27,7 @@ from hnet_genomics.training.curves import plot_curves
 from hnet_genomics.training.datamodule import GenomeDataModule, batch_size_for
 from hnet_genomics.training.evaluate import evaluate_bpb
 from hnet_genomics.training.module import LMTask
-from hnet_genomics.training.resources import available_bytes, estimate_training_bytes
+from hnet_genomics.training.resources import available_bytes, measure_training_memory
 from hnet_genomics.training.sources import open_source
 
 
@@ -53,15 +53,24 @@ def write_json_atomic(data: dict, path: Path) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def warn_if_memory_tight(config: Config, params: int) -> None:
-    on_gpu = config.train.accelerator in ("auto", "gpu") and torch.cuda.is_available()
-    need = estimate_training_bytes(config, batch_size_for(config), params)
+def warn_if_memory_tight(config: Config, model: torch.nn.Module, on_gpu: bool) -> None:
+    """Measure what a step of this model keeps on the device it trains on, and warn before a run that would
+    not fit (a CUDA out-of-memory error hours into the run costs more than two forwards now)."""
     have = available_bytes(on_gpu)
-    if have is not None and need > 0.8 * have:
-        warnings.warn(f"training may run out of memory: estimated {need / 2**30:.1f} GiB for batch "
-                      f"{batch_size_for(config)} x {config.train.seq_len} bases, {have / 2**30:.1f} GiB available "
-                      f"on the {'GPU' if on_gpu else 'host'}; lower train.batch_size or train.seq_len",
-                      stacklevel=2)
+    if have is None:
+        return
+    device = torch.device("cuda" if on_gpu else "cpu")
+    estimate = measure_training_memory(model.to(device), config.train.seq_len,
+                                       lightning_precision(_precision(config)))
+    batch = batch_size_for(config)
+    need = estimate.step_bytes(batch)
+    if need > 0.8 * have:
+        fits = estimate.windows_that_fit(int(0.8 * have))
+        warnings.warn(f"training may run out of memory: a step of {batch} x {config.train.seq_len} bases keeps "
+                      f"about {need / 2**30:.1f} GiB ({estimate.per_window / 2**20:.0f} MiB per window, measured), "
+                      f"{have / 2**30:.1f} GiB are free on the {'GPU' if on_gpu else 'host'}; about {fits} windows "
+                      f"fit: lower train.tokens_per_batch / train.batch_size and raise "
+                      f"train.accumulate_grad_batches to keep the optimizer batch", stacklevel=2)
 
 
 def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, intervals: str | Path | None = None,
@@ -91,7 +100,7 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
     L.seed_everything(tc.seed, workers=True, verbose=False)
     task = LMTask(config)
     params = task.model.num_parameters()
-    warn_if_memory_tight(config, params)
+    warn_if_memory_tight(config, task.model, on_gpu)
     data = GenomeDataModule(config, source, splits, start_windows)
     periodic = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=tc.checkpoint_every,
                                save_top_k=1, enable_version_counter=False)

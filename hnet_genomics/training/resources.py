@@ -1,33 +1,82 @@
-"""A rough memory estimate before training starts, so an out-of-memory-prone setting is flagged up front."""
+"""How much memory a training step needs, measured on the path that will run rather than guessed.
+
+What autograd keeps for the backward grows with the tokens of a step and depends on the kernels (the fused
+Mamba-2 path keeps a fraction of what the torch path keeps) and on the precision. So the estimate runs the
+model forward on two short sequences (at most 256 and 512 bases, so that measuring never costs what it warns
+about), on the training device at the training precision, counts the bytes of every distinct tensor autograd
+saves (parameters aside), and takes the difference as the cost of a base: every op keeps O(length) per
+sequence (flash and memory-efficient attention keep no (L, L) matrix). The rest of a step is 16 bytes per
+parameter (fp32 weight and gradient, AdamW's two moments).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from hnet_genomics.config import Config
-from hnet_genomics.model.layout import parse_layout
+import torch
 
-BYTES_PER_PARAM = 16  # fp32 weight + gradient + two AdamW moments
-ACTIVATION_BYTES_PER_TOKEN_PER_WIDTH = 4 * 24  # saved activations per block, fp32, empirical order of magnitude
+from hnet_genomics.devices import inference_precision
+
+OPTIMIZER_BYTES_PER_PARAM = 16
 
 
-def estimate_training_bytes(config: Config, batch_size: int, params: int) -> int:
-    m = config.model
-    tokens = batch_size * config.train.seq_len
-    density, act = 1.0, 0.0
-    for s, st in enumerate(parse_layout(m.arch_layout)):
-        width = m.d_model[s] * max(m.ssm.expand, 1)
-        act += density * len(st.all_blocks()) * width * ACTIVATION_BYTES_PER_TOKEN_PER_WIDTH
-        if not st.innermost:
-            density /= m.target_compression[s]
-    act += m.vocab_size * 4 * 2  # logits and their gradient
-    return int(params * BYTES_PER_PARAM + tokens * act)
+@dataclass(frozen=True)
+class MemoryEstimate:
+    per_window: int  # saved-activation bytes each training window adds
+    fixed: int  # saved bytes that do not grow with the batch (weights cast for autocast, ...)
+    params: int
+
+    def step_bytes(self, windows: int) -> int:
+        """Parameters + gradients + optimizer state + saved activations of ``windows`` windows."""
+        return self.params * OPTIMIZER_BYTES_PER_PARAM + self.fixed + self.per_window * windows
+
+    def windows_that_fit(self, budget: int) -> int:
+        return max((budget - self.params * OPTIMIZER_BYTES_PER_PARAM - self.fixed) // max(self.per_window, 1), 0)
+
+
+def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision: str = "fp32") -> int:
+    """Bytes of the distinct storages autograd saves during one forward and loss (parameters excluded)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), inference_precision(str(ids.device), precision):
+        out = model(ids)
+        loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
+        if out.ratio_loss is not None:
+            loss = loss + out.ratio_loss
+    del loss, out
+    return sum(storages.values())
+
+
+def measure_training_memory(model: torch.nn.Module, seq_len: int, precision: str = "fp32",
+                            seed: int = 0) -> MemoryEstimate:
+    """Saved bytes of random bases at two lengths on the model's device, extrapolated to ``seq_len``-base
+    windows."""
+    device = next(model.parameters()).device
+    short = max(min(seq_len, 512) // 2, 1)
+    g = torch.Generator().manual_seed(seed)
+    bases = torch.tensor(list(b"ACGT"))[torch.randint(0, 4, (1, 2 * short), generator=g)].to(device)
+    was_training = model.training
+    model.train()
+    try:
+        one = saved_activation_bytes(model, bases[:, :short], precision)
+        two = saved_activation_bytes(model, bases, precision)
+    finally:
+        model.train(was_training)
+    per_base = max(two - one, 0) / short
+    return MemoryEstimate(per_window=int(per_base * seq_len), fixed=max(int(one - per_base * short), 0),
+                          params=sum(p.numel() for p in model.parameters()))
 
 
 def available_bytes(on_gpu: bool) -> int | None:
     if on_gpu:
-        import torch
-
         return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
