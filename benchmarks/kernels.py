@@ -1,7 +1,9 @@
-"""Kernel and training-step benchmarks: the EMA dechunk three ways, and a full training step per model.
+"""Kernel and training-step benchmarks: the EMA dechunk three ways, routing two ways, a training step per model.
 
 EMA dechunk (B rows, L positions, M = L / compression chunks, D channels): our fused Triton kernel vs the
-reference H-Net's reuse of mamba-ssm's ``mamba_chunk_scan_combined`` (+ gather) vs the chunked torch path.
+reference H-Net's reuse of mamba-ssm's ``mamba_chunk_scan_combined`` (+ gather) vs the chunked torch path; B = 1
+is the packed layout (one row of 1,024-base sequences, a reset at every sequence start), B = 8 the padded one.
+Routing (q, k of B x L x D): the fused Triton kernel vs the torch reference.
 Training step (forward, backward, AdamW; bf16 autocast on CUDA): bases/s, MFU (analytic matmul FLOPs at the
 measured compression over the GPU's dense bf16 peak) and peak memory, for the H-Net and the isotropic baselines.
 
@@ -71,28 +73,67 @@ def ema_candidates(device: torch.device) -> dict[str, Callable]:
     return out
 
 
-def bench_ema(device: torch.device, b: int, length: int, d: int, compressions: list[int], reps: int) -> list[str]:
+def _ema_inputs(device, dtype, b: int, length: int, d: int, n: int):
+    """x (B, M, D), p (B, M) with a reset at each 1,024-base sequence start of a packed row, sorted idx (B, L)."""
+    m = length // n
+    g = torch.Generator(device).manual_seed(0)
+    x = torch.randn(b, m, d, device=device, generator=g).to(dtype).requires_grad_()
+    p = torch.rand(b, m, device=device, generator=g) * 0.9 + 0.05
+    p[:, 0] = 1.0
+    if b == 1:
+        p[:, :: max(1024 // n, 1)] = 1.0
+    p.requires_grad_()
+    idx = torch.sort(torch.randint(0, m, (b, length), device=device, generator=g), dim=1).values
+    return x, p, idx, torch.randn(b, length, d, device=device, generator=g).to(dtype)
+
+
+def bench_ema(device: torch.device, shapes: list[tuple[int, int]], d: int, compressions: list[int],
+              reps: int) -> list[str]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     rows = []
-    for n in compressions:
-        m = length // n
-        g = torch.Generator(device).manual_seed(0)
-        x = torch.randn(b, m, d, device=device, generator=g).to(dtype).requires_grad_()
-        p = (torch.rand(b, m, device=device, generator=g) * 0.9 + 0.05)
-        p[:, 0] = 1.0
-        p.requires_grad_()
-        idx = torch.sort(torch.randint(0, m, (b, length), device=device, generator=g), dim=1).values
-        grad = torch.randn(b, length, d, device=device, generator=g).to(dtype)
+    for b, length in shapes:
+        for n in compressions:
+            x, p, idx, grad = _ema_inputs(device, dtype, b, length, d, n)
+            results = {}
+            for name, fn in ema_candidates(device).items():
+                with torch.no_grad():
+                    fwd = timed(lambda: fn(x, p, idx), device, reps)
+                both = timed(lambda: torch.autograd.grad(fn(x, p, idx), (x, p), grad), device, reps)
+                results[name] = (fwd, both)
+            base = results.get("mamba_chunk_scan_combined + gather")
+            for name, (fwd, both) in results.items():
+                speed = f"{base[0] / fwd:.2f}x / {base[1] / both:.2f}x" if base else "n/a"
+                rows.append(f"| {b} | {length:,} | {length // n:,} | {d} | {name} | {fwd * 1e3:.3f} | "
+                            f"{both * 1e3:.3f} | {speed} |")
+                print(rows[-1], flush=True)
+    return rows
+
+
+def bench_routing(device: torch.device, shapes: list[tuple[int, int]], d: int, reps: int) -> list[str]:
+    from hnet_genomics.kernels import routing as routing_k
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    candidates = {"torch reference": routing_k.routing_fused_ref}
+    fused, _ = dispatch.load("routing") if device.type == "cuda" else (None, "")
+    if fused is not None:
+        candidates = {"fused Triton (ours)": fused, **candidates}
+    rows = []
+    for b, length in shapes:
+        g = torch.Generator(device).manual_seed(1)
+        q, k = (torch.randn(b, length, d, device=device, generator=g).to(dtype).requires_grad_() for _ in range(2))
+        starts = torch.zeros(b, length, dtype=torch.bool, device=device)
+        starts[:, :: 1024 if b == 1 else length] = True
+        grad = torch.randn(b, length, device=device, generator=g)
         results = {}
-        for name, fn in ema_candidates(device).items():
+        for name, fn in candidates.items():
             with torch.no_grad():
-                fwd = timed(lambda: fn(x, p, idx), device, reps)
-            both = timed(lambda: torch.autograd.grad(fn(x, p, idx), (x, p), grad), device, reps)
+                fwd = timed(lambda: fn(q, k, starts), device, reps)
+            both = timed(lambda: torch.autograd.grad(fn(q, k, starts)[0], (q, k), grad), device, reps)
             results[name] = (fwd, both)
-        base = results.get("mamba_chunk_scan_combined + gather")
+        base = results["torch reference"]
         for name, (fwd, both) in results.items():
-            speed = f"{base[0] / fwd:.2f}x / {base[1] / both:.2f}x" if base else "n/a"
-            rows.append(f"| {b} | {length:,} | {m:,} | {d} | {name} | {fwd * 1e3:.3f} | {both * 1e3:.3f} | {speed} |")
+            rows.append(f"| {b} | {length:,} | {d} | {name} | {fwd * 1e3:.3f} | {both * 1e3:.3f} | "
+                        f"{base[0] / fwd:.2f}x / {base[1] / both:.2f}x |")
             print(rows[-1], flush=True)
     return rows
 
@@ -149,8 +190,10 @@ def main() -> None:
     reps = args.reps or (20 if gpu else 3)
 
     print(f"device: {device_name(device)}", flush=True)
-    ema_shape = dict(b=8, length=8192, d=512) if gpu else dict(b=2, length=1024, d=64)
-    ema_rows = bench_ema(device, compressions=[3, 1], reps=reps, **ema_shape)
+    shapes = ([(1, 8192), (1, 65536), (8, 8192), (8, 65536)] if gpu else [(1, 2048), (2, 1024)])
+    d = 512 if gpu else 64
+    ema_rows = bench_ema(device, shapes, d, compressions=[3, 1], reps=reps)
+    routing_rows = bench_routing(device, shapes, d, reps=reps)
     if gpu:
         configs = ["dna/hnet_1stage", "dna/mamba2", "dna/transformer"]
         sizes = [(8192, 8), (16384, 4), (32768, 2), (65536, 1)]  # 64 k bases per step
@@ -181,6 +224,15 @@ def main() -> None:
         "| B | L | M | D | implementation | forward ms | fwd+bwd ms | speed-up |",
         "|---|---|---|---|---|---|---|---|",
         *ema_rows,
+        "",
+        "## Routing",
+        "",
+        "Median milliseconds per call for probabilities and boundaries of q, k in " + ("bf16" if gpu else "fp32")
+        + "; speed-up relative to the torch reference (forward / forward+backward).",
+        "",
+        "| B | L | D | implementation | forward ms | fwd+bwd ms | speed-up |",
+        "|---|---|---|---|---|---|---|",
+        *routing_rows,
         "",
         "## Training step",
         "",

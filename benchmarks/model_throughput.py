@@ -36,10 +36,11 @@ def rss_mb() -> float:
 
 
 def measure(config: str, model_dir: str | None, length: int, tokens: int, repeats: int, threads: int,
-            mode: str = "train", device: str = "cpu") -> dict:
+            mode: str = "train", device: str = "cpu", precision: str = "auto") -> dict:
     import torch
 
     from hnet_genomics import build_model, from_pretrained, load_config
+    from hnet_genomics.devices import inference_precision, resolve_precision
     from hnet_genomics.data import demo
     from hnet_genomics.data.genome import Genome
 
@@ -58,16 +59,19 @@ def measure(config: str, model_dir: str | None, length: int, tokens: int, repeat
         model.eval()
     base_rss = rss_mb()
     base_gpu = torch.cuda.memory_allocated() if cuda else 0
+    precision = resolve_precision(precision, device)
     times, ratios = [], []
     for i in range(repeats + 1):
         t0 = time.perf_counter()
         if mode == "train":
-            out = model(ids)
-            loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
+            with inference_precision(device, precision):  # as bf16-mixed training (benchmarks/kernels.py too)
+                out = model(ids)
+                loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256).float(),
+                                                         ids[:, 1:].reshape(-1))
             (loss + 0.03 * out.ratio_loss).backward()
             model.zero_grad(set_to_none=True)
         else:
-            with torch.inference_mode():
+            with torch.inference_mode(), inference_precision(device, precision):
                 out = model(ids)
         sync()
         if i:  # the first pass warms up allocators and caches
@@ -78,7 +82,7 @@ def measure(config: str, model_dir: str | None, length: int, tokens: int, repeat
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if cuda:  # on a GPU the memory that matters is the device's
         peak, base_rss = torch.cuda.max_memory_allocated() / 2**20, base_gpu / 2**20
-    return {"params": model.num_parameters(), "batch": batch, "length": length, "step_s": step,
+    return {"params": model.num_parameters(), "batch": batch, "length": length, "step_s": step, "precision": precision,
             "bases_per_s": batch * length / step, "compression": ratios, "peak_rss_mb": peak,
             "working_mb": peak - base_rss}
 
@@ -101,6 +105,7 @@ def main() -> None:
                     help="train: forward + backward; infer: forward under torch.inference_mode")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per (mode, model, length) cell")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (kernels chosen by HNET_KERNELS, default auto)")
+    ap.add_argument("--precision", default="auto", help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16, tf32, fp32")
     ap.add_argument("--out", help="write the table as markdown here")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -115,7 +120,7 @@ def main() -> None:
             for name in args.models:
                 spec = {"config": MODELS[name], "model_dir": args.hnet_model if name == "hnet_1stage" else None,
                         "length": length, "tokens": max(args.tokens, length), "repeats": args.repeats,
-                        "threads": args.threads, "mode": mode, "device": args.device}
+                        "threads": args.threads, "mode": mode, "device": args.device, "precision": args.precision}
                 try:
                     res = subprocess.run([sys.executable, __file__, "--_child", json.dumps(spec)],
                                          capture_output=True, text=True, check=True, timeout=args.timeout)
@@ -125,7 +130,7 @@ def main() -> None:
                 rows.append({"model": name, "mode": mode, **r})
                 print(json.dumps(rows[-1]), flush=True)
     machine = (f"{cpu_name()}, {args.threads} thread(s)" if args.device == "cpu"
-               else f"{gpu_name()} ({args.device})")
+               else f"{gpu_name()} ({args.device}, {rows[0].get('precision', args.precision) if rows else ''})")
     lines = [f"# Model throughput, {machine}", "",
              f"Command: `python benchmarks/model_throughput.py {' '.join(sys.argv[1:])}`", "",
              "*train*: forward + backward of next-base cross-entropy (+ ratio loss); *infer*: forward only. "
