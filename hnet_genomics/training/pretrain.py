@@ -141,6 +141,7 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
     save_config(config, out / "config.yaml")
     tc = config.train
     device = trainer.strategy.root_device
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None  # training's peak
     final = evaluate_bpb(model, source, splits["valid"], tc.seq_len, config.data, batch_size=batch_size_for(config),
                          max_windows=tc.final_val_windows, device=device,
                          precision=lightning_precision(trainer.precision))
@@ -156,7 +157,7 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
         "bases_per_second": float(logged.get("bases_per_second", float("nan"))),
         "flops_per_base": task.model.flops_per_base(tc.seq_len, final["compression_ratios"] or None),
         "device": _device_name(trainer), "world_size": trainer.world_size, "precision": str(trainer.precision),
-        "kernels": kernels,
+        "kernels": kernels, "peak_gpu_memory_gib": peak,
         "history": task.history,
     }
     write_json_atomic(metrics, out / "metrics.json")

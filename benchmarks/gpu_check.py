@@ -1,0 +1,197 @@
+"""The first hour on a GPU as one command: is every kernel there and right, does training run, how fast, how big.
+
+1. Environment: GPU, torch / triton / mamba-ssm / causal-conv1d / flash-attn versions, and which implementation
+   every op takes (``dispatch.describe``).
+2. The GPU and Triton tests with HNET_TEST_REQUIRE set, so a missing package or GPU fails instead of skipping;
+   any skip fails the check.
+3. A 50-step bf16 smoke pretraining of the tiny and the paper 1-stage configs, padded and packed, through the
+   CLI on the embedded human region (final bpb finite and below the 8-bit start, metrics.json written).
+4. EMA dechunk and routing kernel benchmarks (B = 1 packed and B = 8, L up to 65,536; ``benchmarks/kernels.py``).
+5. Training throughput (bases/s, MFU) and peak memory of ``dna/hnet_1stage`` at its shipped micro-batch, next to
+   the saved-activation estimate the pretraining memory check makes (``benchmarks/memory_model.py``).
+It writes ``benchmarks/results/gpu-<device>.md`` and exits non-zero if a check failed. No network is needed:
+``benchmarks/gpu_check.sh WHEELS`` installs wheels built beforehand by ``benchmarks/gpu_wheels.sh``.
+
+    bash benchmarks/gpu_check.sh /path/to/wheels                       # everything must be there
+    bash benchmarks/gpu_check.sh /path/to/wheels --allow-missing causal-conv1d,flash-attn
+    python benchmarks/gpu_check.py --device cpu --quick                 # the harness itself, on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]  # runs from a checkout that is not pip-installed
+PACKAGES = ("cuda", "triton", "mamba-ssm", "causal-conv1d", "flash-attn")
+
+
+def versions() -> dict[str, str]:
+    out = {"torch": torch.__version__, "python": sys.version.split()[0]}
+    for dist in ("triton", "mamba-ssm", "causal-conv1d", "flash-attn", "lightning", "pysam"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def run_tests(required: list[str], device: str, log_dir: Path) -> tuple[bool, list[str]]:
+    """The GPU-marked tests and our Triton kernel tests; (passed with zero skips, table rows)."""
+    env = {**os.environ, "HNET_TEST_REQUIRE": ",".join(required), "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
+    suites = {"Triton kernels": ["tests/test_kernels_triton.py"],
+              "GPU-marked": ["-m", "gpu", "tests/test_kernels_gpu.py", "tests/test_tasks_protocol.py"]}
+    if device == "cpu":  # the harness on a CPU: our Triton kernels under the interpreter, GPU tests skip
+        suites = {"Triton kernels (interpreter)": ["tests/test_kernels_triton.py", "-k", "launch or grid"]}
+    ok, rows = True, []
+    for name, args in suites.items():
+        xml = log_dir / f"{re.sub(r'[^a-z]+', '-', name.lower())}.xml"
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                               f"--junitxml={xml}", *args], cwd=REPO, env=env, capture_output=True, text=True)
+        print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n", flush=True)
+        suite = ET.parse(xml).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+        good = proc.returncode == 0 and counts["skipped"] == 0 and counts["tests"] > 0
+        ok &= good or device == "cpu"
+        rows.append(f"| {name} | {counts['tests']} | {counts['failures'] + counts['errors']} | {counts['skipped']} | "
+                    f"{time.perf_counter() - t0:.0f} s | {'pass' if good else 'FAIL'} |")
+    return ok, rows
+
+
+def smoke_pretrain(config: str, layout: str, steps: int, device: str, work: Path, quick: bool) -> tuple[bool, str]:
+    from hnet_genomics.data import demo
+
+    out = work / f"{config.replace('/', '_')}-{layout}"
+    sets = [f"train.layout={layout}", f"train.val_every={steps}", "train.val_windows=16", "train.final_val_windows=32",
+            "train.warmup_steps=10", f"train.checkpoint_every={steps}", "train.accumulate_grad_batches=1",
+            f"train.accelerator={'gpu' if device != 'cpu' else 'cpu'}"]
+    if quick:
+        sets += ["train.seq_len=256", "train.batch_size=2", "train.tokens_per_batch=null", "train.val_windows=2",
+                 "train.final_val_windows=2"]
+    cmd = [sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config", config, "--fasta", str(demo.HUMAN_FASTA),
+           "--out", str(out), "--max-steps", str(steps), "--quiet"]
+    for s in sets:
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"})
+    wall = time.perf_counter() - t0
+    metrics_file = out / "metrics.json"
+    if proc.returncode != 0 or not metrics_file.is_file():
+        print(proc.stdout[-2000:], proc.stderr[-4000:], sep="\n", flush=True)
+        return False, f"| {config} | {layout} | {steps} | failed (exit {proc.returncode}) | | | | {wall:.0f} s |"
+    m = json.loads(metrics_file.read_text())
+    good = 0 < m["val_bpb"] < 8
+    peak = m.get("peak_gpu_memory_gib")
+    comp = " / ".join(f"{c:.2f}" for c in m["compression_ratios"]) or "-"
+    return good, (f"| {config} | {layout} | {m['steps']} | {m['val_bpb']:.4f} | {comp} | {m['bases_per_second']:,.0f} | "
+                  f"{'n/a' if peak is None else f'{peak:.1f}'} | {wall:.0f} s |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--allow-missing", default="", help="comma list of packages that may be absent "
+                                                            f"(of {', '.join(PACKAGES[2:])})")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check the harness, not the GPU")
+    parser.add_argument("--out", type=Path, help="report path (default benchmarks/results/gpu-<device>.md)")
+    args = parser.parse_args()
+    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.kernels import dispatch
+
+    import kernels as kbench
+    from memory_model import row as memory_row
+
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    if gpu and not torch.cuda.is_available():
+        print("gpu_check: torch sees no CUDA device", file=sys.stderr)
+        return 2
+    name = torch.cuda.get_device_name(device) if gpu else kbench.cpu_name()
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower().replace("nvidia", "")).strip("-")
+    out = args.out or REPO / "benchmarks" / "results" / f"gpu-{slug}.md"
+    allowed = {p.strip() for p in args.allow_missing.split(",") if p.strip()}
+    required = [p for p in PACKAGES if p not in allowed and (gpu or p in ("triton",))]
+    sections, ok, t_start = [], True, time.perf_counter()
+
+    table = dispatch.describe(device)
+    env = versions()
+    print(json.dumps({"device": name, **env, "kernels": table}, indent=1), flush=True)
+    sections += ["## Environment", "", f"{name}; " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".", "",
+                 "| op | implementation |", "|---|---|", *[f"| {op} | {impl} |" for op, impl in table.items()], "",
+                 f"Required to load (HNET_TEST_REQUIRE): {', '.join(required)}; allowed missing: "
+                 f"{', '.join(sorted(allowed)) or 'none'}.", ""]
+
+    with tempfile.TemporaryDirectory(prefix="hnet-gpu-check-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        tests_ok, rows = run_tests(required, device.type, work)
+        ok &= tests_ok
+        sections += ["## Tests", "", "| suite | tests | failed | skipped | time | verdict |", "|---|---|---|---|---|---|",
+                     *rows, ""]
+        print(f"tests: {time.perf_counter() - t0:.0f} s", flush=True)
+
+        smoke = []
+        configs = ["dna/hnet_1stage_tiny", "dna/hnet_1stage"] if not args.quick else ["dna/hnet_1stage_tiny"]
+        for config in configs:
+            for layout in ("padded", "packed"):
+                good, line = smoke_pretrain(config, layout, args.steps if not args.quick else 3, args.device, work,
+                                            args.quick)
+                ok &= good
+                smoke.append(line)
+                print(line, flush=True)
+        sections += ["## Smoke pretraining", "",
+                     f"{args.steps} optimizer steps, bf16-mixed on the GPU, one micro-batch per step, embedded human "
+                     "region; final bpb over 32 validation windows.", "",
+                     "| config | layout | steps | val bpb | compression | bases/s | peak GiB | wall |",
+                     "|---|---|---|---|---|---|---|---|", *smoke, ""]
+
+        reps = 20 if gpu else 1
+        shapes = [(1, 8192), (1, 65536), (8, 8192), (8, 65536)] if gpu and not args.quick else [(1, 2048), (2, 1024)]
+        d = 512 if gpu and not args.quick else 64
+        ema = kbench.bench_ema(device, shapes, d, compressions=[3], reps=reps)
+        routing = kbench.bench_routing(device, shapes, d, reps=reps)
+        sections += ["## EMA dechunk", "", "Median ms; x bf16 on the GPU; B = 1 is a packed row (reset every "
+                     "1,024 bases). Speed-up against mamba_chunk_scan_combined + gather (forward / fwd+bwd).", "",
+                     "| B | L | M | D | implementation | forward ms | fwd+bwd ms | speed-up |",
+                     "|---|---|---|---|---|---|---|---|", *ema, "",
+                     "## Routing", "", "| B | L | D | implementation | forward ms | fwd+bwd ms | speed-up |",
+                     "|---|---|---|---|---|---|---|", *routing, ""]
+
+        config = "dna/hnet_1stage" if not args.quick else "dna/hnet_1stage_tiny"
+        batch = 64 if not args.quick else 1
+        train = kbench.bench_train(device, config, 1024, batch, steps=5 if gpu else 1)
+        memory = memory_row(config, args.device, "bf16" if gpu else "fp32")
+        sections += ["## Training step at the shipped micro-batch", "",
+                     "| config | L | batch | bases/s | MFU | peak GiB | compression |", "|---|---|---|---|---|---|---|",
+                     train, "", "Pretraining's memory estimate for the same config (saved activations measured "
+                     "on this device):", "",
+                     "| config | parameters | saved MiB per window | per-device batch (accumulation) | step GiB | "
+                     "windows that fit 80 GB |", "|---|---|---|---|---|---|", memory, ""]
+
+    minutes = (time.perf_counter() - t_start) / 60
+    verdict = "PASS" if ok else "FAIL"
+    report = "\n".join([f"# GPU check: {name}", "", f"Verdict: **{verdict}** in {minutes:.1f} minutes. Command: "
+                        f"`python benchmarks/gpu_check.py {' '.join(sys.argv[1:])}`.", "", *sections])
+    write_text_atomic(out, report)
+    print(report)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
