@@ -80,18 +80,22 @@ def test_mamba_ssd_equals_torch_scan_on_packed_sequences(dtype, torch_path):
     compare(out, ref, ins, refs, FP32 if dtype == torch.float32 else BF16)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("packed", [False, True])
-def test_causal_conv1d_equals_masked_taps(packed):
+def test_causal_conv1d_equals_masked_taps(packed, dtype):
+    """As training calls it: a column slice of the projection, bf16 under autocast with fp32 weights, SiLU inside."""
     fast = kernel("conv")
     g = torch.Generator("cuda").manual_seed(1)
-    x = torch.randn(1 if packed else 2, 300, 64, device="cuda", generator=g)
+    zx = torch.randn(1 if packed else 2, 300, 120, device="cuda", generator=g).to(dtype)
+    x = zx[..., 24:88]
     w, bias = torch.randn(64, 4, device="cuda", generator=g), torch.randn(64, device="cuda", generator=g)
     geom = Geometry.from_cu_seqlens(CU.cuda(), 300) if packed else Geometry.padded(
         torch.ones(2, 300, dtype=torch.bool, device="cuda"))
-    ins, refs = leaves(x, w, bias), leaves(x, w, bias)
-    out = fast(*ins, geom.positions, has_resets=geom.has_resets)
-    ref = conv_k.causal_conv1d_ref(*refs, geom.positions)
-    compare(out, ref, ins, refs, FP32)
+    ins, refs = leaves(x, w, bias), leaves(x.float(), w, bias)
+    out = fast(*ins, geom.positions, has_resets=geom.has_resets, activation="silu")
+    assert out.dtype == dtype
+    ref = F.silu(conv_k.causal_conv1d_ref(*refs, geom.positions))
+    compare(out, ref, ins, refs, FP32 if dtype == torch.float32 else BF16)
 
 
 @pytest.mark.parametrize("window", [-1, 16])
@@ -159,7 +163,8 @@ def _lm_loss(out, ids):
 
 @pytest.mark.parametrize("packed", [False, True])
 def test_hnet_on_gpu_kernels_matches_torch_path(packed, dna_batch, torch_path, monkeypatch):
-    """Same weights, same real DNA: logits and gradients agree in every row whose boundaries agree."""
+    """Same weights, same real DNA: logits agree in every sequence whose boundaries agree; a boundary may flip
+    only where p sits within rounding of 0.5 (the kernels' TF32 and summation order differ from torch's)."""
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     torch.manual_seed(0)
     model = build_model(small_model_config("dna/hnet_1stage_tiny")).cuda()
@@ -173,13 +178,59 @@ def test_hnet_on_gpu_kernels_matches_torch_path(packed, dna_batch, torch_path, m
         ref = model(ids, **kwargs)
         grads_ref = torch.autograd.grad(_lm_loss(ref, ids), list(model.parameters()), allow_unused=True)
     torch.testing.assert_close(fast.boundary_probs[0], ref.boundary_probs[0], **FP32)
-    rows = (fast.boundary_masks[0] == ref.boundary_masks[0]).all(1)
-    assert bool(rows.any())
-    torch.testing.assert_close(fast.logits[rows], ref.logits[rows], rtol=1e-2, atol=1e-2)
-    if bool(rows.all()):
+    flipped = fast.boundary_masks[0] != ref.boundary_masks[0]
+    assert bool(((ref.boundary_probs[0] - 0.5).abs() < 1e-3)[flipped].all())
+    per_sequence = lambda t: t.reshape(4, 256, *t.shape[2:])  # noqa: E731 - rows or packed segments alike
+    agree = ~per_sequence(flipped).any(1)
+    assert int(agree.sum()) >= 3
+    torch.testing.assert_close(per_sequence(fast.logits)[agree], per_sequence(ref.logits)[agree], rtol=1e-2, atol=1e-2)
+    if bool(agree.all()):
         for a, b in zip(grads_fast, grads_ref):
             if a is not None:
                 torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-3)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_fused_mamba2_mixer_equals_the_torch_mixer(packed, torch_path):
+    """mamba_split_conv1d_scan_combined (or the unfused kernels when causal-conv1d is absent) behind the block."""
+    from hnet_genomics.config import SSMConfig
+    from hnet_genomics.model.mamba2 import Mamba2
+
+    torch.manual_seed(0)
+    mixer = Mamba2(128, SSMConfig(d_state=64, expand=2, d_conv=4, chunk_size=64, head_dim=32, ngroups=2)).cuda()
+    hidden = torch.randn(1 if packed else 2, 300, 128, device="cuda")
+    geom = Geometry.from_cu_seqlens(CU.cuda(), 300) if packed else Geometry.padded(
+        torch.ones(2, 300, dtype=torch.bool, device="cuda"))
+    ins, refs = leaves(hidden), leaves(hidden)
+    params = list(mixer.parameters())
+    out = mixer(ins[0], geom)
+    with torch_path:
+        ref = mixer(refs[0], geom)
+    compare(out, ref, ins + params, refs + params, FP32)
+
+
+def test_segment_attention_on_a_packed_row_of_many_sequences(torch_path):
+    """The SDPA path a packed row takes without flash-attn: exact against the masked softmax, in bf16."""
+    lengths = [1, 70, 1, 119, 5, 300, 33, 2] * 8
+    seq_idx = torch.cat([torch.full((n,), i) for i, n in enumerate(lengths)])[None].cuda()
+    g = torch.Generator("cuda").manual_seed(8)
+    q, k, v = (torch.randn(1, 4, seq_idx.shape[1], 64, device="cuda", generator=g).bfloat16() for _ in range(3))
+    ins, refs = leaves(q, k, v), leaves(q.float(), k.float(), v.float())
+    with torch_path:
+        out = attn_k.attention(*ins, seq_idx, 64, single_sequence_rows=False)
+    compare(out, attn_k.attention_ref(*refs, seq_idx, 64), ins, refs, BF16)
+
+
+def test_fused_routing_launches_on_a_packed_row_beyond_the_grid_axis_limit():
+    fast = kernel("routing")
+    from hnet_genomics.kernels import routing as routing_k
+
+    g = torch.Generator("cuda").manual_seed(9)
+    q, k = (torch.randn(1, 1_100_000, 32, device="cuda", generator=g) for _ in range(2))
+    starts = torch.zeros(1, 1_100_000, dtype=torch.bool, device="cuda")
+    starts[:, ::1024] = True
+    p, _ = fast(q, k, starts)
+    torch.testing.assert_close(p, routing_k.routing_probs_ref(q, k, starts), **FP32)
 
 
 @pytest.mark.parametrize("name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny",

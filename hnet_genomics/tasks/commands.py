@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--val-fraction must be between 0 and 1")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
+    if args.model is not None or args.config is not None:
+        from hnet_genomics.kernels import dispatch
+
+        dispatch.report(device, "finetune")
     if args.threads:
         import torch
 
