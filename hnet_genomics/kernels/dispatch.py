@@ -120,8 +120,8 @@ def report(device: torch.device | str, context: str = "") -> dict[str, str]:
     fallen = {op: impl for op, impl in table.items() if impl.startswith(("torch (", "unfused ("))}
     if fallen:
         lines = "; ".join(f"{op} -> {impl} [{FALLBACK_COST.get(op, 'slower')}]" for op, impl in fallen.items())
-        warnings.warn(f"{prefix}CUDA ops running on the pure-torch path: {lines}. Install the 'gpu' extra "
-                      f"(README: GPU install) or set {BACKEND_ENV}=gpu to make this an error.", stacklevel=2)
+        warnings.warn(f"{prefix}CUDA ops without their GPU kernel: {lines}. Install the kernels (README, "
+                      f"section GPUs) or set {BACKEND_ENV}=gpu to make this an error.", stacklevel=2)
     return table
 
 
