@@ -100,9 +100,9 @@ def test_kill_9_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "first-done"
     deadline = time.time() + 60
-    while not list(tmp_path.glob(".last.ckpt.*.tmp")) and time.time() < deadline:
+    while not list(tmp_path.glob(".last.ckpt.tmp-*")) and time.time() < deadline:
         time.sleep(0.005)
-    assert list(tmp_path.glob(".last.ckpt.*.tmp")), "the second write never started"
+    assert list(tmp_path.glob(".last.ckpt.tmp-*")), "the second write never started"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     ckpt = torch.load(target, weights_only=False)
