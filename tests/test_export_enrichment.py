@@ -113,8 +113,9 @@ def test_annotation_on_other_chromosomes_is_a_clear_error(cpg_chunks, tmp_path):
     path, _, _ = cpg_chunks
     ann = tmp_path / "ann.bed"
     ann.write_text("chr6\t100\t200\tx\t0\t+\n")
-    with pytest.raises(DataError, match="no feature edges fall inside the boundary regions"):
+    with pytest.raises(DataError, match=r"ann\.bed: no feature lies on a chromosome of .*annotation has 'chr6'"):
         en.run_enrichment(path, ann, tmp_path / "o", [5], n_permutations=10)
+    assert not (tmp_path / "o").exists()  # inputs are checked before the output folder is made
 
 
 def test_malformed_annotation_names_file_and_line(tmp_path):
