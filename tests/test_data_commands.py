@@ -60,10 +60,16 @@ def test_fetch_hg38_checksum_mismatch_writes_nothing(mirror, tmp_path, capsys):
 
 
 def test_fetch_hg38_unreachable_mirror(tmp_path, capsys):
-    assert main(["data", "fetch-hg38", "--dest", str(tmp_path), "--base-url", (tmp_path / "none").as_uri()]) == 2
+    dest = tmp_path / "hg38"
+    assert main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", (tmp_path / "none").as_uri()]) == 2
+    err = capsys.readouterr().err.strip()  # the checksum is looked up first: no download is wasted
+    assert err.startswith("hnet-genomics: error: file://") and "md5sum.txt: cannot read the published checksums" in err
+    assert err.endswith("give the expected md5 of hg38.fa.gz with --md5") and "\n" not in err
+    assert main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", (tmp_path / "none").as_uri(),
+                 "--md5", "0" * 32]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("hnet-genomics: error: file://") and "download failed" in err and "\n" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert "hg38.fa.gz: download failed" in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []  # no empty --dest left behind
 
 
 def test_prepare_sizes_and_split_commands(mirror, tmp_path):
