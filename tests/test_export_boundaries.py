@@ -317,3 +317,21 @@ def test_failed_export_leaves_no_partial_files(genome, tmp_path):
             w.add(region, region.start, np.ones(10, bool), np.ones(10, np.float32))
             raise RuntimeError("model failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rerun_with_fewer_formats_removes_what_the_earlier_run_wrote_and_nothing_else(saved_models, tmp_path,
+                                                                                          capsys):
+    bed = tmp_path / "r.bed"
+    bed.write_text(f"{CHROM}\t5000\t6000\n")
+    args = ["boundaries", "--model", str(saved_models / "hnet"), "--fasta", str(demo.HUMAN_FASTA), "--regions",
+            str(bed), "--out", str(tmp_path / "t" / "x"), "--quiet"]
+    assert main(args) == 0  # every format; the folder t/ is created
+    (tmp_path / "t" / "x.stage2.bw").write_text("not ours\n")  # named like a track, but no run of ours wrote it
+    capsys.readouterr()
+    assert main([*args, "--formats", "bed"]) == 0
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["x.chrom.sizes", "x.stage1.bed", "x.stage2.bw",
+                                                                  "x.tracks.json"]
+    for name in ("x.stage1.bw", "x.stage1.bb", "x.stage1.bedGraph", "x.stage1.bed.gz", "x.stage1.bed.gz.tbi"):
+        assert f"removed {tmp_path / 't' / name} (written by the earlier run at this prefix" in err
+    assert f"warning: {tmp_path / 't' / 'x.stage2.bw'} was not written by this run (left as it is" in err

@@ -145,3 +145,13 @@ def test_fewer_validation_windows_than_processes_is_refused(tmp_path):
         data.val_dataloader()
     data.trainer = SimpleNamespace(global_rank=1, world_size=2)
     assert len(data.val_dataloader().dataset) == 1
+
+
+def test_curve_axis_shows_a_run_that_stays_above_2_6_bits():
+    from hnet_genomics.training.curves import bpb_axis_top
+
+    early_spike = [(s, 8.0 if s < 5 else 2.0) for s in range(100)]
+    assert bpb_axis_top(early_spike, [{"step": 50, "val_bpb": 1.95}]) == 2.6  # the first steps are cut off
+    stuck = [(s, 3.4 - s / 1000) for s in range(100)]
+    top = bpb_axis_top(stuck, [{"step": 50, "val_bpb": 3.5}, {"step": 99, "val_bpb": 3.3}])
+    assert top >= 3.5 + 0.05  # the whole run stays in view

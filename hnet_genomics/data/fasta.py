@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.data.atomic import atomic_path, commit
 from hnet_genomics.data.bgzf import BGZF_EOF  # every BGZF file ends with it: absent = cut short
 from hnet_genomics.errors import DataError
 
@@ -235,7 +235,7 @@ def prepare_fasta(src: str | Path, out: str | Path, line_width: int = 80, thread
         try:
             pysam.faidx(str(tmp))
             for suffix in (".fai", ".gzi"):
-                os.replace(f"{tmp}{suffix}", f"{out}{suffix}")
+                commit(f"{tmp}{suffix}", f"{out}{suffix}")
         finally:
             for suffix in (".fai", ".gzi"):
                 Path(f"{tmp}{suffix}").unlink(missing_ok=True)
