@@ -145,6 +145,10 @@ CASES = [
          r"o/checkpoints/last\.ckpt: no checkpoint to resume from"),
     Case("pretrain foreign pickle checkpoint", lambda ws, w: ["pretrain", *TRAIN, "--out", f"{ws}/shared", "--resume"],
          r"last\.ckpt: refused: the checkpoint holds Python objects", _pickle_checkpoint),
+    Case("pretrain gpu accelerator without a gpu" if not torch.cuda.is_available() else "pretrain 3 betas",
+         lambda ws, w: ["pretrain", *TRAIN, "--out", f"{ws}/o", "--set",
+                        "train.accelerator=gpu" if not torch.cuda.is_available() else "train.betas=[0.9,0.9,0.9]"],
+         r"train\.accelerator gpu: torch sees no CUDA GPU" if not torch.cuda.is_available() else r"train\.betas"),
     Case("pretrain threads 0", lambda ws, w: ["pretrain", *TRAIN, "--out", f"{ws}/o", "--threads", "0"],
          r"argument --threads: expected a positive integer, got '0'"),
     # eval

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import threading
 import warnings
@@ -152,6 +153,8 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
     last = ckpt_dir / "last.ckpt"
     tc = config.train
     check_run_dir(out, resume)
+    if tc.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("train.accelerator gpu: torch sees no CUDA GPU on this machine (use cpu or auto)")
     source = open_source(fasta, config.data)
     splits = make_splits(source, config.data, intervals)
     if not splits["valid"]:
@@ -179,6 +182,8 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
             trainer = _fit(config, task, data, out, ckpt_path, resumed_at,
                            [periodic, best, _CheckpointOnSigterm(last), *(callbacks or [])], progress)
     except BaseException:
+        if created and not last.exists():  # a folder this run made, and nothing in it to resume from
+            shutil.rmtree(out, ignore_errors=True)
         remove_empty(created)
         raise
     if not trainer.is_global_zero:
@@ -188,21 +193,16 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
 
 def _fit(config: Config, task: LMTask, data: GenomeDataModule, out: Path, ckpt_path: str | None,
          resumed_at: int, callbacks: list, progress: bool) -> L.Trainer:
-    tc = config.train
     last = out / "checkpoints" / "last.ckpt"
     sweep_stale([last, out / "checkpoints" / "best.ckpt", out / "metrics.json", out / "curves.png",
                  out / "config.yaml", out / "model"])  # what a killed earlier attempt left behind
-    trainer = L.Trainer(
-        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy),
-        precision=_precision(config), max_steps=tc.max_steps, gradient_clip_val=tc.grad_clip or None,
-        accumulate_grad_batches=tc.accumulate_grad_batches,
-        val_check_interval=tc.val_every * tc.accumulate_grad_batches, check_val_every_n_epoch=None,
-        num_sanity_val_steps=0, log_every_n_steps=tc.log_every, use_distributed_sampler=False,
-        logger=CSVLogger(out, name="logs", version=""), callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
-        default_root_dir=out)
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    try:
+        trainer = _trainer(config, out, callbacks, progress)
+    except MisconfigurationException as e:  # e.g. train.accelerator=gpu on a machine without one
+        raise ConfigError(f"train settings: {str(e).splitlines()[0]}") from None
     log_csv = out / "logs" / "metrics.csv"
     earlier_log = read_log_rows(log_csv) if ckpt_path else []
     with warnings.catch_warnings(), _lightning_handles_sigterm():
@@ -220,6 +220,19 @@ def _fit(config: Config, task: LMTask, data: GenomeDataModule, out: Path, ckpt_p
     # the final state, also when max_steps is not a multiple of checkpoint_every
     trainer.save_checkpoint(last, weights_only=False)
     return trainer
+
+
+def _trainer(config: Config, out: Path, callbacks: list, progress: bool) -> L.Trainer:
+    tc = config.train
+    return L.Trainer(
+        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy),
+        precision=_precision(config), max_steps=tc.max_steps, gradient_clip_val=tc.grad_clip or None,
+        accumulate_grad_batches=tc.accumulate_grad_batches,
+        val_check_interval=tc.val_every * tc.accumulate_grad_batches, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, log_every_n_steps=tc.log_every, use_distributed_sampler=False,
+        logger=CSVLogger(out, name="logs", version=""), callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
+        default_root_dir=out)
 
 
 def _finish(config, task, trainer, source, splits, best_path, out: Path, params: int) -> dict:
