@@ -101,6 +101,13 @@ def remove_empty(created: Iterable[Path]) -> None:
             break
 
 
+def remove_created(created: list[Path]) -> None:
+    """After a failure: remove the folders ``make_dirs`` created, with their content (all of it written by this
+    run, since the folders did not exist before it)."""
+    if created:
+        shutil.rmtree(created[-1], ignore_errors=True)
+
+
 @contextlib.contextmanager
 def output_dir(path: str | Path) -> Iterator[Path]:
     """Create ``path`` with its parents for the block; if the block fails, the folders it created and left

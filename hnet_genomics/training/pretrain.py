@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import threading
 import warnings
@@ -25,7 +24,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from hnet_genomics.config import Config, save_config
-from hnet_genomics.data.atomic import foreign_entries, make_dirs, remove_empty, sweep_stale, write_json_atomic
+from hnet_genomics.data.atomic import (foreign_entries, make_dirs, remove_created, remove_empty, sweep_stale,
+                                       write_json_atomic)
 from hnet_genomics.data.intervals import make_splits
 from hnet_genomics.errors import CheckpointError, ConfigError, OutputError, Terminated
 from hnet_genomics.kernels import dispatch
@@ -182,8 +182,8 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
             trainer = _fit(config, task, data, out, ckpt_path, resumed_at,
                            [periodic, best, _CheckpointOnSigterm(last), *(callbacks or [])], progress)
     except BaseException:
-        if created and not last.exists():  # a folder this run made, and nothing in it to resume from
-            shutil.rmtree(out, ignore_errors=True)
+        if not last.exists():  # nothing to resume from in the folders this run made
+            remove_created(created)
         remove_empty(created)
         raise
     if not trainer.is_global_zero:
