@@ -59,7 +59,8 @@ def _precision(config: Config) -> str:
 
 # What a run folder holds: top-level entries, and the files each of our sub-folders may contain.
 RUN_ENTRIES = {"checkpoints": None, "model": MODEL_FILES, "logs": ("metrics.csv", "hparams.yaml"),
-               "metrics.json": (), "curves.png": (), "config.yaml": ()}
+               "metrics.json": (), "curves.png": (), "config.yaml": (),
+               ".snakemake_timestamp": ()}  # Snakemake marks a finished directory() output with it
 
 
 def check_run_dir(out: Path, resume: bool) -> None:
