@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -132,6 +134,10 @@ class DataConfig:
     test_fraction: float = 0.1
     intervals: str | None = None  # BED with split column (Basenji / Enformer format)
 
+    def validate(self) -> None:
+        _check_range("data", self, {"max_n_fraction": (0.0, 1.0), "rc_prob": (0.0, 1.0),
+                                    "valid_fraction": (0.0, 1.0), "test_fraction": (0.0, 1.0)})
+
 
 @dataclass
 class TrainConfig:
@@ -165,6 +171,30 @@ class TrainConfig:
     log_every: int = 10
     kernels: Literal["auto", "torch", "gpu"] = "auto"  # GPU kernels when available, or force a path
 
+    def validate(self) -> None:
+        """Every number in range, so a typo stops before training instead of looping forever or writing NaN."""
+        if self.seq_len < 2:
+            raise ConfigError(f"train.seq_len must be at least 2, got {self.seq_len}")
+        for name in ("batch_size", "max_steps", "accumulate_grad_batches", "num_nodes", "val_every", "val_windows",
+                     "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("tokens_per_batch", "final_val_windows"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"train.{name} must be at least 1 (or null), got {value}")
+        for name in ("warmup_steps", "num_workers", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"train.lr must be a positive number, got {self.lr}")
+        _check_range("train", self, {"weight_decay": (0.0, math.inf), "grad_clip": (0.0, math.inf),
+                                     "decay_fraction": (0.0, 1.0), "min_lr_ratio": (0.0, 1.0)})
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"train.betas must be two numbers in [0, 1), got {self.betas}")
+        if isinstance(self.devices, int) and self.devices < 1 and self.devices != -1:
+            raise ConfigError(f"train.devices must be a positive count, -1 (all) or 'auto', got {self.devices}")
+
 
 @dataclass
 class Config:
@@ -177,18 +207,28 @@ class Config:
 
     def validate(self) -> "Config":
         self.model.validate()
-        if self.train.seq_len < 2:
-            raise ConfigError("train.seq_len must be at least 2")
-        if self.train.batch_size < 1:
-            raise ConfigError("train.batch_size must be at least 1")
+        self.data.validate()
+        self.train.validate()
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
+def _check_range(section: str, obj: Any, bounds: dict[str, tuple[float, float]]) -> None:
+    """Each named float lies in its closed [low, high] range (NaN never does)."""
+    for name, (low, high) in bounds.items():
+        value = getattr(obj, name)
+        if not low <= value <= high:
+            upper = "" if high == math.inf else f" and <= {high:g}"
+            raise ConfigError(f"{section}.{name} must be >= {low:g}{upper}, got {value}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # dict <-> dataclass with strict key checking
+
+
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -224,6 +264,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is float:
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string; every user means the number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -347,4 +389,6 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from hnet_genomics.data.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

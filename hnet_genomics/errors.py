@@ -15,3 +15,14 @@ class DataError(HNetError, ValueError):
 
 class CheckpointError(HNetError, ValueError):
     """A checkpoint or model directory that is missing, corrupt or does not match the config."""
+
+
+class OutputError(HNetError, ValueError):
+    """An output path that cannot be written, or whose writing would delete files this package did not write."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a scheduler's kill, ``timeout``): unwinds like Ctrl-C so every temporary is removed.
+
+    A BaseException, so ``except Exception`` blocks cannot swallow it.
+    """

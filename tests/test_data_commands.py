@@ -60,10 +60,16 @@ def test_fetch_hg38_checksum_mismatch_writes_nothing(mirror, tmp_path, capsys):
 
 
 def test_fetch_hg38_unreachable_mirror(tmp_path, capsys):
-    assert main(["data", "fetch-hg38", "--dest", str(tmp_path), "--base-url", (tmp_path / "none").as_uri()]) == 2
+    dest = tmp_path / "hg38"
+    assert main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", (tmp_path / "none").as_uri()]) == 2
+    err = capsys.readouterr().err.strip()  # the checksum is looked up first: no download is wasted
+    assert err.startswith("hnet-genomics: error: file://") and "md5sum.txt: cannot read the published checksums" in err
+    assert err.endswith("give the expected md5 of hg38.fa.gz with --md5") and "\n" not in err
+    assert main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", (tmp_path / "none").as_uri(),
+                 "--md5", "0" * 32]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("hnet-genomics: error: file://") and "download failed" in err and "\n" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert "hg38.fa.gz: download failed" in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []  # no empty --dest left behind
 
 
 def test_prepare_sizes_and_split_commands(mirror, tmp_path):
@@ -128,3 +134,61 @@ def test_prepare_demo_writes_the_embedded_genome(tmp_path):
     g = Genome(out)
     assert g.sizes == {"BA000025.2": 2_229_817}
     assert g.fetch("BA000025.2", 0, 10) == b"GATCTCCAGA"
+
+
+class _FlakyMirror:
+    """A local HTTP mirror with range requests whose first transfer of the genome breaks off half-way."""
+
+    def __init__(self, root):
+        import http.server
+        import threading
+
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers["Range"] else 0
+                mirror.ranges.append(start)
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                body = data[start:]
+                if path.name.endswith(".fa.gz") and mirror.break_next:
+                    mirror.break_next = False
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)  # the connection drops mid-transfer
+                    return
+                self.wfile.write(body)
+
+        self.ranges, self.break_next = [], True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+
+def test_fetch_hg38_resumes_an_interrupted_download(mirror, tmp_path, capsys):
+    root, text = mirror
+    server = _FlakyMirror(root)
+    try:
+        dest = tmp_path / "hg38"
+        assert main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", server.url, "--timeout", "10"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "download" in err and "run the same command again to resume" in err and "\n" not in err, err
+        part = dest / ".hg38.fa.gz.part"
+        arrived = part.stat().st_size
+        assert 0 < arrived < (root / "hg38.fa.gz").stat().st_size  # what arrived is kept
+        assert main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", server.url]) == 0
+        assert server.ranges[-1] == arrived  # the second run asked only for the rest
+        assert Genome(dest / "hg38.fa.gz").sizes == {"chr6": 60_000, "chrE": 40_000}  # md5 checked over both parts
+        assert sorted(p.name for p in dest.iterdir()) == ["hg38.fa.gz", "hg38.fa.gz.fai", "hg38.fa.gz.gzi"]
+    finally:
+        server.server.shutdown()

@@ -217,10 +217,10 @@ def test_truncated_bgzip(tmp_path):
         Genome(tmp_path / "tiny.fa.gz")
 
 
-def test_plain_gzip_is_refused_with_the_prepare_command(records, tmp_path):
+def test_plain_gzip_is_read_through_a_bgzip_copy(records, tmp_path):
     (tmp_path / "x.fa.gz").write_bytes(gzip.compress(b">x\n" + wrap(records[0][1])))
-    with pytest.raises(DataError, match=r"not bgzip.*data prepare --fasta"):
-        Genome(tmp_path / "x.fa.gz")
+    g = Genome(tmp_path / "x.fa.gz")  # more in test_data_gzip_fasta.py
+    assert g.path == tmp_path / "x.fa.bgz" and g.fetch("x", 0, 100) == records[0][1][:100]
 
 
 def test_unequal_line_lengths_point_to_prepare(records, tmp_path):

@@ -68,9 +68,9 @@ def test_bed_unknown_split_value(human, tmp_path):
         read_split_bed(bed, human)
 
 
-@pytest.mark.parametrize("line, message", [(f"{HUMAN}\t0\t1000", "expected 4 columns"),
-                                           (f"{HUMAN}\t0\tten\ttrain", "start/end must be integers"),
-                                           (f"{HUMAN}\t500\t500\ttrain", "need 0 <= start < end")])
+@pytest.mark.parametrize("line, message", [(f"{HUMAN}\t0\t1000", "a BED line needs 4 columns"),
+                                           (f"{HUMAN}\t0\tten\ttrain", "start '0' and end 'ten' must be integers"),
+                                           (f"{HUMAN}\t500\t500\ttrain", r"empty interval .*\(need 0 <= start < end")])
 def test_malformed_bed_lines(human, tmp_path, line, message):
     bed = write_bed(tmp_path / "s.bed", f"{HUMAN}\t0\t10\ttrain\n{line}\n")
     with pytest.raises(DataError, match=rf"s\.bed:2: {message}"):

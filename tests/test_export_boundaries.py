@@ -215,9 +215,9 @@ def test_batch_decisions_do_not_depend_on_batch_neighbours(model, dna_batch):
 
 
 @pytest.mark.parametrize("line,message", [
-    (f"{CHROM}\t2229000\t2230000", "runs off the end of BA000025.2 (length 2229817)"),
+    (f"{CHROM}\t2229000\t2230000", "runs past the end of 'BA000025.2' (length 2,229,817)"),
     ("chr6\t0\t100", "chromosome 'chr6' is not in"),
-    (f"{CHROM}\t500\t500", "empty region"),
+    (f"{CHROM}\t500\t500", "empty interval"),
     (f"{CHROM}\t500\tx", "must be integers"),
 ])
 def test_bad_regions_name_the_bed_line(genome, tmp_path, line, message):
@@ -248,14 +248,15 @@ def test_cli_exports_tracks(saved_models, tmp_path, capsys):
     rc = main(["boundaries", "--model", str(saved_models / "hnet"), "--fasta", str(demo.HUMAN_FASTA),
                "--regions", str(bed), "--out", str(tmp_path / "x"), "--formats", "bed,bigwig", "--no-progress"])
     assert rc == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.bed", "x.chrom.sizes", "x.stage1.bed", "x.stage1.bw"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.bed", "x.chrom.sizes", "x.stage1.bed", "x.stage1.bw",
+                                                          "x.tracks.json"]
     assert "1,000 bp in 1 region(s)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case,message", [
     ("iso", "isotropic model .* has no chunk boundaries"),
-    ("nodir", "output directory .* does not exist"),
-    ("dir", "--out is a file-name prefix, not a directory"),
+    ("underfile", "afile is a file, not a folder"),
+    ("dir", "is a folder; --out is a file-name prefix"),
     ("format", "unknown format 'wig'"),
     ("overlap", "--overlap must be in"),
     ("device", "--device: 'gpu0' is not a torch device"),
@@ -264,7 +265,8 @@ def test_cli_exports_tracks(saved_models, tmp_path, capsys):
 ])
 def test_cli_rejects_bad_input_with_one_line(saved_models, tmp_path, capsys, case, message):
     args = {"--model": str(saved_models / ("iso" if case == "iso" else "hnet")), "--fasta": str(demo.HUMAN_FASTA),
-            "--out": str({"nodir": tmp_path / "missing/x", "dir": tmp_path}.get(case, tmp_path / "x"))}
+            "--out": str({"underfile": tmp_path / "afile/x", "dir": tmp_path}.get(case, tmp_path / "x"))}
+    (tmp_path / "afile").write_text("mine\n")
     if case == "format":
         args["--formats"] = "bed,wig"
     if case == "overlap":
@@ -275,7 +277,7 @@ def test_cli_rejects_bad_input_with_one_line(saved_models, tmp_path, capsys, cas
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert re.search(message, err)
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 def test_window_defaults_to_the_trained_length_and_longer_windows_are_warned_about(capsys):
@@ -315,3 +317,21 @@ def test_failed_export_leaves_no_partial_files(genome, tmp_path):
             w.add(region, region.start, np.ones(10, bool), np.ones(10, np.float32))
             raise RuntimeError("model failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rerun_with_fewer_formats_removes_what_the_earlier_run_wrote_and_nothing_else(saved_models, tmp_path,
+                                                                                          capsys):
+    bed = tmp_path / "r.bed"
+    bed.write_text(f"{CHROM}\t5000\t6000\n")
+    args = ["boundaries", "--model", str(saved_models / "hnet"), "--fasta", str(demo.HUMAN_FASTA), "--regions",
+            str(bed), "--out", str(tmp_path / "t" / "x"), "--quiet"]
+    assert main(args) == 0  # every format; the folder t/ is created
+    (tmp_path / "t" / "x.stage2.bw").write_text("not ours\n")  # named like a track, but no run of ours wrote it
+    capsys.readouterr()
+    assert main([*args, "--formats", "bed"]) == 0
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["x.chrom.sizes", "x.stage1.bed", "x.stage2.bw",
+                                                                  "x.tracks.json"]
+    for name in ("x.stage1.bw", "x.stage1.bb", "x.stage1.bedGraph", "x.stage1.bed.gz", "x.stage1.bed.gz.tbi"):
+        assert f"removed {tmp_path / 't' / name} (written by the earlier run at this prefix" in err
+    assert f"warning: {tmp_path / 't' / 'x.stage2.bw'} was not written by this run (left as it is" in err

@@ -113,8 +113,9 @@ def test_annotation_on_other_chromosomes_is_a_clear_error(cpg_chunks, tmp_path):
     path, _, _ = cpg_chunks
     ann = tmp_path / "ann.bed"
     ann.write_text("chr6\t100\t200\tx\t0\t+\n")
-    with pytest.raises(DataError, match="no feature edges fall inside the boundary regions"):
+    with pytest.raises(DataError, match=r"ann\.bed: no feature lies on a chromosome of .*annotation has 'chr6'"):
         en.run_enrichment(path, ann, tmp_path / "o", [5], n_permutations=10)
+    assert not (tmp_path / "o").exists()  # inputs are checked before the output folder is made
 
 
 def test_malformed_annotation_names_file_and_line(tmp_path):
@@ -122,3 +123,20 @@ def test_malformed_annotation_names_file_and_line(tmp_path):
     ann.write_text(f"{CHROM}\t100\t200\tx\t0\t+\n{CHROM}\t300\t250\tx\t0\t+\n")
     with pytest.raises(DataError, match=r"ann\.bed:2: invalid interval"):
         en.read_bed(ann)
+
+
+def test_the_density_figure_title_stays_inside_the_figure():
+    """Four flanks with their ratios and p-values used to run off the panel's edge."""
+    import matplotlib.pyplot as plt
+
+    rows = [en.EdgeEnrichment(k, "both", 10_000, 156, 500, 480.0, 1.0417, 0.0123, 0.99, 10_000)
+            for k in (0, 5, 10, 25)]
+    offsets = np.arange(-100, 101)
+    fig = en.edge_figure(offsets, {"5prime": np.full(201, 0.3)}, 0.3, np.array([3, 4, 5]), np.array([2, 3]), rows,
+                         "human_chr6p21_hla.exons.bed")
+    fig.canvas.draw()
+    title = fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
+    box = fig.bbox
+    assert box.x0 <= title.x0 and title.x1 <= box.x1 and title.y1 <= box.y1
+    assert "±25 bp ratio 1.04" in fig.axes[0].get_title()
+    plt.close(fig)

@@ -88,40 +88,77 @@ def test_merged_shards_equal_the_unsharded_export_in_every_format(sharded):
     assert (sharded / "merged.chrom.sizes").read_text() == (sharded / "full.chrom.sizes").read_text()
 
 
+def fake_shard(sharded: Path, tmp: Path, like: str, exts: tuple[str, ...], shard: tuple[int, int] | None = None) -> str:
+    """A shard prefix holding copies of some of another shard's files (and its manifest, edited)."""
+    import json
+
+    for ext in exts:
+        (tmp / f"x.{ext}").write_text((sharded / f"{like}.{ext}").read_text())
+    manifest = json.loads((sharded / f"{like}.tracks.json").read_text())
+    if shard is not None:
+        manifest["shard"] = list(shard)
+    (tmp / "x.tracks.json").write_text(json.dumps(manifest))
+    return str(tmp / "x")
+
+
 @pytest.mark.parametrize("case,message", [
+    ("incomplete", r"shard\(s\) 2/4, 4/4 missing; a merge needs all 4 shards"),
+    ("duplicate", r"shard 1/4 is given twice"),
+    ("unsharded", "an unsharded export"),
+    ("other-export", "another model, genome, region set or window"),
+    ("other-count", "is one of 4"),
+    ("no-manifest", r"tracks\.json: missing; merge-tracks takes the prefixes"),
     ("overlap", "overlap or interleave"),
     ("sizes", "differs from .*chrom.sizes"),
     ("bedgraph", r"stage1.bedGraph: missing \(export the shards with --formats bed,bedgraph\)"),
     ("stages", "more chunking stages"),
-    ("empty", "stage1.bed: missing"),
 ])
-def test_merge_refuses_shards_that_do_not_fit_together_with_one_line(sharded, tmp_path, capsys, case, message):
-    shards = [str(sharded / "s1"), str(sharded / "s2")]
-    if case == "overlap":
-        shards = [str(sharded / "s1"), str(sharded / "full")]
+def test_merge_refuses_shards_that_do_not_fit_together_with_one_line(sharded, hnet2, tmp_path, capsys, case,
+                                                                     message):
+    shards = [str(sharded / f"s{k}") for k in range(1, 5)]
+    if case == "incomplete":
+        shards = [shards[0], shards[2]]
+    elif case == "duplicate":
+        shards.append(shards[0])
+    elif case == "unsharded":
+        shards[0] = str(sharded / "full")
+    elif case == "other-export":
+        assert export(hnet2, tmp_path, "w", "--shard", "1/4", "--window", "256", "--formats", "bed,bedgraph") == 0
+        shards[0] = str(tmp_path / "w")
+    elif case == "other-count":
+        assert export(hnet2, tmp_path, "w", "--shard", "1/2", "--formats", "bed,bedgraph") == 0
+        shards.append(str(tmp_path / "w"))
+    elif case == "no-manifest":
+        (tmp_path / "x.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
+        shards[0] = str(tmp_path / "x")
+    elif case == "overlap":  # shard 1's manifest over shard 2's tracks
+        shards[0] = fake_shard(sharded, tmp_path, "s2", ("stage1.bed", "stage2.bed", "stage1.bedGraph",
+                                                         "stage2.bedGraph", "chrom.sizes"), shard=(1, 4))
     elif case == "sizes":
-        for ext in ("stage1.bed", "stage2.bed", "stage1.bedGraph", "stage2.bedGraph"):
-            (tmp_path / f"x.{ext}").write_text((sharded / f"s2.{ext}").read_text())
+        shards[1] = fake_shard(sharded, tmp_path, "s2", ("stage1.bed", "stage2.bed", "stage1.bedGraph",
+                                                         "stage2.bedGraph"))
         (tmp_path / "x.chrom.sizes").write_text("chrZ\t10\n")
-        shards[1] = str(tmp_path / "x")
     elif case == "bedgraph":
-        (tmp_path / "x.stage1.bed").write_text((sharded / "s1.stage1.bed").read_text())
-        (tmp_path / "x.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
-        shards = [str(tmp_path / "x")]
+        shards[0] = fake_shard(sharded, tmp_path, "s1", ("stage1.bed", "chrom.sizes"))
     elif case == "stages":
-        shards = [str(tmp_path / "x"), str(sharded / "s1")]
-        (tmp_path / "x.stage1.bed").write_text((sharded / "s1.stage1.bed").read_text())
-        (tmp_path / "x.stage1.bedGraph").write_text((sharded / "s1.stage1.bedGraph").read_text())
-        (tmp_path / "x.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
-    elif case == "empty":
-        shards = [str(tmp_path / "nothing")]
-        (tmp_path / "nothing.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
+        shards[0] = fake_shard(sharded, tmp_path, "s1", ("stage1.bed", "stage1.bedGraph", "chrom.sizes"))
     out = tmp_path / "out"
     out.mkdir()
     rc = main(["merge-tracks", "--shards", *shards, "--out", str(out / "m")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and re.search(message, err), err
     assert list(out.iterdir()) == []
+
+
+def test_merge_creates_the_output_folder_and_writes_its_own_manifest(sharded, tmp_path):
+    import json
+
+    out = tmp_path / "new" / "deeper" / "m"
+    assert main(["merge-tracks", "--shards", *(str(sharded / f"s{k}") for k in range(1, 5)), "--out", str(out),
+                 "--formats", "bed"]) == 0
+    manifest = json.loads(Path(f"{out}.tracks.json").read_text())
+    assert manifest["shard"] is None and manifest["files"] == ["m.chrom.sizes", "m.stage1.bed", "m.stage2.bed"]
+    assert manifest["export"] == json.loads((sharded / "s1.tracks.json").read_text())["export"]
 
 
 def test_bad_shard_option_fails_before_loading_the_model(tmp_path, capsys):

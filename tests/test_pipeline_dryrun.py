@@ -195,3 +195,29 @@ def test_sharded_boundaries_plan_one_export_job_per_shard_and_one_merge(tmp_path
     merge = [c for c in commands if "merge-tracks" in c]
     assert len(merge) == 1 and all(f"boundaries/custom.shards/{k}/custom" in merge[0] for k in (1, 2, 3))
     assert "--out results/demo/boundaries/custom/custom" in merge[0]
+
+
+def test_paths_with_spaces_reach_every_job_as_one_argument(tmp_path):
+    """Shell rules quote every path: a genome, annotation or working folder with a space stays one argument."""
+    import shlex
+
+    folder = tmp_path / "my genomes"
+    folder.mkdir()
+    genome = folder / "my genome.fa"
+    genome.write_text(">chr1\nACGT\n")
+    annotation = folder / "exons file.bed"
+    annotation.write_text("chr1\t0\t2\n")
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump({"genome": str(genome), "annotation": str(annotation),
+                                    "pretrain_set": ["train.lr=1e-3", "data.test_fraction=0.2"],
+                                    "boundaries": {"shards": 2}}))
+    result = dry_run(tmp_path, "all", "--configfile", str(path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commands = shell_commands(result.stdout)
+    prepare = next(shlex.split(c) for c in commands if " data prepare " in c and str(genome) in c)
+    assert prepare[prepare.index("--fasta") + 1] == str(genome)
+    enrichment = next(shlex.split(c) for c in commands if " enrichment " in c)
+    assert enrichment[enrichment.index("--annotation") + 1] == str(annotation)
+    for command in commands:
+        words = shlex.split(command.split(" > ")[0])
+        assert not any(w in ("genome.fa", "genomes/my", "file.bed") or w.startswith("genome.fa") for w in words), command

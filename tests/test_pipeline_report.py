@@ -164,3 +164,21 @@ def test_compare_rejects_malformed_arguments(tmp_path, capsys):
     assert "--test gives 1 file(s) for 'h' but --runs gives 2" in capsys.readouterr().err
     assert main(["compare", "--runs", f"h={run}", "--reference", "mamba2", "--out", str(tmp_path / "o")]) == 2
     assert "--reference 'mamba2' is not one of the runs (h)" in capsys.readouterr().err
+
+
+def test_comparison_plot_shades_the_spread_over_seeds(tmp_path):
+    from matplotlib.collections import PolyCollection
+
+    from hnet_genomics.reporting.report import bpb_figure
+
+    runs = {"hnet": [fake_run(tmp_path, "h0", 0, curve=[2.5, 2.1, 1.9]),
+                     fake_run(tmp_path, "h1", 0, curve=[2.3, 1.9, 1.8])],
+            "mamba2": [fake_run(tmp_path, "m0", 0, curve=[2.6, 2.2, 2.0])]}
+    paths = compare_runs(runs, tmp_path / "cmp")
+    summary = json.loads(paths["json"].read_text())["runs"]
+    assert summary["hnet"]["seed_range"] == [[8192, 2.3, 2.5], [16384, 1.9, 2.1], [24576, 1.8, 1.9]]
+    assert summary["mamba2"]["seed_range"] == []  # one seed: no spread to show
+    fig = bpb_figure({n: summary[n]["curve"] for n in summary}, {"uniform": 2.0}, "t",
+                     bands={n: summary[n]["seed_range"] for n in summary})
+    bands = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 1 and "range over seeds" in fig.axes[0].get_title()

@@ -140,3 +140,24 @@ def test_regression_labels_must_be_numbers(tmp_path):
         label_space(data, "regression")
     space = label_space(data.subset([0, 1]), "regression")
     assert space.num_outputs == 1 and space.encode(data.subset([0, 1])).tolist() == [0.5, -1.25]
+
+
+def test_csv_with_a_byte_order_mark_and_crlf_reads_like_a_plain_one(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; it must not hide the 'sequence' column."""
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    plain.write_text("sequence,label\nACGTACGT,0\nTTGACCAA,1\n")
+    bom.write_bytes(b"\xef\xbb\xbfsequence,label\r\nACGTACGT,0\r\nTTGACCAA,1\r\n")
+    assert _records(read_labelled(bom)) == _records(read_labelled(plain))
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"sequence,label\nACGT,0\nACGT,caf\xe9\n", r"t\.csv:3: byte 0xe9 is not UTF-8 text"),
+    (gzip.compress(b"sequence,label\n" + b"".join(np.random.default_rng(i).choice(list(b"ACGT"), 40).astype(np.uint8).tobytes()
+                                                    + b",1\n" for i in range(2000)))[:3000],
+     r"t\.csv:\d+: truncated or corrupt gzip"),
+])
+def test_undecodable_or_truncated_task_files_name_the_line(tmp_path, content, message):
+    path = tmp_path / "t.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_labelled(path)

@@ -100,9 +100,9 @@ def test_kill_9_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "first-done"
     deadline = time.time() + 60
-    while not list(tmp_path.glob(".last.ckpt.*.tmp")) and time.time() < deadline:
+    while not list(tmp_path.glob(".last.ckpt.tmp-*")) and time.time() < deadline:
         time.sleep(0.005)
-    assert list(tmp_path.glob(".last.ckpt.*.tmp")), "the second write never started"
+    assert list(tmp_path.glob(".last.ckpt.tmp-*")), "the second write never started"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     ckpt = torch.load(target, weights_only=False)
@@ -166,3 +166,13 @@ def test_final_evaluation_runs_on_the_trainers_device_and_precision_after_saving
     assert metrics["precision"] == "bf16-mixed" and set(metrics["kernels"].values()) == {"torch"}
     reloaded = from_pretrained(tmp_path / "model")
     assert next(reloaded.parameters()).dtype == torch.float32
+
+
+def test_curve_axis_shows_a_run_that_stays_above_2_6_bits():
+    from hnet_genomics.training.curves import bpb_axis_top
+
+    early_spike = [(s, 8.0 if s < 5 else 2.0) for s in range(100)]
+    assert bpb_axis_top(early_spike, [{"step": 50, "val_bpb": 1.95}]) == 2.6  # the first steps are cut off
+    stuck = [(s, 3.4 - s / 1000) for s in range(100)]
+    top = bpb_axis_top(stuck, [{"step": 50, "val_bpb": 3.5}, {"step": 99, "val_bpb": 3.3}])
+    assert top >= 3.5 + 0.05  # the whole run stays in view

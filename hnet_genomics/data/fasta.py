@@ -8,21 +8,21 @@ genome never sits in memory.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.data.atomic import atomic_path, commit
+from hnet_genomics.data.bgzf import BGZF_EOF  # every BGZF file ends with it: absent = cut short
 from hnet_genomics.errors import DataError
 
 Compression = Literal["plain", "gzip", "bgzip"]
 
 IUPAC_CODES = b"ACGTURYSWKMBDHVN"
 IUPAC_BYTES = IUPAC_CODES + IUPAC_CODES.lower()
-# Every BGZF file ends with this empty block; its absence means the file was cut short.
-BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 HEAD_BYTES = 1 << 16
 
 
@@ -46,11 +46,32 @@ def has_bgzf_eof(path: Path) -> bool:
         return f.read() == BGZF_EOF
 
 
-def open_stream(path: Path) -> BinaryIO:
-    """Decompressed byte stream of a plain, gzip or bgzip file (bgzip is multi-member gzip)."""
+class _Counted(io.RawIOBase):
+    """A file whose reads report how many (compressed) bytes were consumed, for a progress bar."""
+
+    def __init__(self, path: Path, on_read) -> None:
+        self._f, self._on_read = open(path, "rb"), on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._f.readinto(buffer)
+        self._on_read(n or 0)
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def open_stream(path: Path, on_read=None) -> BinaryIO:
+    """Decompressed byte stream of a plain, gzip or bgzip file (bgzip is multi-member gzip); ``on_read(n)``
+    is told how many bytes of the file itself each read consumed."""
+    raw = open(path, "rb") if on_read is None else io.BufferedReader(_Counted(path, on_read), 1 << 20)
     if sniff_compression(path) == "plain":
-        return open(path, "rb")
-    return gzip.open(path, "rb")  # type: ignore[return-value]
+        return raw  # type: ignore[return-value]
+    return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
 
 
 def _describe_non_fasta(first: bytes) -> str:
@@ -120,11 +141,11 @@ class FastaLineChecker:
         return self.records
 
 
-def iter_fasta_lines(path: Path) -> Iterator[tuple[str | None, bytes]]:
+def iter_fasta_lines(path: Path, on_read=None) -> Iterator[tuple[str | None, bytes]]:
     """Validated ``(name, header line)`` / ``(None, bases)`` pairs of the whole file, with clear errors."""
     checker = FastaLineChecker(str(path))
     try:
-        with open_stream(path) as stream:
+        with open_stream(path, on_read) as stream:
             for line in stream:
                 yield checker.feed(line)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -157,19 +178,23 @@ def check_fasta_head(path: Path) -> None:
     checker.finish(complete=at_eof)
 
 
-def write_bgzip_fasta(src: Path, dest: Path, line_width: int = 80) -> dict[str, int]:
+def write_bgzip_fasta(src: Path, dest: Path, line_width: int = 80, threads: int = 1,
+                      progress: bool = False) -> dict[str, int]:
     """Validate ``src`` (plain/gzip/bgzip) and write it bgzip-compressed with uniform line width to ``dest``.
 
     faidx needs equal line lengths within a record, so sequence is re-wrapped; headers are kept verbatim
     apart from line endings. Returns record sizes. ``dest`` is written directly: callers make it atomic.
+    ``threads`` compress blocks in parallel; ``progress`` shows a bar over the input file's bytes.
     """
-    from pysam.libcbgzf import BGZFile
+    from tqdm import tqdm
+
+    from hnet_genomics.data.bgzf import BgzfWriter
 
     if line_width < 1:
         raise DataError(f"line width must be positive, got {line_width}")
     pending = bytearray()
 
-    def flush(out: BGZFile, final: bool) -> None:
+    def flush(out: BgzfWriter, final: bool) -> None:
         n = len(pending) if final else len(pending) // line_width * line_width
         if n:
             out.write(b"\n".join(pending[i:i + line_width] for i in range(0, n, line_width)) + b"\n")
@@ -177,8 +202,10 @@ def write_bgzip_fasta(src: Path, dest: Path, line_width: int = 80) -> dict[str, 
 
     check_fasta_head(src)
     sizes: dict[str, int] = {}
-    with BGZFile(str(dest), "wb") as out:
-        for name, data in iter_fasta_lines(src):
+    bar = tqdm(total=os.path.getsize(src), unit="B", unit_scale=True, desc=f"bgzip {Path(src).name}",
+               disable=not progress, dynamic_ncols=True)
+    with bar, BgzfWriter(dest, threads) as out:
+        for name, data in iter_fasta_lines(src, bar.update if progress else None):
             if name is not None:
                 flush(out, final=True)
                 out.write(data + b"\n")
@@ -192,7 +219,8 @@ def write_bgzip_fasta(src: Path, dest: Path, line_width: int = 80) -> dict[str, 
     return sizes
 
 
-def prepare_fasta(src: str | Path, out: str | Path, line_width: int = 80) -> dict[str, int]:
+def prepare_fasta(src: str | Path, out: str | Path, line_width: int = 80, threads: int = 1,
+                  progress: bool = False) -> dict[str, int]:
     """Validated, bgzip-compressed, faidx-indexed copy of a plain/gzip/bgzip FASTA; returns record sizes.
 
     Index files are moved into place before the FASTA, so a reader never sees the FASTA without them.
@@ -203,11 +231,11 @@ def prepare_fasta(src: str | Path, out: str | Path, line_width: int = 80) -> dic
     if out.exists() and src.resolve() == out.resolve():
         raise DataError(f"{out}: output would overwrite the input")
     with atomic_path(out) as tmp:
-        sizes = write_bgzip_fasta(src, tmp, line_width)
+        sizes = write_bgzip_fasta(src, tmp, line_width, threads, progress)
         try:
             pysam.faidx(str(tmp))
             for suffix in (".fai", ".gzi"):
-                os.replace(f"{tmp}{suffix}", f"{out}{suffix}")
+                commit(f"{tmp}{suffix}", f"{out}{suffix}")
         finally:
             for suffix in (".fai", ".gzi"):
                 Path(f"{tmp}{suffix}").unlink(missing_ok=True)

@@ -9,13 +9,56 @@ the block cache removes that cost whenever blocks are reused. Only the index is 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
 from hnet_genomics.data.bgzf import BgzfReader
 from hnet_genomics.data.fasta import check_fasta_head, has_bgzf_eof, iter_fasta_lines, sniff_compression
 from hnet_genomics.errors import DataError
+
+
+def _cache_candidates(path: Path) -> list[Path]:
+    """Where the bgzip copy of a plain-gzip FASTA goes: beside it, else in the user's cache folder."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    beside = path.with_name(f"{name}.bgz")
+    root = Path(os.environ.get("HNET_GENOMICS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or
+                                                                   Path.home() / ".cache") / "hnet-genomics")
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    return [beside, root / "bgzip" / f"{key}-{name}.bgz"]
+
+
+def _fresh(copy: Path, source: Path) -> bool:
+    paths = [copy, Path(f"{copy}.fai"), Path(f"{copy}.gzi")]
+    return all(p.is_file() for p in paths) and copy.stat().st_mtime >= source.stat().st_mtime and has_bgzf_eof(copy)
+
+
+def bgzip_copy(path: Path) -> Path:
+    """A plain-gzip FASTA (what UCSC and Ensembl serve) cannot be read at random positions: convert it once to
+    bgzip + .fai/.gzi, beside it when its folder is writable, else in the cache folder ($HNET_GENOMICS_CACHE,
+    default ~/.cache/hnet-genomics), and reuse that copy while it is newer than the file."""
+    from hnet_genomics.data.fasta import prepare_fasta
+    from hnet_genomics.options import show_progress, thread_count
+
+    candidates = _cache_candidates(path)
+    for copy in candidates:
+        if _fresh(copy, path):
+            return copy
+    for copy in candidates:
+        try:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if not os.access(copy.parent, os.W_OK | os.X_OK):
+            continue
+        print(f"hnet-genomics: note: {path} is gzip, not bgzip, so it cannot be read at random positions; "
+              f"writing a bgzip copy once to {copy} (later runs reuse it)", file=sys.stderr)
+        prepare_fasta(path, copy, threads=thread_count(), progress=show_progress())
+        return copy
+    raise DataError(f"{path}: gzip, not bgzip, and neither its folder nor the cache folder is writable for a "
+                    f"bgzip copy; convert it with `hnet-genomics data prepare --fasta {path} --out OUT.fa.gz`")
 
 
 def _index_paths(path: Path, compression: str) -> list[Path]:
@@ -98,9 +141,9 @@ class Genome:
         check_fasta_head(self.path)
         self.compression = sniff_compression(self.path)
         if self.compression == "gzip":
-            raise DataError(f"{self.path}: gzip-compressed but not bgzip, so it cannot be read at random "
-                            f"positions; convert it once with `hnet-genomics data prepare --fasta {self.path} "
-                            f"--out OUT.fa.gz`")
+            self.source = self.path
+            self.path = bgzip_copy(self.path)
+            self.compression = "bgzip"
         if self.compression == "bgzip" and not has_bgzf_eof(self.path):
             raise DataError(f"{self.path}: truncated bgzip file (the end-of-file block is missing)")
         if not all(p.exists() for p in _index_paths(self.path, self.compression)):

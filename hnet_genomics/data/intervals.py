@@ -10,13 +10,13 @@ the final report: model selection uses "valid" only.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from hnet_genomics.config import DataConfig
 from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.data.bed import check_in_genome, read_bed
 from hnet_genomics.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
@@ -41,49 +41,15 @@ class SizedSource(Protocol):
     sizes: dict[str, int]
 
 
-def _open_text(path: Path):
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gz else open(path)
-
-
 def read_split_bed(path: str | Path, genome: SizedSource) -> dict[str, list[Interval]]:
     """Parse ``chrom start end split`` lines (more columns allowed; unsorted and overlapping accepted)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
     splits: dict[str, list[Interval]] = {s: [] for s in SPLITS}
-    try:
-        with _open_text(path) as f:
-            for lineno, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields or fields[0].startswith(("#", "track", "browser")):
-                    continue
-                if len(fields) < 4:
-                    raise DataError(f"{path}:{lineno}: expected 4 columns 'chrom start end split', got "
-                                    f"{len(fields)}")
-                chrom, start_s, end_s, split = fields[:4]
-                try:
-                    start, end = int(start_s), int(end_s)
-                except ValueError:
-                    raise DataError(f"{path}:{lineno}: start/end must be integers, got '{start_s}' '{end_s}'") from None
-                size = genome.sizes.get(chrom)
-                if size is None:
-                    raise DataError(f"{path}:{lineno}: chromosome '{chrom}' is not in {genome.path} (records: "
-                                    f"{', '.join(list(genome.sizes)[:5])}{', ...' if len(genome.sizes) > 5 else ''})")
-                if not 0 <= start < end:
-                    raise DataError(f"{path}:{lineno}: need 0 <= start < end, got {start}-{end}")
-                if end > size:
-                    raise DataError(f"{path}:{lineno}: interval {chrom}:{start}-{end} runs past the end of "
-                                    f"'{chrom}' (length {size:,})")
-                if split not in splits:
-                    raise DataError(f"{path}:{lineno}: split column value '{split}' is not one of "
-                                    f"{', '.join(SPLITS)}")
-                splits[split].append(Interval(chrom, start, end))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text BED file") from None
-    if not any(splits.values()):
-        raise DataError(f"{path}: no intervals")
+    for rec in read_bed(path, min_columns=4, columns="4 columns 'chrom start end split'"):
+        check_in_genome(rec, genome.sizes, path, genome.path)
+        split = rec.fields[3]
+        if split not in splits:
+            raise DataError(f"{rec.where(path)}: split column value '{split}' is not one of {', '.join(SPLITS)}")
+        splits[split].append(Interval(rec.chrom, rec.start, rec.end))
     return splits
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hnet_genomics.config import DataConfig
+from hnet_genomics.data.atomic import output_dir
 from hnet_genomics.data.encoding import encode_window
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.errors import ConfigError
@@ -160,7 +161,7 @@ def export_boundaries(model: torch.nn.Module, genome: Genome, regions: list[Regi
     check_window(window, overlap)
     check_writable(prefix)
     name = Path(prefix).name
-    with ExitStack() as stack:
+    with output_dir(Path(prefix).parent), ExitStack() as stack:
         writers = [stack.enter_context(StageTrackWriter(prefix, s + 1, genome.sizes, formats,
                                                         f"{name} H-Net stage {s + 1}"))
                    for s in range(stages)]
@@ -168,5 +169,5 @@ def export_boundaries(model: torch.nn.Module, genome: Genome, regions: list[Regi
             for w, b, p in zip(writers, blk.boundaries, blk.probs):
                 w.add(blk.region, blk.start, b, p)
         files = [f for w in writers for f in w.finish()]
-    files.append(write_chrom_sizes(f"{prefix}.chrom.sizes", genome.sizes))
+        files.append(write_chrom_sizes(f"{prefix}.chrom.sizes", genome.sizes))
     return ExportResult(files, writers[0].n_bases, [w.n_chunks for w in writers])

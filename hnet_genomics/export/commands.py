@@ -9,6 +9,8 @@ from pathlib import Path
 
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, inference_precision, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
+from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_input_file, check_output_dir,
+                                   check_output_prefix, nonnegative_int, positive_int, show_progress)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,22 +23,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the per-base boundary probability. Each base takes its decision from the window in which "
                     "it has the most left context (at least --overlap bases past a region's first --overlap).")
     p.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
-    p.add_argument("--fasta", type=Path, required=True, help="genome FASTA (plain or bgzip, with/without .fai)")
-    p.add_argument("--regions", type=Path, help="BED of intervals to export (default: every record)")
-    p.add_argument("--out", required=True, help="output prefix: PREFIX.stage1.bed, PREFIX.chrom.sizes, ...")
-    p.add_argument("--window", type=int, help=f"bases per model window (default: the window length the model was "
+    p.add_argument("--fasta", type=Path, required=True,
+                   help="genome FASTA: plain or bgzip (indexed on first use), or plain gzip (converted once to a "
+                        "bgzip copy beside it)")
+    p.add_argument("--regions", type=Path, help="BED of intervals to export, plain or gzip (default: every record)")
+    p.add_argument("--out", required=True,
+                   help="output prefix: PREFIX.stage1.bed, PREFIX.chrom.sizes, ... (its folder is created if "
+                        "missing); files an earlier run wrote at this prefix and this one does not are removed")
+    p.add_argument("--window", type=positive_int, help=f"bases per model window (default: the window length the model was "
                                               f"trained on, or {DEFAULT_WINDOW} if it did not record one)")
-    p.add_argument("--overlap", type=int,
+    p.add_argument("--overlap", type=nonnegative_int,
                    help=f"left context every decision gets beyond a region's start (default: a quarter of the "
                         f"window, {DEFAULT_OVERLAP} for {DEFAULT_WINDOW}); more overlap, fewer grid-dependent "
                         f"decisions, more compute: window / (window - overlap)")
     p.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
                    help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="windows per forward pass")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", help=PRECISION_HELP)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads(p, "torch CPU threads, and bgzip threads for the tabix track")
+    add_quiet(p, "--no-progress")
     p.add_argument("--shard", metavar="K/N",
                    help="export only the K-th of N length-balanced groups of whole regions (one job of a job "
                         "array); join the N outputs with `merge-tracks`, which then equal an unsharded run's")
@@ -47,10 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Concatenate the chunk BED and probability bedGraph of every shard (in genome order, "
                     "whatever the order given) and build the requested formats, as one unsharded `boundaries` "
                     "run would have. Shards must be exported with at least --formats bed,bedgraph.")
-    m.add_argument("--shards", nargs="+", required=True, metavar="PREFIX", help="the shards' --out prefixes")
-    m.add_argument("--out", required=True, help="output prefix of the merged tracks")
+    m.add_argument("--shards", nargs="+", required=True, metavar="PREFIX",
+                   help="the --out prefixes of all N shards of one export (`boundaries --shard K/N`), any order")
+    m.add_argument("--out", required=True, help="output prefix of the merged tracks (its folder is created if "
+                                                "missing)")
     m.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
                    help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
+    add_threads(m, "bgzip threads for the tabix track")
+    add_quiet(m)
     m.set_defaults(func=run_merge_tracks)
 
     e = sub.add_parser(
@@ -59,16 +69,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "compare with boundaries shuffled uniformly within the same regions (exact hypergeometric "
                     "sampling of the shuffle null, permutation p-value); also compares chunk lengths inside vs "
                     "outside features and plots boundary density around 5' and 3' edges.")
-    e.add_argument("--boundaries", type=Path, required=True, help="chunk BED written by `boundaries`")
-    e.add_argument("--annotation", type=Path, required=True, help="feature BED (exons, genes, ...)")
-    e.add_argument("--out", type=Path, required=True, help="output directory")
+    e.add_argument("--boundaries", type=Path, required=True,
+                   help="chunk BED written by `boundaries` (PREFIX.stage1.bed, or its tabix PREFIX.stage1.bed.gz)")
+    e.add_argument("--annotation", type=Path, required=True, help="feature BED (exons, genes, ...), plain or gzip")
+    e.add_argument("--out", type=Path, required=True, help="output folder (created with its parents if missing)")
     e.add_argument("--flank", default="0,5,10,25",
                    help="comma list of K: a boundary counts if within +-K bp of an edge (default 0,5,10,25)")
     e.add_argument("--edges", choices=("both", "5prime", "3prime"), default="both",
                    help="which feature edges (strand-aware; 5prime of genes = gene starts)")
-    e.add_argument("--permutations", type=int, default=10000)
-    e.add_argument("--profile-width", type=int, default=100, help="half-width of the density plot in bp")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--permutations", type=positive_int, default=10000, metavar="N",
+                   help="draws from the shuffle null for the p-values")
+    e.add_argument("--profile-width", type=positive_int, default=100, metavar="BP",
+                   help="half-width of the density plot in bp")
+    e.add_argument("--seed", type=nonnegative_int, default=0, help="random seed of the shuffle null")
     e.set_defaults(func=run_enrichment)
 
 
@@ -88,58 +101,73 @@ def default_window(trained: int | None, window: int | None, overlap: int | None)
 
 
 def run_boundaries(args: argparse.Namespace) -> int:
-    import torch
-
     from hnet_genomics import from_pretrained
     from hnet_genomics.data.genome import Genome
     from hnet_genomics.export.boundaries import export_boundaries, require_chunking
-    from hnet_genomics.export.windows import check_window
+    from hnet_genomics.export.manifest import export_identity, finish_outputs, sweep_prefix
     from hnet_genomics.export.regions import read_regions, whole_records
     from hnet_genomics.export.shards import parse_shard, select_shard
-    from hnet_genomics.export.tracks import check_writable, parse_formats
+    from hnet_genomics.export.tracks import parse_formats
+    from hnet_genomics.export.windows import check_window
     from hnet_genomics.kernels import dispatch
 
     formats = parse_formats(args.formats)
     shard = parse_shard(args.shard) if args.shard else None
     if args.window is not None and args.overlap is not None:
         check_window(args.window, args.overlap)
-    if args.batch_size < 1:
-        raise ConfigError("--batch-size must be at least 1")
-    check_writable(args.out)
+    check_input_file(args.fasta, "--fasta")
+    if args.regions is not None:
+        check_input_file(args.regions, "--regions")
+    check_output_prefix(args.out)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads, args.quiet)
     model = from_pretrained(args.model)
-    require_chunking(model, str(args.model))
+    stages = require_chunking(model, str(args.model))
     window, overlap = default_window(model.trained_context, args.window, args.overlap)
     genome = Genome(args.fasta)
     regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
+    identity = export_identity(args.model, genome.sizes, regions, window, overlap)
     if args.shard:
         regions = select_shard(regions, *shard)
+    sweep_prefix(args.out)
     dispatch.report(device, "boundaries")
     t0 = time.perf_counter()
     with inference_precision(device, precision):
         result = export_boundaries(model, genome, regions, args.out, formats, window, overlap,
-                                   args.batch_size, device, progress=not args.no_progress and sys.stderr.isatty())
+                                   args.batch_size, device, progress=show_progress(args.quiet))
     dt = time.perf_counter() - t0
+    manifest = finish_outputs(args.out, result.files, identity, stages, shard, _note)
     per_stage = ", ".join(f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)"
                           for s, n in enumerate(result.chunks))
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-    print(f"{result.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s ({result.bases / dt / 1e3:.1f} kb/s); "
-          f"{per_stage}")
-    for f in result.files:
+    print(f"{result.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s "
+          f"({result.bases / max(dt, 1e-9) / 1e3:.1f} kb/s); {per_stage}")
+    for f in [*result.files, manifest]:
         print(f"wrote {f}")
     return 0
 
 
+def _note(text: str) -> None:
+    print(f"hnet-genomics: {text}", file=sys.stderr)
+
+
 def run_merge_tracks(args: argparse.Namespace) -> int:
+    from hnet_genomics.export.manifest import check_shard_set, finish_outputs, read_manifest, sweep_prefix
     from hnet_genomics.export.shards import merge_tracks
-    from hnet_genomics.export.tracks import check_writable, parse_formats
+    from hnet_genomics.export.tracks import parse_formats
 
     formats = parse_formats(args.formats)
-    check_writable(args.out)
-    for f in merge_tracks(args.shards, args.out, formats):
+    check_output_prefix(args.out)
+    if any(Path(s).resolve() == Path(args.out).resolve() for s in args.shards):
+        raise ConfigError(f"--out {args.out}: is one of the --shards; write the merge to another prefix")
+    check_shard_set(args.shards)
+    apply_threads(args.threads, args.quiet)
+    first = read_manifest(args.shards[0])
+    sweep_prefix(args.out)
+    written = merge_tracks(args.shards, args.out, formats)
+    manifest = finish_outputs(args.out, written, first["export"], first["stages"], None, _note)
+    for f in [*written, manifest]:
         print(f"wrote {f}")
     return 0
 
@@ -152,9 +180,10 @@ def run_enrichment(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--flank expects comma-separated integers, got '{args.flank}'") from None
     if not flanks or min(flanks) < 0:
-        raise ConfigError("--flank needs at least one value >= 0")
-    if args.permutations < 1:
-        raise ConfigError("--permutations must be at least 1")
+        raise ConfigError(f"--flank needs at least one value, all >= 0, got '{args.flank}'")
+    check_input_file(args.boundaries, "--boundaries")
+    check_input_file(args.annotation, "--annotation")
+    check_output_dir(args.out)
     summary = enrich(args.boundaries, args.annotation, args.out, flanks, args.edges, args.permutations,
                      args.profile_width, args.seed)
     for r in summary["enrichment"]:

@@ -12,15 +12,15 @@ one hypergeometric draw per region instead of shuffling millions of positions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from hnet_genomics.data.atomic import atomic_path, output_dir, write_json_atomic
+from hnet_genomics.data.bed import read_bed as bed_records
 from hnet_genomics.errors import DataError
-from hnet_genomics.export.tracks import atomic_path
 
 EdgeKind = Literal["both", "5prime", "3prime"]
 
@@ -49,31 +49,14 @@ class EdgeEnrichment:
 
 
 def read_bed(path: str | Path) -> dict[str, Intervals]:
-    """BED3+ (strand from column 6 when present), grouped by chromosome in file order of first appearance."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read BED ({e.strerror})") from None
+    """BED3+ (plain, gzip or bgzip; strand from column 6 when present), grouped by chromosome in file order of
+    first appearance."""
     rows: dict[str, list[tuple[int, int, int]]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith(("#", "track", "browser")):
-            continue
-        f = line.split("\t") if "\t" in line else line.split()
-        if len(f) < 3:
-            raise DataError(f"{path}:{lineno}: a BED line needs chrom, start and end, got {len(f)} field(s)")
-        try:
-            start, end = int(f[1]), int(f[2])
-        except ValueError:
-            raise DataError(f"{path}:{lineno}: start '{f[1]}' and end '{f[2]}' must be integers") from None
-        if start < 0 or end <= start:
-            raise DataError(f"{path}:{lineno}: invalid interval {f[0]}:{start}-{end} (need 0 <= start < end)")
-        strand = f[5] if len(f) > 5 else "."
+    for rec in bed_records(path):
+        strand = rec.fields[5] if len(rec.fields) > 5 else "."
         if strand not in ("+", "-", "."):
-            raise DataError(f"{path}:{lineno}: strand must be +, - or ., got '{strand}'")
-        rows.setdefault(f[0], []).append((start, end, -1 if strand == "-" else 1))
-    if not rows:
-        raise DataError(f"{path}: no intervals")
+            raise DataError(f"{rec.where(path)}: strand must be +, - or ., got '{strand}'")
+        rows.setdefault(rec.chrom, []).append((rec.start, rec.end, -1 if strand == "-" else 1))
     out = {}
     for chrom, r in rows.items():
         a = np.array(sorted(r), dtype=np.int64)
@@ -81,10 +64,10 @@ def read_bed(path: str | Path) -> dict[str, Intervals]:
     return out
 
 
-def tiled_regions(chunks: Intervals) -> tuple[np.ndarray, np.ndarray]:
+def tiled_regions(chunks: Intervals, source: str | Path = "boundary BED") -> tuple[np.ndarray, np.ndarray]:
     """Maximal runs of abutting chunks: the regions the boundaries were called on (and are shuffled in)."""
     if np.any(chunks.starts[1:] < chunks.ends[:-1]):
-        raise DataError("boundary BED: chunks overlap; expected the chunk tiling written by `boundaries`")
+        raise DataError(f"{source}: chunks overlap; expected the chunk tiling written by `boundaries`")
     breaks = np.flatnonzero(chunks.starts[1:] != chunks.ends[:-1]) + 1
     first = np.concatenate(([0], breaks))
     last = np.concatenate((breaks - 1, [len(chunks.starts) - 1]))
@@ -226,17 +209,21 @@ def _length_summary(x: np.ndarray) -> dict[str, float]:
 def run_enrichment(boundaries_bed: str | Path, annotation_bed: str | Path, out_dir: str | Path,
                    flanks: list[int], which: EdgeKind = "both", n_permutations: int = 1000,
                    half_width: int = 100, seed: int = 0) -> dict:
-    """Write enrichment.tsv, chunk_lengths.tsv, edge_profile.tsv, edge_density.png and summary.json."""
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{out_dir}: cannot create the output directory ({e.strerror})") from None
+    """Write enrichment.tsv, chunk_lengths.tsv, edge_profile.tsv, edge_density.png and summary.json.
+
+    The inputs are read and tested before ``out_dir`` is created, so a bad input leaves no empty folder.
+    """
     chunks = read_bed(boundaries_bed)
     features = read_bed(annotation_bed)
-    regions = {c: tiled_regions(iv) for c, iv in chunks.items()}
+    regions = {c: tiled_regions(iv, boundaries_bed) for c, iv in chunks.items()}
     bounds = {c: chunk_boundaries(iv, regions[c][0]) for c, iv in chunks.items()}
     edge_sets = {c: feature_edges(iv, which) for c, iv in features.items() if c in chunks}
+    if not edge_sets:
+        from hnet_genomics.data.bed import chrom_hint
+
+        first = next(iter(features))
+        raise DataError(f"{annotation_bed}: no feature lies on a chromosome of {boundaries_bed} (annotation has "
+                        f"'{first}', boundaries have '{next(iter(chunks))}'){chrom_hint(first, chunks)}")
     edge_pos = {c: e[0] for c, e in edge_sets.items()}
     rows = [edge_enrichment(bounds, regions, edge_pos, k, which, n_permutations, seed) for k in flanks]
     inside, outside = chunk_lengths_by_feature(chunks, features)
@@ -252,14 +239,15 @@ def run_enrichment(boundaries_bed: str | Path, annotation_bed: str | Path, out_d
     summary = {"boundaries": str(boundaries_bed), "annotation": str(annotation_bed), "edges": which,
                "boundary_rate": baseline, "enrichment": [asdict(r) for r in rows], "chunk_lengths": lengths}
 
-    _write_tsv(out_dir / "enrichment.tsv", [asdict(r) for r in rows])
-    _write_tsv(out_dir / "chunk_lengths.tsv", [{"where": k, **v} for k, v in lengths.items() if isinstance(v, dict)])
-    _write_tsv(out_dir / "edge_profile.tsv",
-               [{"offset": int(o), **{f"rate_{k}": float(v[i]) for k, v in profile.items()}}
-                for i, o in enumerate(offsets)])
-    _plot(out_dir / "edge_density.png", offsets, profile, baseline, inside, outside, rows, annotation_bed)
-    with atomic_path(out_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    with output_dir(out_dir) as out_dir:
+        _write_tsv(out_dir / "enrichment.tsv", [asdict(r) for r in rows])
+        _write_tsv(out_dir / "chunk_lengths.tsv",
+                   [{"where": k, **v} for k, v in lengths.items() if isinstance(v, dict)])
+        _write_tsv(out_dir / "edge_profile.tsv",
+                   [{"offset": int(o), **{f"rate_{k}": float(v[i]) for k, v in profile.items()}}
+                    for i, o in enumerate(offsets)])
+        _plot(out_dir / "edge_density.png", offsets, profile, baseline, inside, outside, rows, annotation_bed)
+        write_json_atomic(out_dir / "summary.json", summary)
     return summary
 
 
@@ -276,6 +264,17 @@ def _fmt(v: object) -> str:
 
 def _plot(path: Path, offsets: np.ndarray, profile: dict[str, np.ndarray], baseline: float,
           inside: np.ndarray, outside: np.ndarray, rows: list[EdgeEnrichment], annotation: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = edge_figure(offsets, profile, baseline, inside, outside, rows, annotation)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def edge_figure(offsets: np.ndarray, profile: dict[str, np.ndarray], baseline: float, inside: np.ndarray,
+                outside: np.ndarray, rows: list[EdgeEnrichment], annotation: str | Path):
+    """Boundary rate around feature edges (left) and chunk lengths inside vs outside features (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -289,8 +288,7 @@ def _plot(path: Path, offsets: np.ndarray, profile: dict[str, np.ndarray], basel
     ax.axvline(0, color="black", lw=0.5)
     ax.set_xlabel("offset from feature edge (bp, feature orientation)")
     ax.set_ylabel("fraction of edges with a chunk boundary")
-    ax.set_title(f"{Path(annotation).name}, {rows[0].edges} edges: "
-                 + "; ".join(f"±{r.flank} bp ratio {r.ratio:.2f} (p {r.p_enrichment:.2g})" for r in rows), fontsize=8)
+    ax.set_title(edge_plot_title(Path(annotation).name, rows), fontsize=8)
     ax.legend(fontsize=8)
     hi = max(int(np.percentile(np.concatenate([inside, outside]), 99)), 2)
     bins = np.arange(1, hi + 2)
@@ -301,6 +299,12 @@ def _plot(path: Path, offsets: np.ndarray, profile: dict[str, np.ndarray], basel
     bx.set_ylabel("density")
     bx.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    return fig
+
+
+def edge_plot_title(annotation: str, rows: list[EdgeEnrichment], width: int = 62) -> str:
+    """The density panel's title, wrapped so that every flank's ratio stays inside the figure."""
+    import textwrap
+
+    stats = "; ".join(f"±{r.flank} bp ratio {r.ratio:.2f} (p {r.p_enrichment:.2g})" for r in rows)
+    return "\n".join([f"{annotation}, {rows[0].edges} edges:", *textwrap.wrap(stats, width)])

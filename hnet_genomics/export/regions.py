@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hnet_genomics.errors import DataError
-
-_HEADER_PREFIXES = ("#", "track", "browser")
+from hnet_genomics.data.bed import check_in_genome, read_bed
 
 
 @dataclass(frozen=True, order=True)
@@ -35,37 +33,12 @@ def whole_records(sizes: dict[str, int]) -> list[Region]:
 
 
 def read_regions(bed: str | Path, sizes: dict[str, int], fasta: str | Path = "the FASTA") -> list[Region]:
-    """Read BED intervals, check them against the genome and merge overlaps so no base is exported twice."""
-    bed = Path(bed)
-    try:
-        text = bed.read_text()
-    except OSError as e:
-        raise DataError(f"{bed}: cannot read regions ({e.strerror})") from None
+    """Read BED intervals (plain, gzip or bgzip), check them against the genome and merge overlaps so no
+    base is exported twice."""
     regions = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith(_HEADER_PREFIXES):
-            continue
-        fields = line.split("\t") if "\t" in line else line.split()
-        if len(fields) < 3:
-            raise DataError(f"{bed}:{lineno}: a BED line needs chrom, start and end, got {len(fields)} field(s)")
-        chrom = fields[0]
-        try:
-            start, end = int(fields[1]), int(fields[2])
-        except ValueError:
-            raise DataError(f"{bed}:{lineno}: start '{fields[1]}' and end '{fields[2]}' must be integers") from None
-        if chrom not in sizes:
-            known = ", ".join(list(sizes)[:5]) + (", ..." if len(sizes) > 5 else "")
-            raise DataError(f"{bed}:{lineno}: chromosome '{chrom}' is not in {fasta} (records: {known})")
-        if start < 0 or end < start:
-            raise DataError(f"{bed}:{lineno}: invalid interval {chrom}:{start}-{end} (need 0 <= start <= end)")
-        if start == end:
-            raise DataError(f"{bed}:{lineno}: empty region {chrom}:{start}-{end}")
-        if end > sizes[chrom]:
-            raise DataError(f"{bed}:{lineno}: region {chrom}:{start}-{end} runs off the end of {chrom} "
-                            f"(length {sizes[chrom]})")
-        regions.append(Region(chrom, start, end))
-    if not regions:
-        raise DataError(f"{bed}: no regions (only blank, comment or header lines)")
+    for rec in read_bed(bed):
+        check_in_genome(rec, sizes, bed, fasta)
+        regions.append(Region(rec.chrom, rec.start, rec.end))
     return merge_overlaps(regions)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hnet_genomics.data.atomic import output_dir
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
 from hnet_genomics.export.tracks import (CHUNK_COLOURS, build_track_files, data_lines, stage_paths, temp_path,
@@ -112,32 +113,33 @@ def merge_tracks(shards: list[str | Path], prefix: str | Path, formats: tuple[st
         if stage_paths(shard, stages + 1)["bed"].exists():
             raise DataError(f"{shard}: has more chunking stages than {shards[0]}; shards must use one model")
     order = _ordered(shards)
-    written = []
-    for s in range(1, stages + 1):
-        paths = stage_paths(prefix, s)
-        bed_header, bg_header = track_lines(prefix, s, f"{Path(prefix).name} H-Net stage {s}")
-        bed_tmp = temp_path(paths["bed"])
-        bg_tmp = temp_path(paths["bedgraph"]) if need_bedgraph else None
-        try:
-            with bed_tmp.open("w") as out:
-                out.write(bed_header)
-                i = 0
-                for shard in order:
-                    for fields in data_lines(stage_paths(shard, s)["bed"]):
-                        fields[8] = CHUNK_COLOURS[i % 2]  # alternate across shard seams too
-                        out.write("\t".join(fields) + "\n")
-                        i += 1
-            if bg_tmp:
-                with bg_tmp.open("w") as out:
-                    out.write(bg_header)
+    with output_dir(Path(prefix).parent):
+        written = []
+        for s in range(1, stages + 1):
+            paths = stage_paths(prefix, s)
+            bed_header, bg_header = track_lines(prefix, s, f"{Path(prefix).name} H-Net stage {s}")
+            bed_tmp = temp_path(paths["bed"])
+            bg_tmp = temp_path(paths["bedgraph"]) if need_bedgraph else None
+            try:
+                with bed_tmp.open("w") as out:
+                    out.write(bed_header)
+                    i = 0
                     for shard in order:
-                        with stage_paths(shard, s)["bedgraph"].open() as f:
-                            next(f, None)
-                            out.writelines(f)
-            written += build_track_files(bed_tmp, bg_tmp, paths, sizes, formats)
-        finally:
-            for tmp in (bed_tmp, bg_tmp):
-                if tmp:
-                    tmp.unlink(missing_ok=True)
-    written.append(write_chrom_sizes(f"{prefix}.chrom.sizes", sizes))
+                        for fields in data_lines(stage_paths(shard, s)["bed"]):
+                            fields[8] = CHUNK_COLOURS[i % 2]  # alternate across shard seams too
+                            out.write("\t".join(fields) + "\n")
+                            i += 1
+                if bg_tmp:
+                    with bg_tmp.open("w") as out:
+                        out.write(bg_header)
+                        for shard in order:
+                            with stage_paths(shard, s)["bedgraph"].open() as f:
+                                next(f, None)
+                                out.writelines(f)
+                written += build_track_files(bed_tmp, bg_tmp, paths, sizes, formats)
+            finally:
+                for tmp in (bed_tmp, bg_tmp):
+                    if tmp:
+                        tmp.unlink(missing_ok=True)
+        written.append(write_chrom_sizes(f"{prefix}.chrom.sizes", sizes))
     return written

@@ -13,14 +13,12 @@ Probabilities are rounded to 4 decimals in every format, and runs of equal value
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from hnet_genomics.data.atomic import atomic_path, commit, temp_sibling, write_text_atomic
 from hnet_genomics.errors import DataError
 from hnet_genomics.export.regions import Region
 
@@ -61,42 +59,20 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 def check_writable(prefix: str | Path) -> None:
-    """Fail before hours of inference if the outputs could not be written."""
-    parent = Path(prefix).parent
-    if Path(prefix).is_dir() or str(prefix).endswith(os.sep):
-        raise DataError(f"{prefix}: --out is a file-name prefix, not a directory (e.g. {Path(prefix) / 'hla'})")
-    if not parent.is_dir():
-        raise DataError(f"{prefix}: output directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(f"{prefix}: output directory {parent} is not writable")
+    """Fail before hours of inference if the outputs could not be written (a missing folder is created later)."""
+    from hnet_genomics.options import check_output_prefix
+
+    check_output_prefix(prefix)
 
 
 def temp_path(final: Path) -> Path:
-    # Same directory (so os.replace is atomic) and same suffix (pybigtools picks the format from it).
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=f".tmp{final.suffix}")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp's 0600 would make shared tracks unreadable to others
-    return Path(name)
-
-
-@contextlib.contextmanager
-def atomic_path(final: str | Path) -> Iterator[Path]:
-    """Yield a temp path to write; it becomes ``final`` only if the block finishes without error."""
-    final = Path(final)
-    tmp = temp_path(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A temporary beside ``final`` with its suffix (pybigtools picks the format from it)."""
+    return temp_sibling(final, keep_suffix=True)
 
 
 def write_chrom_sizes(path: str | Path, sizes: dict[str, int]) -> Path:
     """UCSC ``chrom.sizes`` (name<TAB>length), in the genome's record order."""
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(f"{c}\t{n}\n" for c, n in sizes.items()))
+    write_text_atomic(path, "".join(f"{c}\t{n}\n" for c, n in sizes.items()))
     return Path(path)
 
 
@@ -243,11 +219,9 @@ def build_track_files(bed: Path, bedgraph: Path | None, paths: dict[str, Path], 
     if "tabix" in formats:
         written += _write_tabix(bed, paths["tabix"])
     if "bedgraph" in formats:
-        os.replace(bedgraph, paths["bedgraph"])
-        written.append(paths["bedgraph"])
+        written.append(commit(bedgraph, paths["bedgraph"]))
     if "bed" in formats:
-        os.replace(bed, paths["bed"])
-        written.append(paths["bed"])
+        written.append(commit(bed, paths["bed"]))
     return written
 
 
@@ -263,7 +237,7 @@ def _write_bigwig(bedgraph: Path, final: Path, sizes: dict[str, int]) -> Path:
     import pybigtools
 
     records = ((c, int(s), int(e), float(v)) for c, s, e, v in data_lines(bedgraph))
-    with atomic_path(final) as tmp:
+    with atomic_path(final, keep_suffix=True) as tmp:
         pybigtools.open(str(tmp), "w").write(sizes, records)
     return final
 
@@ -272,7 +246,7 @@ def _write_bigbed(bed: Path, final: Path, sizes: dict[str, int]) -> Path:
     import pybigtools
 
     records = ((f[0], int(f[1]), int(f[2]), "\t".join(f[3:])) for f in data_lines(bed))
-    with atomic_path(final) as tmp:
+    with atomic_path(final, keep_suffix=True) as tmp:
         pybigtools.open(str(tmp), "w").write(sizes, records, autosql=BED9_AUTOSQL)
     return final
 
@@ -280,16 +254,21 @@ def _write_bigbed(bed: Path, final: Path, sizes: dict[str, int]) -> Path:
 def _write_tabix(bed: Path, gz: Path) -> list[Path]:
     import pysam
 
+    from hnet_genomics.data.bgzf import BgzfWriter
+    from hnet_genomics.options import thread_count
+
     tbi = Path(f"{gz}.tbi")
     tmp_gz = temp_path(gz)
     tmp_tbi = Path(f"{tmp_gz}.tbi")
     try:
-        pysam.tabix_compress(str(bed), str(tmp_gz), force=True)
+        with open(bed, "rb") as src, BgzfWriter(tmp_gz, thread_count()) as out:
+            while chunk := src.read(1 << 22):
+                out.write(chunk)
         # The track line is kept for browsers and skipped by the index.
         pysam.tabix_index(str(tmp_gz), seq_col=0, start_col=1, end_col=2, zerobased=True, line_skip=1,
                           force=True)
-        os.replace(tmp_gz, gz)
-        os.replace(tmp_tbi, tbi)  # after the data, so the index is never older than it
+        commit(tmp_gz, gz)
+        commit(tmp_tbi, tbi)  # after the data, so the index is never older than it
     finally:
         tmp_gz.unlink(missing_ok=True)
         tmp_tbi.unlink(missing_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from hnet_genomics.model.layout import parse_layout
 from hnet_genomics.model.sampling import sample_next
 
 CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE = "config.json", "model.safetensors", "training.json"
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE)
 
 
 @dataclass
@@ -161,38 +161,32 @@ class HNetLM(nn.Module):
     # ---- persistence ----------------------------------------------------------------------------------
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """config.json + model.safetensors, written into a temporary folder and renamed into place."""
+        """config.json + model.safetensors (+ training.json), built in a temporary folder and swapped in whole.
+
+        An existing folder is replaced only if it holds nothing but these files (OutputError otherwise).
+        """
         from safetensors.torch import save_file
 
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared model from other users
-        (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
-        if self.trained_context is not None:
-            (tmp / TRAINING_FILE).write_text(json.dumps({"seq_len": self.trained_context}) + "\n")
+        from hnet_genomics.data.atomic import atomic_dir  # the package's one atomic writer (stdlib only)
+
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if self.config.tie_embeddings:
             tensors.pop("lm_head.weight", None)
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "hnet_genomics"})
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
+        with atomic_dir(directory, owned=MODEL_FILES) as tmp:
+            (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
+            if self.trained_context is not None:
+                (tmp / TRAINING_FILE).write_text(json.dumps({"seq_len": self.trained_context}) + "\n")
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "hnet_genomics"})
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "HNetLM":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        from hnet_genomics.data.atomic import recover_dir
+
         directory = Path(directory)
+        recover_dir(directory)  # a save killed between its two renames left the previous version aside
         cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         if not cfg_path.is_file() or not w_path.is_file():
             raise CheckpointError(f"{directory}: not a saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")

@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Collect a pretraining run's metrics, its held-out evaluation, the Markov reference, "
                     "boundary enrichment and boundary tracks into one markdown page with PNGs beside it. "
                     "Every input is optional; sections without input are left out.")
-    p.add_argument("--out", type=Path, required=True, help="markdown file to write (PNGs go beside it)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="markdown file to write; PNGs go beside it (curves.png, val_bpb.png, edge_density.png) and "
+                        "missing parent folders are created")
     p.add_argument("--pretrain", type=Path, help="output directory of `hnet-genomics pretrain`")
     p.add_argument("--eval", dest="evaluation", type=Path, help="JSON of `hnet-genomics eval --model`")
     p.add_argument("--markov", type=Path, help="JSON of `hnet-genomics eval --baseline markov`")
@@ -31,13 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="`hnet-genomics eval --split test` result of each seed, in the order of --runs")
     p.add_argument("--reference", metavar="NAME", help="run whose data efficiency against the others is reported")
     p.add_argument("--markov", type=Path, help="JSON of `hnet-genomics eval --baseline markov` drawn as a reference")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created with its parents if missing)")
     p.set_defaults(func=_compare)
 
 
 def _report(args: argparse.Namespace) -> int:
+    from hnet_genomics.options import check_output_file
     from hnet_genomics.reporting.report import write_report
 
+    check_output_file(args.out)
     path = write_report(args.out, pretrain=args.pretrain, evaluation=args.evaluation, markov=args.markov,
                         enrichment=args.enrichment, tracks=args.tracks)
     print(path)
@@ -45,8 +49,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from hnet_genomics.options import check_output_dir
     from hnet_genomics.reporting.compare import check_seed_counts, compare_runs, parse_named_paths
 
+    check_output_dir(args.out)
     runs = parse_named_paths(args.runs, "--runs")
     tests = parse_named_paths(args.test, "--test")
     check_seed_counts(runs, tests)

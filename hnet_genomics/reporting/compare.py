@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any
 
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.data.atomic import output_dir, write_json_atomic, write_text_atomic
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.reporting.report import (UNIFORM_BPB, _fmt, _reference_label, _table, bpb_of, history_of,
                                             plot_bpb_curves, read_json, read_run_metrics)
@@ -46,6 +45,14 @@ def mean_curve(curves: list[Curve]) -> Curve:
     """Pointwise mean over seeds at the bases-seen values every seed evaluated at."""
     shared = set.intersection(*(set(x for x, _ in c) for c in curves)) if curves else set()
     return [(x, statistics.fmean(dict(c)[x] for c in curves)) for x in sorted(shared)]
+
+
+def seed_range(curves: list[Curve]) -> list[tuple[float, float, float]]:
+    """(bases seen, lowest, highest) over seeds at the evaluations every seed shares; empty for one seed."""
+    if len(curves) < 2:
+        return []
+    shared = set.intersection(*(set(x for x, _ in c) for c in curves))
+    return [(x, min(dict(c)[x] for c in curves), max(dict(c)[x] for c in curves)) for x in sorted(shared)]
 
 
 def bases_to_reach(curve: Curve, target: float) -> float | None:
@@ -99,7 +106,7 @@ def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None =
             "compression_ratios": first.get("compression_ratios"),
             "bases_per_second": _spread([v for v in (_number(m, "bases_per_second") for m in metrics)
                                          if v is not None])[0],
-            "curve": mean_curve(curves), "per_seed": per_seed,
+            "curve": mean_curve(curves), "seed_range": seed_range(curves), "per_seed": per_seed,
         }
     if reference is not None:
         ref = summary["runs"][reference]
@@ -118,9 +125,7 @@ def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None =
 def compare_runs(runs: dict[str, list[Path]], out_dir: str | Path, tests: dict[str, list[Path]] | None = None,
                  reference: str | None = None, markov: str | Path | None = None) -> dict[str, Path]:
     """comparison.md / .csv / .json and val_bpb.png for runs trained on the same data and budget."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize(runs, tests, reference)
+    summary = summarize(runs, tests, reference)  # every input read before the output folder is made
     order = sorted(summary["runs"], key=lambda n: summary["runs"][n]["val_bpb_mean"] or math.inf)
 
     buf = io.StringIO()
@@ -168,15 +173,17 @@ def compare_runs(runs: dict[str, list[Path]], out_dir: str | Path, tests: dict[s
         md.append(f"Reference: {result.get('model', 'markov')} scores {bpb_of(result, markov):.4f} bpb on the "
                   f"{result.get('split', '?')} split ({_fmt(result.get('bases'))} bases).")
         md.append("")
-    md.append("![validation bpb against bases seen, mean over seeds](val_bpb.png)")
+    md.append("![validation bpb against bases seen, mean over seeds; shaded: range over seeds](val_bpb.png)")
 
-    paths = {"csv": out_dir / "comparison.csv", "md": out_dir / "comparison.md", "png": out_dir / "val_bpb.png",
-             "json": out_dir / "comparison.json"}
-    write_text_atomic(paths["csv"], buf.getvalue())
-    write_text_atomic(paths["json"], json.dumps(summary, indent=2) + "\n")
-    plot_bpb_curves({n: summary["runs"][n]["curve"] for n in order}, references, paths["png"],
-                    "Same data, same budget (mean over seeds)", y_max=UNIFORM_BPB + 0.05)
-    write_text_atomic(paths["md"], "\n".join(md) + "\n")
+    with output_dir(out_dir) as out_dir:
+        paths = {"csv": out_dir / "comparison.csv", "md": out_dir / "comparison.md", "png": out_dir / "val_bpb.png",
+                 "json": out_dir / "comparison.json"}
+        write_text_atomic(paths["csv"], buf.getvalue())
+        write_json_atomic(paths["json"], summary)
+        plot_bpb_curves({n: summary["runs"][n]["curve"] for n in order}, references, paths["png"],
+                        "Same data, same budget (mean over seeds)", y_max=UNIFORM_BPB + 0.05,
+                        bands={n: summary["runs"][n]["seed_range"] for n in order})
+        write_text_atomic(paths["md"], "\n".join(md) + "\n")
     return paths
 
 

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hnet_genomics.data.atomic import atomic_path, write_text_atomic
+from hnet_genomics.data.atomic import atomic_path, output_dir, write_text_atomic
 from hnet_genomics.errors import DataError
 
 UNIFORM_BPB = 2.0  # log2(4): a model that knows nothing beyond "one of A, C, G, T"
@@ -93,31 +93,47 @@ def _save_figure(fig: Any, path: Path) -> None:
 
 
 def plot_bpb_curves(curves: dict[str, list[tuple[float, float]]], references: dict[str, float], path: Path,
-                    title: str, y_max: float | None = None) -> None:
+                    title: str, y_max: float | None = None,
+                    bands: dict[str, list[tuple[float, float, float]]] | None = None) -> None:
     """Validation bpb against bases seen, with horizontal reference lines (Markov, uniform). ``y_max`` cuts
-    off early points far above the rest so the differences that matter stay visible."""
+    off early points far above the rest so the differences that matter stay visible; ``bands`` shades each
+    run's spread over seeds (lowest to highest seed at each evaluation)."""
+    import matplotlib.pyplot as plt
+
+    fig = bpb_figure(curves, references, title, y_max, bands)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def bpb_figure(curves: dict[str, list[tuple[float, float]]], references: dict[str, float], title: str,
+               y_max: float | None = None, bands: dict[str, list[tuple[float, float, float]]] | None = None):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, points in curves.items():
+    bands = bands or {}
+    for i, (name, points) in enumerate(curves.items()):
         if points:
             xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+            ax.plot(xs, ys, marker="o", markersize=3, label=name, color=f"C{i}")
+        band = bands.get(name)
+        if band:
+            bx, lo, hi = zip(*band)
+            ax.fill_between(bx, lo, hi, color=f"C{i}", alpha=0.2, linewidth=0)
     for i, (name, value) in enumerate(references.items()):
         ax.axhline(value, linestyle="--", linewidth=1, color=f"C{len(curves) + i}", label=name)
     if y_max is not None:
         lows = [y for points in curves.values() for _, y in points] + list(references.values())
+        lows += [lo for band in bands.values() for _, lo, _ in band]
         ax.set_ylim(min(lows) - 0.01, y_max)
     ax.set_xlabel("bases seen in training")
     ax.set_ylabel("validation bits per base" + (f" (axis cut at {y_max:g})" if y_max is not None else ""))
-    ax.set_title(title)
+    ax.set_title(title + ("\nshaded: range over seeds" if any(bands.values()) else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save_figure(fig, path)
-    plt.close(fig)
+    return fig
 
 
 def _relative(target: Path, out_dir: Path) -> str:
@@ -178,11 +194,15 @@ def _training_section(metrics: dict[str, Any], run_dir: Path, out_dir: Path,
     return out
 
 
-def _enrichment_section(enrichment_dir: Path, out_dir: Path) -> list[str]:
+def _enrichment_summary(enrichment_dir: Path) -> dict[str, Any]:
     found = [enrichment_dir / n for n in ENRICHMENT_FILES if (enrichment_dir / n).is_file()]
     if not found:
         raise DataError(f"{enrichment_dir}: no {' or '.join(ENRICHMENT_FILES)} (run `hnet-genomics enrichment`)")
-    summary = read_json(found[0])
+    return read_json(found[0])
+
+
+def _enrichment_section(enrichment_dir: Path, out_dir: Path) -> list[str]:
+    summary = _enrichment_summary(enrichment_dir)
     rows = [[r.get("flank"), r.get("n_boundaries"), r.get("observed"), r.get("expected"), r.get("ratio"),
              r.get("p_enrichment")] for r in summary.get("enrichment", [])]
     out = ["## Boundaries at annotated feature edges", "",
@@ -200,10 +220,15 @@ def _enrichment_section(enrichment_dir: Path, out_dir: Path) -> list[str]:
     return out
 
 
-def _tracks_section(prefix: Path, out_dir: Path) -> list[str]:
+def _track_files(prefix: Path) -> list[Path]:
     files = sorted(p for p in prefix.parent.glob(f"{prefix.name}.*") if p.name.endswith(TRACK_SUFFIXES))
     if not files:
         raise DataError(f"{prefix}: no track files with this prefix (run `hnet-genomics boundaries`)")
+    return files
+
+
+def _tracks_section(prefix: Path, out_dir: Path) -> list[str]:
+    files = _track_files(prefix)
     listing = [f"- `{_relative(p, out_dir)}`" for p in files]
     bigwig = next((p.name for p in files if p.name.endswith(".bw")), f"{prefix.name}.stage1.bw")
     bed = next((p.name for p in files if p.name.endswith(".bed.gz")), f"{prefix.name}.stage1.bed.gz")
@@ -224,10 +249,20 @@ def write_report(out: str | Path, pretrain: str | Path | None = None, evaluation
     """Write ``out`` (markdown) and its PNGs beside it; every input is optional, absent sections are left out."""
     out = Path(out)
     out_dir = out.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
     metrics = read_run_metrics(pretrain) if pretrain is not None else None
     evaluated = (read_json(evaluation), Path(evaluation)) if evaluation is not None else None
     reference = (read_json(markov), Path(markov)) if markov is not None else None
+    if enrichment is not None:
+        _enrichment_summary(Path(enrichment))
+    if tracks is not None:
+        _track_files(Path(tracks))  # every input checked before anything is written
+    with output_dir(out_dir):
+        return _write_report(out, metrics, evaluated, reference, pretrain, enrichment, tracks)
+
+
+def _write_report(out: Path, metrics: dict | None, evaluated: tuple | None, reference: tuple | None,
+                  pretrain: str | Path | None, enrichment: str | Path | None, tracks: str | Path | None) -> Path:
+    out_dir = out.parent
     name = str(metrics.get("config", Path(pretrain).name)) if metrics else "model"
     if evaluated is not None and metrics is None:
         name = str(evaluated[0].get("model", name))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
+from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_output_dir, nonnegative_float,
+                                   open_fraction, positive_float, positive_int, show_progress)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,55 +24,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", type=Path, help="pretrained model directory (written by save_pretrained)")
     src.add_argument("--config", help="config name or YAML: train this architecture from scratch")
-    p.add_argument("--train", type=Path, required=True, help="training split (validation is carved from it)")
-    p.add_argument("--test", type=Path, required=True, help="test split, evaluated once per seed")
-    p.add_argument("--out", type=Path, required=True, help="output directory (metrics.json, best/)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..K-1); mean ± std is reported")
-    p.add_argument("--pooling", choices=("mean", "last", "chunk"), default="mean")
+    p.add_argument("--train", type=Path, required=True,
+                   help="training split (validation is carved from it): CSV/TSV (UTF-8, plain or gzip), FASTA or "
+                        "a Genomic Benchmarks split folder")
+    p.add_argument("--test", type=Path, required=True, help="test split, evaluated once per seed (same layouts)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder: metrics.json and best/ (the best seed's classifier); created if missing")
+    p.add_argument("--epochs", type=positive_int, default=3, metavar="N", help="passes over the training split")
+    p.add_argument("--seeds", type=positive_int, default=3, metavar="K",
+                   help="number of seeds (0..K-1); mean ± std is reported")
+    p.add_argument("--pooling", choices=("mean", "last", "chunk"), default="mean",
+                   help="how per-base features become one vector per sequence")
     p.add_argument("--rc-tta", action="store_true", help="average predictions over both strands")
     p.add_argument("--rc-aug", action="store_true", help="reverse-complement half the training sequences")
     p.add_argument("--baseline", choices=("kmer",), help="also run the 6-mer logistic regression")
     p.add_argument("--freeze-backbone", action="store_true", help="linear probe: train the head only")
-    p.add_argument("--task", choices=("classification", "regression"), default="classification")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--max-len", type=int,
+    p.add_argument("--task", choices=("classification", "regression"), default="classification",
+                   help="what the labels are")
+    p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="sequences per step")
+    p.add_argument("--lr", type=positive_float, default=5e-4, help="AdamW peak learning rate")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--val-fraction", type=open_fraction, default=0.1,
+                   help="share of --train held out for validation, per seed")
+    p.add_argument("--max-len", type=positive_int, metavar="BP",
                    help="model context in bp (default: train.seq_len of --config, or the window length a --model was "
                         "pretrained on when it recorded one)")
     p.add_argument("--on-long", choices=("error", "truncate"), default="error",
                    help="sequences longer than --max-len: fail, or keep their first --max-len bases")
     p.add_argument("--keep-case", action="store_true", help="keep soft-masked lower case as distinct bytes")
-    p.add_argument("--train-limit", type=int, help="train on a seeded subset of this many sequences")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--train-limit", type=positive_int, metavar="N",
+                   help="train on a seeded subset of this many sequences (default: all)")
+    add_threads(p)
+    add_quiet(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", help=PRECISION_HELP)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hnet_genomics.tasks.finetune import FinetuneSettings, prepare_task, run_finetune
+    from hnet_genomics.tasks.finetune import FinetuneSettings, check_classifier_folder, prepare_task, run_finetune
     from hnet_genomics.tasks.readers import read_labelled
 
     if args.model is None and args.config is None and args.baseline is None:
         raise ConfigError("finetune needs --model DIR or --config NAME, and/or --baseline kmer")
-    for name in ("epochs", "seeds", "batch_size", "max_len", "train_limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ConfigError("--val-fraction must be between 0 and 1")
+    if args.baseline == "kmer" and args.task == "regression":
+        raise ConfigError("--baseline kmer is a classifier; it cannot run on a regression task")
+    check_output_dir(args.out)
+    check_classifier_folder(args.out / "best")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     if args.model is not None or args.config is not None:
         from hnet_genomics.kernels import dispatch
 
         dispatch.report(device, "finetune")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads, args.quiet)
 
     make_backbone, max_len, source = _backbone_factory(args)
     settings = FinetuneSettings(
@@ -83,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     task = prepare_task(read_labelled(args.train, soft_mask), read_labelled(args.test, soft_mask), settings)
     t0 = time.perf_counter()
     report = run_finetune(task, settings, args.out, make_backbone, args.baseline == "kmer",
-                          description={"backbone": source})
+                          description={"backbone": source}, progress=show_progress(args.quiet))
     for name, res in report["results"].items():
         mean, std = res["mean"], res["std"]
         shown = [k for k in ("test_accuracy", "test_mcc", "test_f1", "test_auroc", "test_mse", "test_pearson")

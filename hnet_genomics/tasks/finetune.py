@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,9 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from hnet_genomics.data.atomic import atomic_dir, write_json_atomic
 from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.devices import inference_precision
-from hnet_genomics.errors import CheckpointError, ConfigError
+from hnet_genomics.errors import CheckpointError, ConfigError, DataError
 from hnet_genomics.tasks.batching import LongPolicy, fit_to_context, pad_batch
 from hnet_genomics.tasks.heads import Pooling, SequenceClassifier
 from hnet_genomics.tasks.kmer import KmerLogisticRegression
@@ -72,10 +70,34 @@ def prepare_task(train: LabelledSequences, test: LabelledSequences, settings: Fi
     """Fix classes from training, check test labels against them, and apply the context-length policy."""
     space = label_space(train, settings.kind)
     y_train, y_test = space.encode(train), space.encode(test)
+    check_split_sizes(y_train, space, settings.val_fraction, train.source)
     if settings.max_len is not None:
         train = fit_to_context(train, settings.max_len, settings.on_long)
         test = fit_to_context(test, settings.max_len, settings.on_long)
     return TaskData(train, test, y_train, y_test, space)
+
+
+def check_split_sizes(y: np.ndarray, space: LabelSpace, fraction: float, source: str) -> None:
+    """Enough training records to carve a validation split in which (for a classifier) every class occurs,
+    leaving every class in training too; otherwise the 'best epoch' would be chosen on nothing."""
+    n = len(y)
+    n_val = math.ceil(fraction * n)  # as scikit-learn rounds test_size
+    if space.kind == "regression":
+        if n_val < 2 or n - n_val < 2:
+            raise DataError(f"{source}: {n} sequence(s) leave {n_val} for validation and {n - n_val} for training "
+                            f"at --val-fraction {fraction:g}; each needs at least 2 (add sequences or change "
+                            f"--val-fraction)")
+        return
+    counts = np.bincount(y, minlength=len(space.classes))
+    rare = int(counts.argmin())
+    if counts[rare] < 2:
+        raise DataError(f"{source}: class '{space.classes[rare]}' has {counts[rare]} training sequence(s); each "
+                        f"class needs at least 2, one to train on and one to validate with")
+    classes = len(space.classes)
+    if n_val < classes or n - n_val < classes:
+        raise DataError(f"{source}: {n} sequences at --val-fraction {fraction:g} leave {n_val} for validation and "
+                        f"{n - n_val} for training, fewer than the {classes} classes; add sequences or change "
+                        f"--val-fraction")
 
 
 def split_train_val(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +181,10 @@ def _better(kind: TaskKind, new: dict[str, float], best: dict[str, float] | None
 
 
 def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: FinetuneSettings,
-                  seed: int) -> tuple[dict[str, float], SequenceClassifier]:
+                  seed: int, progress: bool = False) -> tuple[dict[str, float], SequenceClassifier]:
     """Train one seed, keep the best validation epoch, evaluate it on test once."""
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
     kind = settings.kind
     tr_idx, va_idx = split_train_val(task.y_train, settings.val_fraction, seed, kind == "classification")
@@ -185,12 +209,15 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     loss_fn = nn.functional.cross_entropy if kind == "classification" else _mse
 
+    best_val, best_state, best_epoch = None, None, 0
+    bar = tqdm(total=settings.epochs * steps_per_epoch, desc=f"seed {seed}", unit="batch", disable=not progress,
+               dynamic_ncols=True, leave=False)
     with inference_precision(settings.device, settings.precision):
-        best_val, best_state, best_epoch = None, None, 0
         for epoch in range(1, settings.epochs + 1):
             model.train()
             perm = rng.permutation(len(tr_idx))
             for start in range(0, len(perm), settings.batch_size):
+                bar.update()
                 b = perm[start:start + settings.batch_size]
                 rc = rng.random(len(b)) < 0.5 if settings.rc_aug else np.zeros(len(b), dtype=bool)
                 logits, aux = train_in.logits(b, rc)
@@ -204,6 +231,7 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
             if _better(kind, val, best_val):
                 best_val, best_epoch = val, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bar.close()
         model.load_state_dict(best_state)
         test = _score(kind, task.y_test, predict(model, task.test.sequences, kind, settings.rc_tta,
                                                  settings.batch_size))
@@ -237,10 +265,13 @@ def kmer_seed(task: TaskData, settings: FinetuneSettings, seed: int, k: int = 6)
 
 def run_finetune(task: TaskData, settings: FinetuneSettings, out_dir: str | Path,
                  make_backbone: BackboneFactory | None, run_kmer: bool,
-                 description: dict | None = None, log: Callable[[str], None] = print) -> dict:
-    """All seeds of the neural model and/or the k-mer baseline; writes ``metrics.json`` and ``best/``."""
+                 description: dict | None = None, log: Callable[[str], None] = print,
+                 progress: bool = False) -> dict:
+    """All seeds of the neural model and/or the k-mer baseline; writes ``metrics.json`` and ``best/``.
+
+    The output folder is created when the first of them is written, so a run that fails leaves none.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     report = {"task": {"train": task.train.source, "test": task.test.source, "kind": settings.kind,
                        "classes": task.labels.classes, "n_train_total": len(task.train),
                        "n_test": len(task.test)},
@@ -251,7 +282,7 @@ def run_finetune(task: TaskData, settings: FinetuneSettings, out_dir: str | Path
     if make_backbone is not None:
         runs, best = [], None
         for seed in seeds:
-            result, model = finetune_seed(task, make_backbone, settings, seed)
+            result, model = finetune_seed(task, make_backbone, settings, seed, progress)
             runs.append(result)
             log(_line("model", result))
             if best is None or _better(settings.kind, _val(result), _val(best[0])):
@@ -266,7 +297,7 @@ def run_finetune(task: TaskData, settings: FinetuneSettings, out_dir: str | Path
             runs.append(kmer_seed(task, settings, seed))
             log(_line("kmer", runs[-1]))
         report["results"]["kmer"] = {"seeds": runs, **summarize_seeds(runs)}
-    _write_json(out / "metrics.json", report)
+    write_json_atomic(out / "metrics.json", report)
     return report
 
 
@@ -280,23 +311,31 @@ def _line(name: str, r: dict) -> str:
     return f"{name} seed {r['seed']}: " + " ".join(f"{k}={r[k]:.4f}" for k in shown) + f" ({r['seconds']}s)"
 
 
+CLASSIFIER_FILES = ("backbone", "head.safetensors", "classifier.json")
+
+
+def check_classifier_folder(path: Path) -> None:
+    """Before hours of fine-tuning: ``best/`` will be replaced whole, so it may hold only a saved classifier."""
+    from hnet_genomics.data.atomic import foreign_entries
+    from hnet_genomics.errors import OutputError
+
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; move it away or choose another --out")
+    if path.is_dir():
+        foreign = foreign_entries(path, CLASSIFIER_FILES)
+        if foreign:
+            raise OutputError(f"{path}: holds files fine-tuning did not write ({', '.join(foreign[:3])}); it is "
+                              f"replaced whole, so move them away or choose another --out")
+
+
 def save_classifier(model: SequenceClassifier, path: Path, meta: dict) -> None:
     """``backbone/`` (``save_pretrained`` format), ``head.safetensors`` and ``classifier.json``, swapped in whole."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path, owned=CLASSIFIER_FILES) as tmp:
         model.backbone.save_pretrained(tmp / "backbone")
         save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(tmp / "head.safetensors"))
-        (tmp / "classifier.json").write_text(json.dumps(meta | {"num_outputs": model.head.out_features},
-                                                        indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "classifier.json").write_text(json.dumps(meta | {"num_outputs": model.head.out_features}, indent=2))
 
 
 def load_classifier(path: str | Path) -> tuple[SequenceClassifier, dict]:
@@ -313,9 +352,3 @@ def load_classifier(path: str | Path) -> tuple[SequenceClassifier, dict]:
     model = SequenceClassifier(from_pretrained(p / "backbone"), meta["num_outputs"], meta["pooling"])
     model.head.load_state_dict(load_file(str(p / "head.safetensors")))
     return model.eval(), meta
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)

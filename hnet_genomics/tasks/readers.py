@@ -16,8 +16,10 @@ Layouts (chosen by ``read_labelled`` from the path):
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import io
+import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
@@ -66,12 +68,13 @@ def read_labelled(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSe
 
 
 def read_table(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSequences:
-    """CSV/TSV with a header line naming ``sequence``, ``label`` and optionally ``name`` columns."""
+    """CSV/TSV with a header line naming ``sequence``, ``label`` and optionally ``name`` columns (UTF-8, a
+    byte-order mark allowed; plain or gzip)."""
     p = Path(path)
     delimiter = "\t" if ".tsv" in p.name.lower() else ","
     seqs, labels, names, origins = [], [], [], []
-    with _open_text(p) as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
+    with _gzip_errors(p) as lines:
+        reader = csv.reader(_text_lines(p, lines), delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise DataError(f"{p}: empty file (expected a header with 'sequence' and 'label' columns)")
@@ -161,7 +164,7 @@ def _split_header(header: str, origin: str) -> tuple[str, str]:
 
 def _fasta_records(path: Path) -> Iterator[tuple[int, str, bytes]]:
     header, header_line, chunks = None, 0, []
-    with open_stream(path) as fh:
+    with _gzip_errors(path) as fh:
         for line_no, raw in enumerate(fh, start=1):
             line = raw.rstrip(b"\r\n")
             if line.startswith(b">"):
@@ -177,8 +180,36 @@ def _fasta_records(path: Path) -> Iterator[tuple[int, str, bytes]]:
         yield header_line, header, b"".join(chunks)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    return io.TextIOWrapper(open_stream(path), encoding="utf-8", newline="")
+@contextlib.contextmanager
+def _gzip_errors(path: Path) -> Iterator[Iterator[bytes]]:
+    """The file's lines as bytes; a truncated or corrupt gzip stream becomes a DataError naming the line."""
+    counter = _LineCounter()
+    try:
+        with open_stream(path) as fh:
+            yield counter.count(fh)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}:{counter.lines + 1}: truncated or corrupt gzip data ({e})") from None
+
+
+class _LineCounter:
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def count(self, lines: Iterator[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            self.lines += 1
+            yield line
+
+
+def _text_lines(path: Path, lines: Iterator[bytes]) -> Iterator[str]:
+    """UTF-8 lines (a leading byte-order mark dropped), each decoded on its own so an error names its line."""
+    for line_no, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{line_no}: byte 0x{raw[e.start]:02x} is not UTF-8 text (save the file as "
+                            f"UTF-8)") from None
+        yield text.removeprefix("\ufeff") if line_no == 1 else text
 
 
 def _nonempty(data: LabelledSequences) -> LabelledSequences:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from hnet_genomics.data.atomic import atomic_path
@@ -21,6 +22,38 @@ def _read_train_log(path: Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
+def read_log_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def restore_earlier_log(path: Path, earlier: list[dict[str, str]], resumed_at: int) -> None:
+    """Lightning's CSV logger deletes ``metrics.csv`` when a run resumes; put the rows logged before the
+    resumed step back in front of the new ones, so the training curve covers the whole run."""
+    kept = [r for r in earlier if int(float(r.get("step") or 0)) < resumed_at]
+    if not kept:
+        return
+    rows = kept + read_log_rows(path)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def bpb_axis_top(train: list[tuple[int, float]], history: list[dict]) -> float:
+    """Top of the bits-per-base axis: cut the first steps (near 8 bits, 256-way bytes), which would flatten the
+    interesting part, but never the run itself: a run that stays above 2.6 bpb must still be visible."""
+    last = max([s for s, _ in train] + [h["step"] for h in history] + [0])
+    late = sorted(v for s, v in train if s >= 0.1 * last)
+    shown = [h["val_bpb"] for h in history if h.get("val_bpb") is not None]
+    if late:
+        shown.append(late[min(len(late) - 1, int(0.99 * len(late)))])
+    return max([2.6] + [v + 0.1 for v in shown if math.isfinite(v)])
+
+
 def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -> None:
     import matplotlib
 
@@ -37,7 +70,7 @@ def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -
     if history:
         ax.plot([h["step"] for h in history], [h["val_bpb"] for h in history], "o-", label="validation")
     ax.axhline(2.0, color="grey", ls=":", lw=1, label="uniform over ACGT")
-    ax.set_ylim(top=2.6)  # the first steps (near 8 bits: 256-way bytes) would flatten the interesting part
+    ax.set_ylim(top=bpb_axis_top(series.get("train/bpb", []), history))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("bits per base")
     ax.set_title(f"{title}: next-base loss")

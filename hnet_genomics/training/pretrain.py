@@ -2,12 +2,19 @@
 
 OUT/checkpoints/{last,best}.ckpt (atomic), OUT/model/ (best-on-validation weights, ``from_pretrained``),
 OUT/metrics.json, OUT/curves.png, OUT/logs/metrics.csv. The test split is never touched here.
+
+OUT is new, empty or one of our own runs: a folder holding anything else is refused before training, so
+nothing of the user's is ever replaced. SIGTERM (a scheduler's pre-emption or time limit) stops training after
+the current step with ``last.ckpt`` saved there, for ``--resume``.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import os
+import signal
+import threading
 import warnings
 from pathlib import Path
 
@@ -17,13 +24,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from hnet_genomics.config import Config, save_config
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.data.atomic import (foreign_entries, make_dirs, remove_created, remove_empty, sweep_stale,
+                                       write_json_atomic)
 from hnet_genomics.data.intervals import make_splits
 from hnet_genomics.devices import lightning_precision
-from hnet_genomics.errors import CheckpointError, ConfigError
+from hnet_genomics.errors import CheckpointError, ConfigError, OutputError, Terminated
 from hnet_genomics.kernels import dispatch
-from hnet_genomics.training.checkpoint import AtomicCheckpointIO, load_for_resume
-from hnet_genomics.training.curves import plot_curves
+from hnet_genomics.model.lm import MODEL_FILES
+from hnet_genomics.training.checkpoint import AtomicCheckpointIO, load_checkpoint_safely, load_for_resume
+from hnet_genomics.training.curves import plot_curves, read_log_rows, restore_earlier_log
 from hnet_genomics.training.datamodule import GenomeDataModule, batch_size_for
 from hnet_genomics.training.evaluate import evaluate_bpb
 from hnet_genomics.training.module import LMTask
@@ -49,8 +58,81 @@ def _precision(config: Config) -> str:
     return "bf16-mixed" if on_gpu else "32-true"
 
 
-def write_json_atomic(data: dict, path: Path) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+# What a run folder holds: top-level entries, and the files each of our sub-folders may contain.
+RUN_ENTRIES = {"checkpoints": None, "model": MODEL_FILES, "logs": ("metrics.csv", "hparams.yaml"),
+               "metrics.json": (), "curves.png": (), "config.yaml": (),
+               ".snakemake_timestamp": ()}  # Snakemake marks a finished directory() output with it
+
+
+def check_run_dir(out: Path, resume: bool) -> None:
+    """Refuse an ``--out`` that is a file or holds anything a pretraining run does not write."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder")
+    if not out.is_dir():
+        return
+    foreign = [n for n in foreign_entries(out, RUN_ENTRIES)]
+    for name, owned in RUN_ENTRIES.items():
+        sub = out / name
+        if owned == () and sub.is_dir():
+            foreign.append(f"{name}/")
+        elif owned is not None and owned != () and sub.exists():
+            foreign += [f"{name}/{n}" for n in (foreign_entries(sub, owned) if sub.is_dir() else [""])]
+        elif owned is None and sub.is_dir():
+            foreign += [f"{name}/{n}" for n in foreign_entries(sub, ()) if not n.endswith(".ckpt")]
+    if foreign:
+        raise OutputError(f"--out {out}: holds files a pretraining run does not write ({', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}); pretrain writes into a new or empty folder "
+                          f"or continues its own run there with --resume: choose another --out")
+    if not resume and (out / "checkpoints" / "last.ckpt").exists():
+        raise CheckpointError(f"{out}: already holds checkpoints; pass --resume to continue or choose another --out")
+
+
+class _CheckpointOnSigterm(L.Callback):
+    """Lightning stops after the current step when SIGTERM arrives; save that state as ``last.ckpt`` so that
+    ``--resume`` loses nothing of a pre-empted job."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+
+@contextlib.contextmanager
+def _lightning_handles_sigterm():
+    """During ``fit`` Lightning's own SIGTERM handler (stop at the end of the step) must run alone: one that
+    raises at once (the CLI's) would interrupt an optimizer step half-way."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    if main:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def quiet_lightning(quiet: bool):
+    """Keep Lightning's banners, tips and warnings out of a ``--quiet`` run (errors still surface)."""
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def warn_if_memory_tight(config: Config, model: torch.nn.Module, on_gpu: bool) -> None:
@@ -74,23 +156,26 @@ def warn_if_memory_tight(config: Config, model: torch.nn.Module, on_gpu: bool) -
 
 
 def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, intervals: str | Path | None = None,
-                 resume: bool = False, callbacks: list | None = None, progress: bool = True) -> dict | None:
+                 resume: bool = False, callbacks: list | None = None, progress: bool = True,
+                 quiet: bool = False) -> dict | None:
     """Train, select on validation, write the outputs. Returns the metrics on global rank 0, else None."""
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     tc = config.train
+    check_run_dir(out, resume)
+    if tc.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("train.accelerator gpu: torch sees no CUDA GPU on this machine (use cpu or auto)")
     source = open_source(fasta, config.data)
     splits = make_splits(source, config.data, intervals)
     if not splits["valid"]:
         raise ConfigError("the valid split is empty: validation (and model selection) needs held-out data")
-    start_windows, ckpt_path = 0, None
+    start_windows, ckpt_path, resumed_at = 0, None, 0
     if resume:
         ckpt = load_for_resume(last, config.to_dict())
         start_windows = int(ckpt.get("hnet_genomics", {}).get("windows_consumed", 0))
-        ckpt_path = str(last)
-    elif last.exists():
-        raise CheckpointError(f"{out}: already holds checkpoints; pass --resume to continue or choose another --out")
+        ckpt_path, resumed_at = str(last), int(ckpt.get("global_step", 0))
+        del ckpt
 
     dispatch.set_backend(tc.kernels)
     on_gpu = tc.accelerator in ("auto", "gpu") and torch.cuda.is_available()
@@ -106,24 +191,63 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
                                save_top_k=1, enable_version_counter=False)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_bpb", mode="min", save_top_k=1,
                            enable_version_counter=False)
-    trainer = L.Trainer(
+    created = make_dirs(out)
+    try:
+        with quiet_lightning(quiet):
+            trainer = _fit(config, task, data, out, ckpt_path, resumed_at,
+                           [periodic, best, _CheckpointOnSigterm(last), *(callbacks or [])], progress)
+    except BaseException:
+        if not last.exists():  # nothing to resume from in the folders this run made
+            remove_created(created)
+        remove_empty(created)
+        raise
+    if not trainer.is_global_zero:
+        return None
+    return _finish(config, task, trainer, source, splits, best.best_model_path, out, params, kernels)
+
+
+def _fit(config: Config, task: LMTask, data: GenomeDataModule, out: Path, ckpt_path: str | None,
+         resumed_at: int, callbacks: list, progress: bool) -> L.Trainer:
+    last = out / "checkpoints" / "last.ckpt"
+    sweep_stale([last, out / "checkpoints" / "best.ckpt", out / "metrics.json", out / "curves.png",
+                 out / "config.yaml", out / "model"])  # what a killed earlier attempt left behind
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        trainer = _trainer(config, out, callbacks, progress)
+    except MisconfigurationException as e:  # e.g. train.accelerator=gpu on a machine without one
+        raise ConfigError(f"train settings: {str(e).splitlines()[0]}") from None
+    log_csv = out / "logs" / "metrics.csv"
+    earlier_log = read_log_rows(log_csv) if ckpt_path else []
+    with warnings.catch_warnings(), _lightning_handles_sigterm():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch.*")
+        warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+        try:
+            trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+        except SIGTERMException:
+            raise Terminated(f"stopped at step {task.global_step}; {last} holds that state: continue with "
+                             f"--resume") from None
+        finally:
+            restore_earlier_log(log_csv, earlier_log, resumed_at)
+    # the final state, also when max_steps is not a multiple of checkpoint_every
+    trainer.save_checkpoint(last, weights_only=False)
+    return trainer
+
+
+def _trainer(config: Config, out: Path, callbacks: list, progress: bool) -> L.Trainer:
+    tc = config.train
+    return L.Trainer(
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy),
         precision=_precision(config), max_steps=tc.max_steps, gradient_clip_val=tc.grad_clip or None,
         accumulate_grad_batches=tc.accumulate_grad_batches,
         val_check_interval=tc.val_every * tc.accumulate_grad_batches, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, log_every_n_steps=tc.log_every, use_distributed_sampler=False,
-        logger=CSVLogger(out, name="logs", version=""), callbacks=[periodic, best, *(callbacks or [])],
+        logger=CSVLogger(out, name="logs", version=""), callbacks=callbacks,
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         default_root_dir=out)
-    out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch.*")
-        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
-    trainer.save_checkpoint(last)  # the final state, also when max_steps is not a multiple of checkpoint_every
-    if not trainer.is_global_zero:
-        return None
-    return _finish(config, task, trainer, source, splits, best.best_model_path, out, params, kernels)
 
 
 def _finish(config, task, trainer, source, splits, best_path, out: Path, params: int, kernels: dict) -> dict:
@@ -133,7 +257,7 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
     model = task.model
     selected_step = int(task.global_step)
     if best_path and Path(best_path).is_file():
-        state = torch.load(best_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint_safely(best_path)
         task.load_state_dict(state["state_dict"])
         selected_step = int(state.get("global_step", selected_step))
     model.trained_context = config.train.seq_len
@@ -160,7 +284,7 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
         "kernels": kernels, "peak_gpu_memory_gib": peak,
         "history": task.history,
     }
-    write_json_atomic(metrics, out / "metrics.json")
+    write_json_atomic(out / "metrics.json", metrics)
     plot_curves(out / "logs" / "metrics.csv", task.history, out / "curves.png", config.name)
     return metrics
 

@@ -2,6 +2,7 @@
 # any job runs, so a typo stops the workflow with the key's name instead of failing hours into training.
 
 import re
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -116,7 +117,7 @@ if MAIN not in MODELS:
 BUDGET_FLAGS = " ".join(
     [f"--{key.replace('_', '-')} {positive_int(setting(key), key)}"
      for key in ("max_steps", "seq_len", "batch_size") if not _unset(setting(key))]
-    + [f"--set {item}" for item in _pretrain_set]
+    + [f"--set {shlex.quote(item)}" for item in _pretrain_set]
 )
 REGION_NAMES = ("all", "hg38-loci", "demo-test-region")
 REGIONS = resolve_path(setting("regions"), "regions", allow=REGION_NAMES)
@@ -153,7 +154,7 @@ LOGS = f"{R}/logs"
 
 
 def regions_flag(regions):
-    return f"--regions {regions}" if regions else ""
+    return f"--regions {shlex.quote(regions)}" if regions else ""
 
 
 def model_input(value, key):

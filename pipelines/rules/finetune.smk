@@ -22,6 +22,6 @@ rule finetune_task:
     resources:
         **resources_of("train"),
     shell:
-        "OMP_NUM_THREADS={threads} hnet-genomics finetune --model {params.model} --train {input.train} "
-        "--test {input.test} --out {output} --epochs {params.epochs} --seeds {params.seeds} --lr {params.lr} "
-        "--pooling {params.pooling} {params.rc_tta} {params.baseline} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} hnet-genomics finetune --model {params.model:q} --train {input.train:q} "
+        "--test {input.test:q} --out {output:q} --epochs {params.epochs} --seeds {params.seeds} --lr {params.lr} "
+        "--pooling {params.pooling} {params.rc_tta} {params.baseline} --threads {threads} --quiet > {log:q} 2>&1"

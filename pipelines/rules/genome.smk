@@ -16,7 +16,8 @@ rule fetch_hg38:
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics data fetch-hg38 --dest {params.dest} --source {params.source} > {log} 2>&1"
+        "hnet-genomics data fetch-hg38 --dest {params.dest:q} --source {params.source} --threads {threads} --quiet "
+        "> {log:q} 2>&1"
 
 
 rule prepare_genome:
@@ -27,14 +28,14 @@ rule prepare_genome:
         fai=f"{R}/genome/genome.fa.gz.fai",
         gzi=f"{R}/genome/genome.fa.gz.gzi",
     params:
-        source="--demo human" if GENOME_SOURCE == "demo" else f"--fasta {GENOME_SOURCE}",
+        source="--demo human" if GENOME_SOURCE == "demo" else f"--fasta {shlex.quote(GENOME_SOURCE)}",
     log:
         f"{LOGS}/prepare_genome.log",
     threads: threads_of("light")
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics data prepare {params.source} --out {output.fasta} > {log} 2>&1"
+        "hnet-genomics data prepare {params.source} --out {output.fasta:q} --threads {threads} --quiet > {log:q} 2>&1"
 
 
 rule chrom_sizes:
@@ -49,7 +50,7 @@ rule chrom_sizes:
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics data sizes --fasta {input.fasta} --out {output} > {log} 2>&1"
+        "hnet-genomics data sizes --fasta {input.fasta:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule split_intervals:
@@ -62,12 +63,12 @@ rule split_intervals:
         SPLITS_BED,
     params:
         config=MODELS[MAIN],
-        intervals=lambda wc, input: f"--intervals {input.intervals[0]}" if input.intervals else "",
+        intervals=lambda wc, input: f"--intervals {shlex.quote(input.intervals[0])}" if input.intervals else "",
     log:
         f"{LOGS}/split_intervals.log",
     threads: threads_of("light")
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics data split --fasta {input.fasta} --config {params.config} {params.intervals} "
-        "--out {output} > {log} 2>&1"
+        "hnet-genomics data split --fasta {input.fasta:q} --config {params.config:q} {params.intervals} "
+        "--out {output:q} > {log:q} 2>&1"

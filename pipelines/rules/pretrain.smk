@@ -18,8 +18,8 @@ rule pretrain:
     resources:
         **resources_of("train"),
     shell:
-        "OMP_NUM_THREADS={threads} hnet-genomics pretrain --config {params.config} --fasta {input.fasta} "
-        "--intervals {input.splits} --out {output} {params.budget} {params.seed} --quiet > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} hnet-genomics pretrain --config {params.config:q} --fasta {input.fasta:q} "
+        "--intervals {input.splits:q} --out {output:q} {params.budget} {params.seed} --quiet > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -36,8 +36,8 @@ rule evaluate:
     resources:
         **resources_of("infer"),
     shell:
-        "OMP_NUM_THREADS={threads} hnet-genomics eval --model {input.run}/model --fasta {input.fasta} "
-        "--intervals {input.splits} --split {wildcards.split} --out {output} --quiet > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} hnet-genomics eval --model {input.run:q}/model --fasta {input.fasta:q} "
+        "--intervals {input.splits:q} --split {wildcards.split} --out {output:q} --quiet > {log:q} 2>&1"
 
 
 rule markov_reference:
@@ -53,5 +53,5 @@ rule markov_reference:
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics eval --baseline markov --order {wildcards.order} --fasta {input.fasta} "
-        "--intervals {input.splits} --split {wildcards.split} --out {output} > {log} 2>&1"
+        "hnet-genomics eval --baseline markov --order {wildcards.order} --fasta {input.fasta:q} "
+        "--intervals {input.splits:q} --split {wildcards.split} --out {output:q} > {log:q} 2>&1"

@@ -12,15 +12,15 @@ rule report:
         directory(f"{R}/report"),
     params:
         tracks=f"{R}/tracks/{MAIN}/{MAIN}",
-        enrichment=lambda wc, input: f"--enrichment {input.enrichment[0]}" if input.enrichment else "",
+        enrichment=lambda wc, input: f"--enrichment {shlex.quote(input.enrichment[0])}" if input.enrichment else "",
     log:
         f"{LOGS}/report.log",
     threads: 1
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics report --out {output}/report.md --pretrain {input.run} --eval {input.evaluation} "
-        "--markov {input.markov} --tracks {params.tracks} {params.enrichment} > {log} 2>&1"
+        "hnet-genomics report --out {output:q}/report.md --pretrain {input.run:q} --eval {input.evaluation:q} "
+        "--markov {input.markov:q} --tracks {params.tracks:q} {params.enrichment} > {log:q} 2>&1"
 
 
 rule compare:
@@ -31,8 +31,10 @@ rule compare:
     output:
         directory(f"{R}/compare"),
     params:
-        runs=" ".join(f"{run}={R}/pretrain/{seeded_run(run, seed)}" for run in MODELS for seed in COMPARE_SEEDS),
-        tests=" ".join(f"{run}={R}/eval/{seeded_run(run, seed)}.test.json" for run in MODELS for seed in COMPARE_SEEDS),
+        runs=" ".join(shlex.quote(f"{run}={R}/pretrain/{seeded_run(run, seed)}") for run in MODELS
+                      for seed in COMPARE_SEEDS),
+        tests=" ".join(shlex.quote(f"{run}={R}/eval/{seeded_run(run, seed)}.test.json") for run in MODELS
+                       for seed in COMPARE_SEEDS),
     log:
         f"{LOGS}/compare.log",
     threads: 1
@@ -40,4 +42,4 @@ rule compare:
         **resources_of("light"),
     shell:
         "hnet-genomics compare --runs {params.runs} --test {params.tests} --reference {COMPARE_REFERENCE} "
-        "--markov {input.markov} --out {output} > {log} 2>&1"
+        "--markov {input.markov:q} --out {output:q} > {log:q} 2>&1"

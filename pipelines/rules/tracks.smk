@@ -18,8 +18,8 @@ rule export_boundaries:
     resources:
         **resources_of("infer"),
     shell:
-        "mkdir -p {output} && OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {input.run}/model "
-        "--fasta {input.fasta} {params.regions} --out {params.prefix} --threads {threads} --no-progress > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {input.run:q}/model --fasta {input.fasta:q} "
+        "{params.regions} --out {params.prefix:q} --threads {threads} --quiet > {log:q} 2>&1"
 
 
 rule boundary_enrichment:
@@ -34,8 +34,8 @@ rule boundary_enrichment:
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics enrichment --boundaries {input.tracks}/{wildcards.run}.stage1.bed "
-        "--annotation {input.annotation} --out {output} > {log} 2>&1"
+        "hnet-genomics enrichment --boundaries {input.tracks:q}/{wildcards.run}.stage1.bed "
+        "--annotation {input.annotation:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule prepare_boundaries_fasta:
@@ -51,7 +51,8 @@ rule prepare_boundaries_fasta:
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics data prepare --fasta {input.fasta} --out {output.fasta} > {log} 2>&1"
+        "hnet-genomics data prepare --fasta {input.fasta:q} --out {output.fasta:q} --threads {threads} --quiet "
+        "> {log:q} 2>&1"
 
 
 CUSTOM = f"{R}/boundaries/{BOUNDARIES['name']}"
@@ -63,8 +64,8 @@ CUSTOM_INPUT = dict(
     regions=[BOUNDARIES_REGIONS] if BOUNDARIES_REGIONS else [],
 )
 CUSTOM_BOUNDARIES = (
-    "mkdir -p {output} && OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {params.model} "
-    "--fasta {input.fasta} {params.regions} --out {params.prefix} --threads {threads} --no-progress"
+    "OMP_NUM_THREADS={threads} hnet-genomics boundaries --model {params.model:q} --fasta {input.fasta:q} "
+    "{params.regions} --out {params.prefix:q} --threads {threads} --quiet"
 )
 
 
@@ -85,7 +86,7 @@ if BOUNDARIES_SHARDS == 1:
         resources:
             **resources_of("infer"),
         shell:
-            CUSTOM_BOUNDARIES + " > {log} 2>&1"
+            CUSTOM_BOUNDARIES + " > {log:q} 2>&1"
 
 else:
 
@@ -105,7 +106,7 @@ else:
         resources:
             **resources_of("infer"),
         shell:
-            CUSTOM_BOUNDARIES + " --shard {params.shard} --formats bed,bedgraph > {log} 2>&1"
+            CUSTOM_BOUNDARIES + " --shard {params.shard} --formats bed,bedgraph > {log:q} 2>&1"
 
     rule custom_boundaries:
         input:
@@ -113,7 +114,7 @@ else:
         output:
             directory(CUSTOM),
         params:
-            shards=lambda wc, input: " ".join(f"{d}/{BOUNDARIES['name']}" for d in input),
+            shards=lambda wc, input: " ".join(shlex.quote(f"{d}/{BOUNDARIES['name']}") for d in input),
             prefix=f"{CUSTOM}/{BOUNDARIES['name']}",
         log:
             f"{LOGS}/custom_boundaries.merge.log",
@@ -121,5 +122,5 @@ else:
         resources:
             **resources_of("infer"),
         shell:
-            "mkdir -p {output} && hnet-genomics merge-tracks --shards {params.shards} --out {params.prefix} "
-            "> {log} 2>&1"
+            "hnet-genomics merge-tracks --shards {params.shards} --out {params.prefix:q} --threads {threads} --quiet "
+            "> {log:q} 2>&1"
