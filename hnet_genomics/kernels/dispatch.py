@@ -113,10 +113,12 @@ FALLBACK_COST = {
 
 
 def report(device: torch.device | str, context: str = "") -> dict[str, str]:
-    """Log which implementation each op takes on ``device`` and warn when a CUDA op falls back to torch."""
+    """Log which implementation each op takes on ``device`` (at INFO on CUDA, where it varies) and warn when a
+    CUDA op falls back to torch."""
     table = describe(device)
     prefix = f"{context}: " if context else ""
-    log.info("%skernels on %s: %s", prefix, device, ", ".join(f"{op}={impl}" for op, impl in table.items()))
+    level = logging.INFO if torch.device(device).type == "cuda" else logging.DEBUG  # a CPU has one path
+    log.log(level, "%skernels on %s: %s", prefix, device, ", ".join(f"{op}={impl}" for op, impl in table.items()))
     fallen = {op: impl for op, impl in table.items() if impl.startswith(("torch (", "unfused ("))}
     if fallen:
         lines = "; ".join(f"{op} -> {impl} [{FALLBACK_COST.get(op, 'slower')}]" for op, impl in fallen.items())

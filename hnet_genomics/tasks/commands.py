@@ -73,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
     check_classifier_folder(args.out / "best")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    if args.model is not None or args.config is not None:
-        from hnet_genomics.kernels import dispatch
-
-        dispatch.report(device, "finetune")
     apply_threads(args.threads, args.quiet)
 
     make_backbone, max_len, source = _backbone_factory(args)
+    if make_backbone is not None:
+        from hnet_genomics.kernels import dispatch
+
+        dispatch.report(device, "finetune")
     settings = FinetuneSettings(
         epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, pooling=args.pooling, freeze_backbone=args.freeze_backbone,
