@@ -45,6 +45,7 @@ class FinetuneSettings:
     warmup_fraction: float = 0.1
     pooling: Pooling = "mean"
     freeze_backbone: bool = False
+    ratio_loss_weight: float = 0.03  # keeps a fine-tuned H-Net's chunking at its pretraining target
     rc_tta: bool = False
     rc_aug: bool = False
     val_fraction: float = 0.1
@@ -167,7 +168,7 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
         tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
     torch.manual_seed(seed)
     model = SequenceClassifier(make_backbone(), task.labels.num_outputs, settings.pooling,
-                               settings.freeze_backbone).to(settings.device)
+                               settings.freeze_backbone, settings.ratio_loss_weight).to(settings.device)
     train_in = _Inputs(model, [task.train.sequences[i] for i in tr_idx], settings.batch_size)
     val_seqs = [task.train.sequences[i] for i in va_idx]
     val_in = _Inputs(model, val_seqs, settings.batch_size)
