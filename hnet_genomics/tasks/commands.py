@@ -48,6 +48,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=run)
 
+    p = sub.add_parser(
+        "make-task", help="cut a labelled-window task from a genome, split by position",
+        description="Write OUT/train.csv.gz, OUT/test.csv.gz (sequence,label,name) and OUT/task.json. Test windows "
+                    "lie after a cut (--test-from of each record, moved out of any gene), train windows before "
+                    "it. exon-starts: windows centred on exon starts in transcript orientation vs GC-matched "
+                    "gene-body windows far from exon edges (stranded: no --rc-tta); species: random windows of "
+                    "each --genome. Defaults: the embedded human HLA region and its annotation, E. coli K-12.")
+    p.add_argument("kind", choices=("exon-starts", "species"))
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--width", type=int, default=200, help="window length in bp")
+    p.add_argument("--test-from", type=float, default=0.85, help="where the test part of each record begins")
+    p.add_argument("--seed", type=int, default=0, help="seed of the background / window sampling")
+    p.add_argument("--fasta", type=Path, help="exon-starts: genome FASTA (bgzip or plain)")
+    p.add_argument("--exons", type=Path, help="exon-starts: exon BED")
+    p.add_argument("--cds", type=Path, help="exon-starts: CDS BED with strands (orients each exon)")
+    p.add_argument("--genes", type=Path, help="exon-starts: gene BED (no gene straddles the cut)")
+    p.add_argument("--genome", action="append", default=[], metavar="LABEL=FASTA",
+                   help="species: a class and its genome (repeat; default human and ecoli, embedded)")
+    p.add_argument("--train-per-class", type=int, default=2000, help="species: training windows per class")
+    p.add_argument("--test-per-class", type=int, default=250, help="species: test windows per class")
+    p.set_defaults(func=make_task)
+
 
 def run(args: argparse.Namespace) -> int:
     from hnet_genomics.tasks.finetune import FinetuneSettings, prepare_task, run_finetune
@@ -83,6 +105,44 @@ def run(args: argparse.Namespace) -> int:
                  if k in mean]
         print(f"{name}: " + "  ".join(f"{k}={mean[k]:.4f}±{std[k]:.4f}" for k in shown))
     print(f"wrote {args.out / 'metrics.json'} ({time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
+def make_task(args: argparse.Namespace) -> int:
+    import json
+
+    from hnet_genomics.data import demo
+    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.data.bed import read_bed6
+    from hnet_genomics.data.genome import Genome
+    from hnet_genomics.tasks.genome_tasks import exon_start_task, species_task, write_windows_csv
+
+    if not 0.0 < args.test_from < 1.0:
+        raise ConfigError("--test-from must be between 0 and 1")
+    if args.width < 2:
+        raise ConfigError("--width must be at least 2")
+    if args.kind == "exon-starts":
+        genome = Genome(args.fasta or demo.HUMAN_FASTA)
+        splits, summary = exon_start_task(
+            genome, read_bed6(args.exons or demo.HUMAN_EXONS_BED), read_bed6(args.cds or demo.HUMAN_CDS_BED),
+            read_bed6(args.genes or demo.HUMAN_GENES_BED), args.width, args.test_from, seed=args.seed)
+        summary["stranded"] = True
+    else:
+        pairs = args.genome or [f"human={demo.HUMAN_FASTA}", f"ecoli={demo.ECOLI_FASTA}"]
+        if any("=" not in p for p in pairs) or len(pairs) < 2:
+            raise ConfigError("--genome expects LABEL=FASTA, at least two of them")
+        genomes = {label: Genome(path) for label, path in (p.split("=", 1) for p in pairs)}
+        for name in ("train_per_class", "test_per_class"):
+            if getattr(args, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        splits, summary = species_task(genomes, args.train_per_class, args.test_per_class, args.width,
+                                       args.test_from, args.seed)
+        summary["stranded"] = False
+    for split, windows in splits.items():
+        write_windows_csv(windows, args.out / f"{split}.csv.gz")
+    write_text_atomic(args.out / "task.json", json.dumps({"kind": args.kind, **summary}, indent=2) + "\n")
+    counts = ", ".join(f"{s} {sum(c.values())}" for s, c in summary["counts"].items())
+    print(f"wrote {args.out}: {counts} windows")
     return 0
 
 
