@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--layer-decay", type=float, default=1.0,
+                   help="layer-wise LR decay: each residual block below the top trains at this factor times the "
+                        "block above (e.g. 0.8); 1 = one learning rate")
+    p.add_argument("--ratio-loss-weight", type=float, default=0.03,
+                   help="weight of an H-Net's ratio loss while fine-tuning (keeps its chunking near the target)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-len", type=int,
                    help="model context in bp (default: train.seq_len of --config, or the window length a --model was "
@@ -82,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0.0 < args.val_fraction < 1.0:
         raise ConfigError("--val-fraction must be between 0 and 1")
+    if not 0.0 < args.layer_decay <= 1.0:
+        raise ConfigError("--layer-decay must be in (0, 1]")
+    if args.ratio_loss_weight < 0:
+        raise ConfigError("--ratio-loss-weight must not be negative")
     device = resolve_device(args.device)
     if args.threads:
         import torch
@@ -92,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     settings = FinetuneSettings(
         epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, pooling=args.pooling, freeze_backbone=args.freeze_backbone,
+        layer_decay=args.layer_decay, ratio_loss_weight=args.ratio_loss_weight,
         rc_tta=args.rc_tta, rc_aug=args.rc_aug, val_fraction=args.val_fraction, kind=args.task,
         max_len=args.max_len or max_len, on_long=args.on_long, train_limit=args.train_limit, device=device)
     soft_mask = "keep" if args.keep_case else "upper"
