@@ -14,6 +14,7 @@ import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,7 +56,8 @@ class ModelConfig:
 
     ``["m3t1", ["m15"], "m4"]`` is a 1-stage H-Net (encoder, main network, decoder); a flat layout such
     as ``["m10"]`` is an isotropic model (the baselines). Lower case blocks have no MLP, upper case blocks
-    add a SwiGLU MLP of width ``d_intermediate`` of their stage.
+    add a SwiGLU MLP of width ``d_intermediate`` of their stage. Only what rebuilding a saved model needs
+    lives here; how it is trained (ratio-loss weight, per-stage learning rates) is in ``TrainConfig``.
     """
 
     arch_layout: list = field(default_factory=lambda: ["m3t1", ["m15"], "m4"])
@@ -66,8 +68,6 @@ class ModelConfig:
     attn: AttnConfig = field(default_factory=lambda: AttnConfig(num_heads=[8, 12], rotary_dim=[32, 32],
                                                                 window_size=[-1, -1]))
     target_compression: list[float] = field(default_factory=lambda: [3.0])  # N per chunking level
-    ratio_loss_weight: float = 0.03
-    lr_multipliers: list[float] = field(default_factory=lambda: [1.5, 1.0])
     norm_eps: float = 1e-5
     tie_embeddings: bool = False
 
@@ -81,7 +81,7 @@ class ModelConfig:
 
         stages = parse_layout(self.arch_layout)
         n = len(stages)
-        for name in ("d_model", "d_intermediate", "lr_multipliers"):
+        for name in ("d_model", "d_intermediate"):
             if len(getattr(self, name)) != n:
                 raise ConfigError(f"model.{name} has {len(getattr(self, name))} entries but arch_layout "
                                   f"{json.dumps(self.arch_layout)} has {n} stage(s)")
@@ -148,7 +148,11 @@ class TrainConfig:
     tokens_per_batch: int | None = None  # if set, batch_size = tokens_per_batch // seq_len (Caduceus-style)
     max_steps: int = 1000
     lr: float = 1e-3
-    weight_decay: float = 0.1
+    # Stage s (outermost first) trains at lr * lr_multipliers[s]. None = the H-Net paper's rule from the
+    # architecture, sqrt(N^s * D^S / D^s) (training/optim.py::default_lr_multipliers); [1.0] for isotropic models.
+    lr_multipliers: list[float] | None = None
+    ratio_loss_weight: float = 0.03  # alpha of the ratio loss that holds each chunking level near its target N
+    weight_decay: float = 0.1  # on matrices only: norms, biases, embeddings, the width pad and A_log/D/dt_bias skip it
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     schedule: Literal["wsd", "cosine", "constant"] = "wsd"
     warmup_steps: int = 100
@@ -209,6 +213,10 @@ class Config:
         self.model.validate()
         self.data.validate()
         self.train.validate()
+        mults = self.train.lr_multipliers
+        if mults is not None and len(mults) != len(self.model.d_model):
+            raise ConfigError(f"train.lr_multipliers has {len(mults)} entries but the model has "
+                              f"{len(self.model.d_model)} stage(s) (one per d_model entry, outermost first)")
         return self
 
     def to_dict(self) -> dict:
@@ -333,6 +341,37 @@ def available_configs() -> list[str]:
     return names
 
 
+# Settings that older versions kept under ``model`` (and so in every saved model) and that now belong to
+# ``train``: optimisation choices, not architecture.
+TRAINING_KEYS_FORMERLY_IN_MODEL = ("ratio_loss_weight", "lr_multipliers")
+
+
+def without_training_keys(model: dict) -> tuple[dict, dict]:
+    """Split a model section into (architecture keys, the legacy training keys it held)."""
+    moved = {k: model[k] for k in TRAINING_KEYS_FORMERLY_IN_MODEL if k in model}
+    return {k: v for k, v in model.items() if k not in moved}, moved
+
+
+def migrate_legacy_keys(data: dict, origin: str = "config") -> dict:
+    """Move ``model.ratio_loss_weight`` / ``model.lr_multipliers`` of an older config to ``train``, saying so.
+
+    Applied to each file before ``base`` merging and to each ``--set``, so a legacy key overrides what it
+    overrode before; a value the same file also sets under ``train`` wins.
+    """
+    model = data.get("model")
+    if not isinstance(model, dict):
+        return data
+    arch, moved = without_training_keys(model)
+    if not moved:
+        return data
+    train = data.get("train") if isinstance(data.get("train"), dict) else {}
+    data = {**data, "model": arch, "train": {**{k: v for k, v in moved.items() if k not in train}, **train}}
+    names = " and ".join(f"model.{k}" for k in moved)
+    warnings.warn(f"{origin}: {names} belong to the train section now; read as train.{' and train.'.join(moved)}",
+                  FutureWarning, stacklevel=2)
+    return data
+
+
 def _load_raw(name_or_path: str | Path, seen: tuple = ()) -> dict:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml", ".json") or p.exists():
@@ -345,7 +384,7 @@ def _load_raw(name_or_path: str | Path, seen: tuple = ()) -> dict:
             raise ConfigError(f"no shipped config named '{name_or_path}' (available: "
                               f"{', '.join(available_configs())}) and no such file")
         origin, text = f"hnet_genomics/configs/{name_or_path}.yaml", res.read_text()
-    data = _read_yaml(text, origin)
+    data = migrate_legacy_keys(_read_yaml(text, origin), origin)
     parent = data.pop("base", None)  # a config may extend another one and override a few keys
     if parent is not None:
         if parent in seen:
@@ -360,7 +399,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"--set expects key=value, got '{item}'")
     key, value = item.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    keys = key.strip().split(".")
+    if len(keys) == 2 and keys[0] == "model" and keys[1] in TRAINING_KEYS_FORMERLY_IN_MODEL:
+        warnings.warn(f"--set {key.strip()}: a training setting now; read as train.{keys[1]}", FutureWarning,
+                      stacklevel=2)
+        keys = ["train", keys[1]]
+    return keys, yaml.safe_load(value)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -376,8 +420,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def config_from_dict(data: dict) -> Config:
-    return from_dict(Config, data).validate()
+def config_from_dict(data: dict, origin: str = "config") -> Config:
+    return from_dict(Config, migrate_legacy_keys(data, origin)).validate()
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> Config:
@@ -385,7 +429,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     data = _load_raw(name_or_path)
     if overrides:
         data = apply_overrides(data, overrides)
-    return config_from_dict(data)
+    return config_from_dict(data, str(name_or_path))
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -117,6 +117,15 @@ def _shards_dir(ws: Path) -> None:
 
 TRAIN = ["--config", "dna/hnet_1stage_tiny", "--fasta", FASTA]
 CASES = [
+    # make-task
+    Case("make-task width 0", lambda ws, w: ["make-task", "exon-starts", "--out", f"{ws}/t", "--width", "0"],
+         r"--width"),
+    Case("make-task test-from 1.5", lambda ws, w: ["make-task", "species", "--out", f"{ws}/t", "--test-from", "1.5"],
+         r"--test-from"),
+    Case("make-task missing exon BED", lambda ws, w: ["make-task", "exon-starts", "--out", f"{ws}/t", "--exons",
+                                                      f"{ws}/nope.bed"], r"nope\.bed"),
+    Case("make-task genome without label", lambda ws, w: ["make-task", "species", "--out", f"{ws}/t", "--genome",
+                                                          FASTA], r"--genome"),
     # pretrain
     Case("pretrain max-steps -1", lambda ws, w: ["pretrain", *TRAIN, "--out", f"{ws}/o", "--max-steps", "-1"],
          r"argument --max-steps: expected a positive integer, got '-1'"),

@@ -25,8 +25,10 @@ from hnet_genomics.export.windows import plan_windows
 CHROM = "BA000025.2"
 # Two regions of the HLA demo record: one inside HLA-A's neighbourhood, one ending exactly at the record end.
 REGIONS = [Region(CHROM, 100_000, 101_200), Region(CHROM, 2_229_817 - 800, 2_229_817)]
-# Measured at init on 30 kb of this record (windows 1024/256 shifted by 384; 512/128 shifted by 200): 5.7e-4 and
-# 4.0e-4 of bases differ for the 1-stage model (its encoder attends over the whole window), 0 for the 2-stage.
+# Measured at init (seed 1) on 300-330 kb of this record (windows 1024/256 shifted by 384; 512/128 shifted by 200):
+# no base differs for either model with the depth-scaled init, whose small residual branches leave the routers
+# little context to disagree on; under the earlier flat init 5.7e-4 and 4.0e-4 of bases differed for the 1-stage
+# model (its encoder attends over the whole window). The tolerance leaves room for that.
 WINDOW_TOLERANCE = 2e-3
 
 
@@ -37,7 +39,10 @@ def genome() -> Genome:
 
 @pytest.fixture(scope="module", params=["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny"])
 def model(request):
-    torch.manual_seed(0)
+    # At init the routers see little more than each base's own random embedding, so the segmentation follows
+    # which letter pairs' embeddings point apart; with seed 0 every stage-1 chunk also opens a stage-2 chunk,
+    # a degenerate stage 2 under which the stage-2-within-stage-1 check would prove nothing. Seed 1 is not.
+    torch.manual_seed(1)
     return build_model(load_config(request.param)).eval()
 
 

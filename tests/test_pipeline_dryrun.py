@@ -38,7 +38,7 @@ EXPECTED = {
                                 "markov_reference", "export_boundaries", "boundary_enrichment", "report"},
     ("hg38", "pretrain_hg38"): {"fetch_hg38", "chrom_sizes", "split_intervals", "pretrain", "evaluate",
                                 "markov_reference", "export_boundaries", "report"},
-    ("demo", "finetune"): {"prepare_genome", "split_intervals", "pretrain", "finetune_task"},
+    ("demo", "finetune"): {"prepare_genome", "split_intervals", "pretrain", "finetune_task", "make_demo_task"},
     ("demo", "boundaries"): {"prepare_genome", "split_intervals", "pretrain", "custom_boundaries"},
     ("demo", "compare_baselines"): {"prepare_genome", "split_intervals", "pretrain", "evaluate", "markov_reference",
                                     "compare"},
@@ -75,8 +75,19 @@ def test_every_target_dry_runs_and_only_calls_the_cli(plans, genome, target):
 
 
 def test_finetune_job_gets_the_configured_recipe(plans):
-    command = next(c for c in shell_commands(plans["demo", "finetune"].stdout) if " finetune " in c)
+    commands = shell_commands(plans["demo", "finetune"].stdout)
+    command = next(c for c in commands if " finetune " in c and "oct4_vs_mafk" in c)
     assert "--epochs 2 --seeds 3 --lr 0.001 --pooling mean --rc-tta --baseline kmer" in command
+
+
+def test_demo_tasks_are_built_by_the_cli_and_stranded_ones_skip_rc_averaging(plans):
+    commands = shell_commands(plans["demo", "finetune"].stdout)
+    made = [c for c in commands if c.startswith("hnet-genomics make-task ")]
+    assert sorted(c.split()[2] for c in made) == ["exon-starts", "species"]
+    tuned = {task: next(c for c in commands if f"--out results/demo/finetune/{task} " in c)
+             for task in ("exon_starts", "species")}
+    assert "--rc-tta" not in tuned["exon_starts"] and "--rc-tta" in tuned["species"]
+    assert "--train results/demo/tasks/demo-exon-starts/train.csv.gz" in tuned["exon_starts"]
 
 
 def test_comparison_trains_every_run_per_seed_and_reuses_the_main_run_for_seed_0(plans):

@@ -14,6 +14,7 @@ import torch
 from hnet_genomics import from_pretrained, load_config
 from hnet_genomics.data import demo
 from hnet_genomics.errors import CheckpointError, DataError
+from hnet_genomics.training.optim import lr_factor
 from hnet_genomics.training.pretrain import run_pretrain
 
 FAST = ["train.seq_len=128", "train.batch_size=2", "train.val_windows=4", "train.final_val_windows=4",
@@ -77,6 +78,32 @@ def test_resume_refuses_corrupt_or_mismatched_checkpoint_and_overwrites_nothing(
     assert last.read_bytes() == good[: len(good) // 2]
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         run_pretrain(tiny(4), demo.HUMAN_FASTA, tmp_path, progress=False)
+
+
+class LrRecorder(L.Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.lrs.append({g["stage"]: g["lr"] for g in trainer.optimizers[0].param_groups})
+
+
+def test_resume_trains_at_changed_stage_multipliers_and_accepts_older_checkpoints(tmp_path):
+    first = LossRecorder(stop_at=4)
+    run_pretrain(tiny(8, ["train.lr_multipliers=[1.5, 1.0]"]), demo.HUMAN_FASTA, tmp_path, callbacks=[first],
+                 progress=False)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["hyper_parameters"]["config"]["train"]["lr_multipliers"] == [1.5, 1.0]
+    ckpt["hyper_parameters"]["config"]["model"] |= {"lr_multipliers": [1.5, 1.0], "ratio_loss_weight": 0.03}
+    torch.save(ckpt, last)  # as older versions wrote it: training settings inside the model section
+    resumed = LrRecorder()
+    cfg = tiny(8, ["train.lr_multipliers=[3.0, 0.5]"])
+    run_pretrain(cfg, demo.HUMAN_FASTA, tmp_path, resume=True, callbacks=[resumed], progress=False)
+    assert len(resumed.lrs) == 4
+    for step, lrs in zip(range(4, 8), resumed.lrs):
+        factor = lr_factor(step, cfg.train)
+        assert lrs == pytest.approx({0: cfg.train.lr * 3.0 * factor, 1: cfg.train.lr * 0.5 * factor})
 
 
 def test_window_longer_than_every_interval_is_a_data_error(tmp_path):

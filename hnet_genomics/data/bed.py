@@ -30,6 +30,15 @@ class BedRecord:
     def where(self, path: str | Path) -> str:
         return f"{path}:{self.line}"
 
+    @property
+    def name(self) -> str:
+        return self.fields[3] if len(self.fields) > 3 else ""
+
+    @property
+    def strand(self) -> str:
+        """``+``, ``-``, or ``.`` when the line has no strand column."""
+        return self.fields[5].strip() if len(self.fields) > 5 else "."
+
 
 def _open(path: Path):
     with open(path, "rb") as f:
@@ -81,6 +90,15 @@ def read_bed(path: str | Path, min_columns: int = 3, columns: str = "chrom, star
     records = list(iter_bed(path, min_columns, columns))
     if not records:
         raise DataError(f"{path}: no intervals (only blank, comment or header lines)")
+    return records
+
+
+def read_bed6(path: str | Path) -> list[BedRecord]:
+    """Every record with its name and strand checked (for commands that need to know which feature a line is)."""
+    records = read_bed(path)
+    for r in records:
+        if r.strand not in ("+", "-", "."):
+            raise DataError(f"{r.where(path)}: strand must be +, - or ., got '{r.strand}'")
     return records
 
 

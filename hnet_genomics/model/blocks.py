@@ -51,6 +51,10 @@ class Block(nn.Module):
         self.norm2 = RMSNorm(d, cfg.norm_eps) if spec.mlp else None
         self.mlp = SwiGLU(d, cfg.d_intermediate[stage]) if spec.mlp else None
 
+    def residual_outputs(self) -> list[nn.Linear]:
+        """The projections that write into the residual stream: the mixer's, then the MLP's."""
+        return [self.mixer.out_proj] + ([self.mlp.fc2] if self.mlp is not None else [])
+
     def forward(self, residual: torch.Tensor, geom: Geometry) -> torch.Tensor:
         dtype = self.norm1.weight.dtype
         residual = residual + self.mixer(self.norm1(residual.to(dtype)), geom).float()

@@ -5,6 +5,7 @@ The main network is either another ``HNet`` (a deeper level) or an ``Isotropic``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,8 +36,11 @@ def build_main(cfg: ModelConfig, stages: list[StageSpec], s: int) -> nn.Module:
 
 
 class HNet(nn.Module):
+    inner_stage_parameters = ("pad",)  # the width pad feeds stage s + 1 and trains with it
+
     def __init__(self, cfg: ModelConfig, stages: list[StageSpec], s: int):
         super().__init__()
+        self.stage = s
         self.d, d_inner = cfg.d_model[s], cfg.d_model[s + 1]
         self.target = cfg.target_compression[s]
         self.encoder = Isotropic(stages[s].encoder, s, cfg)
@@ -49,8 +53,19 @@ class HNet(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        """Zero skip weight (the decoder starts from the dechunked main-network output); the bias keeps
+        nn.Linear's own U(-1/sqrt(d), 1/sqrt(d)), as in the reference."""
         nn.init.zeros_(self.residual_proj.weight)
-        nn.init.zeros_(self.residual_proj.bias)
+        bound = 1 / math.sqrt(self.d)
+        nn.init.uniform_(self.residual_proj.bias, -bound, bound)
+
+    def scale_residual_outputs(self, std: float, outer_layers: int = 0) -> None:
+        """Encoder and decoder count their residual layers together with those outside them; the main
+        network adds its own to that count."""
+        layers = outer_layers + self.encoder.residual_layers + self.decoder.residual_layers
+        self.encoder.init_residual_outputs(std, layers)
+        self.decoder.init_residual_outputs(std, layers)
+        self.main.scale_residual_outputs(std, layers)
 
     def _combine(self, smoothed, p, boundary, enc):
         conf = chunking.confidence_ste(p, boundary)[..., None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -14,8 +16,25 @@ from hnet_genomics.model.layout import BlockSpec
 class Isotropic(nn.Module):
     def __init__(self, specs: list[BlockSpec], stage: int, cfg: ModelConfig):
         super().__init__()
+        self.stage = stage
         self.blocks = nn.ModuleList(Block(s, stage, cfg) for s in specs)
         self.norm = RMSNorm(cfg.d_model[stage], cfg.norm_eps)
+
+    @property
+    def residual_layers(self) -> int:
+        """Additions to the residual stream: one per mixer, one more per MLP."""
+        return sum(len(b.residual_outputs()) for b in self.blocks)
+
+    @torch.no_grad()
+    def init_residual_outputs(self, std: float, layers: int) -> None:
+        """Every residual-branch output projection ~ N(0, std / sqrt(layers))."""
+        for block in self.blocks:
+            for proj in block.residual_outputs():
+                nn.init.normal_(proj.weight, std=std / math.sqrt(layers))
+
+    def scale_residual_outputs(self, std: float, outer_layers: int = 0) -> None:
+        """As the innermost (or only) network: its own residual layers plus ``outer_layers`` count."""
+        self.init_residual_outputs(std, outer_layers + self.residual_layers)
 
     def forward(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
         residual = hidden.float()

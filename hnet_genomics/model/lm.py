@@ -5,17 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from hnet_genomics.config import ModelConfig, from_dict
+from hnet_genomics.config import ModelConfig, from_dict, without_training_keys
 from hnet_genomics.errors import CheckpointError, ConfigError
 from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
 from hnet_genomics.model.hnet import HNet, LevelInfo
+from hnet_genomics.model.init import INIT_STD, parameter_stages
 from hnet_genomics.model.isotropic import Isotropic
 from hnet_genomics.model.layout import parse_layout
 from hnet_genomics.model.sampling import sample_next
@@ -59,18 +61,29 @@ class HNetLM(nn.Module):
 
     @torch.no_grad()
     def _init_weights(self) -> None:
+        """As the H-Net reference: every Linear N(0, 0.02), embeddings N(0, 1), and each residual branch's
+        output projection shrunk by 1/sqrt(residual layers of its stage's network, outer stages included),
+        so the residual stream starts at the same scale whatever the depth; routers, the dechunk skip and
+        the Mamba-2 conv / dt / A / D keep their own initialisation (``reset_parameters``)."""
         from hnet_genomics.model.chunking import RoutingModule
 
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.02)
+                nn.init.normal_(module.weight, std=INIT_STD)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=1.0)
+        self.backbone.scale_residual_outputs(INIT_STD)
         for module in self.modules():  # modules whose own init is part of the method
             if isinstance(module, (RoutingModule, HNet)):
                 module.reset_parameters()
+
+    def parameter_stages(self) -> dict[str, int]:
+        """Hierarchy stage (0 = outermost) of every parameter, as the modules declared it when built:
+        embeddings and LM head at stage 0, each network at its own, the width pad with the stage it widens
+        into. Per-stage learning rates are assigned from this."""
+        return parameter_stages(self)
 
     @property
     def is_hierarchical(self) -> bool:
@@ -191,7 +204,9 @@ class HNetLM(nn.Module):
         if not cfg_path.is_file() or not w_path.is_file():
             raise CheckpointError(f"{directory}: not a saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
         try:
-            cfg = from_dict(ModelConfig, json.loads(cfg_path.read_text()), "model")
+            saved = json.loads(cfg_path.read_text())
+            arch, legacy = without_training_keys(saved) if isinstance(saved, dict) else (saved, {})
+            cfg = from_dict(ModelConfig, arch, "model")
         except (json.JSONDecodeError, ConfigError) as e:
             raise CheckpointError(f"{cfg_path}: unreadable model config ({e})") from None
         model = cls(cfg)
@@ -206,6 +221,10 @@ class HNetLM(nn.Module):
             raise CheckpointError(f"{w_path}: weights do not match {cfg_path} "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         model.trained_context = _read_trained_context(directory / TRAINING_FILE)
+        if legacy:
+            warnings.warn(f"{cfg_path}: saved by an older version with training settings "
+                          f"({', '.join(legacy)}) in the model config; ignored (they belong to train.*)",
+                          FutureWarning, stacklevel=2)
         return model
 
 

@@ -45,11 +45,17 @@ class Mamba2(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        nn.init.uniform_(self.conv_weight, -1 / math.sqrt(self.cfg.d_conv), 1 / math.sqrt(self.cfg.d_conv))
+        """Conv weight and bias as nn.Conv1d's default (U(+-1/sqrt(d_conv)), mamba-ssm's depthwise conv),
+        dt log-uniform in [dt_min, dt_max] through the softplus, A in [1, 16], D = 1."""
+        bound = 1 / math.sqrt(self.cfg.d_conv)
+        nn.init.uniform_(self.conv_weight, -bound, bound)
+        nn.init.uniform_(self.conv_bias, -bound, bound)
         dt = torch.exp(torch.rand(self.nheads) * (math.log(self.cfg.dt_max) - math.log(self.cfg.dt_min))
                        + math.log(self.cfg.dt_min)).clamp(min=1e-4)
         self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         self.A_log.copy_(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
+        self.D.fill_(1.0)
+        self.norm_weight.fill_(1.0)
         self.dt_bias._no_weight_decay = True
         self.A_log._no_weight_decay = True
         self.D._no_weight_decay = True

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
-from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_output_dir, nonnegative_float,
-                                   open_fraction, positive_float, positive_int, show_progress)
+from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_input_file, check_output_dir,
+                                   nonnegative_float, nonnegative_int, open_fraction, positive_float, positive_int,
+                                   show_progress)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="sequences per step")
     p.add_argument("--lr", type=positive_float, default=5e-4, help="AdamW peak learning rate")
     p.add_argument("--weight-decay", type=nonnegative_float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--layer-decay", type=positive_float, default=1.0,
+                   help="layer-wise LR decay in (0, 1]: each residual block below the top trains at this factor "
+                        "times the block above (e.g. 0.8); 1 = one learning rate")
+    p.add_argument("--ratio-loss-weight", type=nonnegative_float, default=0.03,
+                   help="weight of an H-Net's ratio loss while fine-tuning (keeps its chunking near the target)")
     p.add_argument("--val-fraction", type=open_fraction, default=0.1,
                    help="share of --train held out for validation, per seed")
     p.add_argument("--max-len", type=positive_int, metavar="BP",
@@ -60,6 +66,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", help=PRECISION_HELP)
     p.set_defaults(func=run)
 
+    p = sub.add_parser(
+        "make-task", help="cut a labelled-window task from a genome, split by position",
+        description="Write OUT/train.csv.gz, OUT/test.csv.gz (sequence,label,name) and OUT/task.json. Test windows "
+                    "lie after a cut (--test-from of each record, moved out of any gene), train windows before "
+                    "it. exon-starts: windows centred on exon starts in transcript orientation vs GC-matched "
+                    "gene-body windows far from exon edges (stranded: no --rc-tta); species: random windows of "
+                    "each --genome. Defaults: the embedded human HLA region and its annotation, E. coli K-12.")
+    p.add_argument("kind", choices=("exon-starts", "species"), help="which task to cut")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created with its parents)")
+    p.add_argument("--width", type=positive_int, default=200, metavar="BP", help="window length in bp")
+    p.add_argument("--test-from", type=open_fraction, default=0.85,
+                   help="fraction of each record where its test part begins")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the background / window sampling")
+    p.add_argument("--fasta", type=Path, help="exon-starts: genome FASTA (bgzip or plain)")
+    p.add_argument("--exons", type=Path, help="exon-starts: exon BED")
+    p.add_argument("--cds", type=Path, help="exon-starts: CDS BED with strands (orients each exon)")
+    p.add_argument("--genes", type=Path, help="exon-starts: gene BED (no gene straddles the cut)")
+    p.add_argument("--genome", action="append", default=[], metavar="LABEL=FASTA",
+                   help="species: a class and its genome (repeat; default human and ecoli, embedded)")
+    p.add_argument("--train-per-class", type=positive_int, default=2000, metavar="N",
+                   help="species: training windows per class")
+    p.add_argument("--test-per-class", type=positive_int, default=250, metavar="N",
+                   help="species: test windows per class")
+    p.set_defaults(func=make_task)
+
 
 def run(args: argparse.Namespace) -> int:
     from hnet_genomics.tasks.finetune import FinetuneSettings, check_classifier_folder, prepare_task, run_finetune
@@ -69,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("finetune needs --model DIR or --config NAME, and/or --baseline kmer")
     if args.baseline == "kmer" and args.task == "regression":
         raise ConfigError("--baseline kmer is a classifier; it cannot run on a regression task")
+    if args.layer_decay > 1.0:
+        raise ConfigError(f"--layer-decay must be in (0, 1], got {args.layer_decay}")
     check_output_dir(args.out)
     check_classifier_folder(args.out / "best")
     device = resolve_device(args.device)
@@ -83,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     settings = FinetuneSettings(
         epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, pooling=args.pooling, freeze_backbone=args.freeze_backbone,
+        layer_decay=args.layer_decay, ratio_loss_weight=args.ratio_loss_weight,
         rc_tta=args.rc_tta, rc_aug=args.rc_aug, val_fraction=args.val_fraction, kind=args.task,
         max_len=args.max_len or max_len, on_long=args.on_long, train_limit=args.train_limit, device=device,
         precision=precision)
@@ -97,6 +131,43 @@ def run(args: argparse.Namespace) -> int:
                  if k in mean]
         print(f"{name}: " + "  ".join(f"{k}={mean[k]:.4f}±{std[k]:.4f}" for k in shown))
     print(f"wrote {args.out / 'metrics.json'} ({time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
+def make_task(args: argparse.Namespace) -> int:
+    import json
+
+    from hnet_genomics.data import demo
+    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.data.bed import read_bed6
+    from hnet_genomics.data.genome import Genome
+    from hnet_genomics.tasks.genome_tasks import exon_start_task, species_task, write_windows_csv
+
+    if args.width < 2:
+        raise ConfigError("--width must be at least 2")
+    for option in ("fasta", "exons", "cds", "genes"):
+        if getattr(args, option) is not None:
+            check_input_file(getattr(args, option), f"--{option}")
+    check_output_dir(args.out)
+    if args.kind == "exon-starts":
+        genome = Genome(args.fasta or demo.HUMAN_FASTA)
+        splits, summary = exon_start_task(
+            genome, read_bed6(args.exons or demo.HUMAN_EXONS_BED), read_bed6(args.cds or demo.HUMAN_CDS_BED),
+            read_bed6(args.genes or demo.HUMAN_GENES_BED), args.width, args.test_from, seed=args.seed)
+        summary["stranded"] = True
+    else:
+        pairs = args.genome or [f"human={demo.HUMAN_FASTA}", f"ecoli={demo.ECOLI_FASTA}"]
+        if any("=" not in p for p in pairs) or len(pairs) < 2:
+            raise ConfigError("--genome expects LABEL=FASTA, at least two of them")
+        genomes = {label: Genome(check_input_file(path, "--genome")) for label, path in (p.split("=", 1) for p in pairs)}
+        splits, summary = species_task(genomes, args.train_per_class, args.test_per_class, args.width,
+                                       args.test_from, args.seed)
+        summary["stranded"] = False
+    for split, windows in splits.items():
+        write_windows_csv(windows, args.out / f"{split}.csv.gz")
+    write_text_atomic(args.out / "task.json", json.dumps({"kind": args.kind, **summary}, indent=2) + "\n")
+    counts = ", ".join(f"{s} {sum(c.values())}" for s, c in summary["counts"].items())
+    print(f"wrote {args.out}: {counts} windows")
     return 0
 
 

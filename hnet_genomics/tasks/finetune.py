@@ -44,6 +44,8 @@ class FinetuneSettings:
     warmup_fraction: float = 0.1
     pooling: Pooling = "mean"
     freeze_backbone: bool = False
+    layer_decay: float = 1.0  # layer-wise LR decay: the block k blocks below the top trains at lr * layer_decay**k
+    ratio_loss_weight: float = 0.03  # keeps a fine-tuned H-Net's chunking at its pretraining target
     rc_tta: bool = False
     rc_aug: bool = False
     val_fraction: float = 0.1
@@ -180,6 +182,56 @@ def _better(kind: TaskKind, new: dict[str, float], best: dict[str, float] | None
     return new["accuracy"] > best["accuracy"] if kind == "classification" else new["mse"] < best["mse"]
 
 
+def block_depths(backbone: nn.Module) -> tuple[dict[str, int], int]:
+    """Name -> index of the residual block a backbone parameter belongs to, counting blocks in the order they
+    run (encoder, inner network, decoder; 0 = embeddings). A chunking level's router, skip and width pad sit
+    between its encoder and inner network and count with the encoder's last block; final norms with the block
+    before them. Also returns the number of blocks."""
+    from hnet_genomics.model.blocks import Block
+    from hnet_genomics.model.hnet import HNet
+
+    depths: dict[str, int] = {}
+
+    def assign(module: nn.Module, prefix: str, depth: int) -> None:
+        for name, _ in module.named_parameters(prefix=prefix.rstrip("."), recurse=True):
+            depths[name] = depth
+
+    def walk(module: nn.Module, prefix: str, depth: int) -> int:
+        if isinstance(module, Block):
+            assign(module, prefix, depth + 1)
+            return depth + 1
+        if isinstance(module, HNet):
+            depth = walk(module.encoder, f"{prefix}encoder.", depth)
+            for name, child in module.named_children():
+                if name not in ("encoder", "main", "decoder"):
+                    assign(child, f"{prefix}{name}.", depth)
+            for name, _ in module.named_parameters(prefix=prefix.rstrip("."), recurse=False):
+                depths[name] = depth
+            depth = walk(module.main, f"{prefix}main.", depth)
+            return walk(module.decoder, f"{prefix}decoder.", depth)
+        for name, _ in module.named_parameters(prefix=prefix.rstrip("."), recurse=False):
+            depths[name] = depth
+        for name, child in module.named_children():
+            depth = walk(child, f"{prefix}{name}.", depth)
+        return depth
+
+    n = walk(backbone, "", 0)
+    return depths, n
+
+
+def layerwise_lr_groups(model: SequenceClassifier, lr: float, decay: float) -> list[dict]:
+    """One AdamW group per depth: the head at ``lr``, block k of n at ``lr * decay**(n + 1 - k)``, embeddings at
+    ``lr * decay**(n + 1)`` (layer-wise LR decay, as BERT / ELECTRA fine-tuning: lower layers hold the most
+    general features and move least). ``decay = 1`` is one learning rate for everything."""
+    depths, n = block_depths(model.backbone)
+    groups: dict[int, list] = {}
+    for name, p in model.backbone.named_parameters():
+        if p.requires_grad:
+            groups.setdefault(depths[name], []).append(p)
+    out = [{"params": ps, "lr": lr * decay ** (n + 1 - d)} for d, ps in sorted(groups.items())]
+    return out + [{"params": [p for p in model.head.parameters() if p.requires_grad], "lr": lr}]
+
+
 def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: FinetuneSettings,
                   seed: int, progress: bool = False) -> tuple[dict[str, float], SequenceClassifier]:
     """Train one seed, keep the best validation epoch, evaluate it on test once."""
@@ -193,7 +245,7 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
         tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
     torch.manual_seed(seed)
     model = SequenceClassifier(make_backbone(), task.labels.num_outputs, settings.pooling,
-                               settings.freeze_backbone).to(settings.device)
+                               settings.freeze_backbone, settings.ratio_loss_weight).to(settings.device)
     train_in = _Inputs(model, [task.train.sequences[i] for i in tr_idx], settings.batch_size)
     val_seqs = [task.train.sequences[i] for i in va_idx]
     val_in = _Inputs(model, val_seqs, settings.batch_size)
@@ -201,7 +253,8 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
     y_va = task.y_train[va_idx]
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = torch.optim.AdamW(layerwise_lr_groups(model, settings.lr, settings.layer_decay), lr=settings.lr,
+                            weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(len(tr_idx) / settings.batch_size)
     total = max(1, settings.epochs * steps_per_epoch)
     warmup = max(1, int(settings.warmup_fraction * total))

@@ -65,9 +65,10 @@ class SequenceClassifier(nn.Module):
     """Backbone + pooling + linear layer; ``num_outputs`` classes (or 1 for regression)."""
 
     def __init__(self, backbone: nn.Module, num_outputs: int, pooling: Pooling = "mean",
-                 freeze_backbone: bool = False):
+                 freeze_backbone: bool = False, ratio_loss_weight: float = 0.03):
         super().__init__()
         self.backbone, self.pooling, self.freeze_backbone = backbone, pooling, freeze_backbone
+        self.ratio_loss_weight = ratio_loss_weight
         self.head = nn.Linear(pooled_dim(backbone.config, pooling), num_outputs)
         if freeze_backbone:
             backbone.requires_grad_(False)
@@ -85,7 +86,7 @@ class SequenceClassifier(nn.Module):
         """Pooled vector and the weighted ratio loss, which keeps a fine-tuned H-Net at its target compression."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
             out = self.backbone(input_ids, mask=mask)
-            aux = out.ratio_loss * self.backbone.config.ratio_loss_weight
+            aux = out.ratio_loss * self.ratio_loss_weight
             return pool(out, mask, self.pooling), aux
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

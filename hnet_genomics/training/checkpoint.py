@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from hnet_genomics.config import without_training_keys
 from hnet_genomics.data.atomic import atomic_path
 from hnet_genomics.errors import CheckpointError
 
@@ -51,13 +52,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def load_for_resume(path: Path, config_dict: dict) -> dict:
-    """Read a checkpoint and check it belongs to this model; any problem is a CheckpointError."""
+    """Read a checkpoint and check it belongs to this model; any problem is a CheckpointError.
+
+    Only the architecture must match: training settings (LR, multipliers, ratio-loss weight) may change
+    between the interrupted run and the resumed one, and the resumed run trains with the new ones.
+    """
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint to resume from (run without --resume to start fresh)")
     ckpt = load_checkpoint_safely(path)
     if "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise CheckpointError(f"{path}: not an hnet-genomics training checkpoint")
     saved = ckpt["hyper_parameters"].get("config", {}).get("model")
+    if isinstance(saved, dict):  # older checkpoints kept training settings in the model section
+        saved = without_training_keys(saved)[0]
     if saved != config_dict["model"]:
         diff = sorted(k for k in set(saved or {}) | set(config_dict["model"])
                       if (saved or {}).get(k) != config_dict["model"].get(k))

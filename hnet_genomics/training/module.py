@@ -10,7 +10,7 @@ import torch
 from hnet_genomics.config import Config
 from hnet_genomics.model.lm import HNetLM
 from hnet_genomics.training.objective import bits_per_base, next_base_nll, target_weights
-from hnet_genomics.training.optim import make_optimizer, make_scheduler
+from hnet_genomics.training.optim import make_optimizer, make_scheduler, retarget_lr
 
 
 def model_inputs(batch: dict) -> dict:
@@ -45,7 +45,7 @@ class LMTask(L.LightningModule):
         weights = target_weights(batch)
         nll, count = next_base_nll(out.logits, batch["input_ids"], weights)
         ce = nll / count.clamp(min=1)
-        alpha = self.config.model.ratio_loss_weight
+        alpha = self.config.train.ratio_loss_weight
         loss = ce + alpha * out.ratio_loss
         bases = int(batch["mask"].sum()) * self.trainer.world_size
         self.bases_seen += bases
@@ -104,6 +104,8 @@ class LMTask(L.LightningModule):
                                        "history": self.history, "torch_rng": torch.get_rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # runs before Lightning restores the optimiser and schedule from this dict: resume at this config's LRs
+        retarget_lr(checkpoint, self.config.model, self.config.train)
         state = checkpoint.get("hnet_genomics", {})
         self.bases_seen = int(state.get("bases_seen", 0))
         self.windows_consumed = int(state.get("windows_consumed", 0))

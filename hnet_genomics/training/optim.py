@@ -1,5 +1,12 @@
 """AdamW parameter groups (per-stage learning-rate multipliers, no decay on norms/biases/embeddings) and
-learning-rate schedules as multiplicative factors of the base LR."""
+learning-rate schedules as multiplicative factors of the base LR.
+
+Weight decay follows the common convention (GPT-2, mamba-ssm's ``_no_weight_decay`` marks): matrices decay;
+vectors (norm weights, biases, the width pad, Mamba-2's A_log / D / dt_bias) and the byte embeddings do not.
+The H-Net reference exempts only biases and the Mamba-2 gated norm, decaying embeddings, block norms and the
+SSM's A / D / dt too; we keep the conventional split, since decaying A_log or dt_bias towards 0 moves the
+SSM's time scales rather than shrinking a weight.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,23 @@ from torch import nn
 from hnet_genomics.config import ModelConfig, TrainConfig
 
 
-def parameter_stage(name: str) -> int:
-    """Hierarchy level a parameter belongs to: each ``main`` on its path goes one level deeper.
+def default_lr_multipliers(model_cfg: ModelConfig) -> list[float]:
+    """The H-Net paper's per-stage rule: stage s trains at sqrt(N^s * D^S / D^s) times the base LR.
 
-    Embeddings and the LM head act at the base resolution (stage 0).
+    N^s is the product of the target compressions from stage s inwards (how many bases one token of stage s
+    stands for, relative to the innermost), D^s the stage's width and D^S the innermost width: outer stages
+    see more, smaller-width tokens per step and take larger steps. [1.0] for an isotropic model; ~[2.12, 1.0]
+    for the paper's 1-stage DNA H-Net (N = 3, d = 512 / 768).
     """
-    return name.split(".").count("main")
+    d, n = model_cfg.d_model, [float(x) for x in model_cfg.target_compression]
+    return [math.sqrt(math.prod(n[s:]) * d[-1] / d[s]) for s in range(len(d))]
+
+
+def lr_multipliers(model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[float]:
+    """``train.lr_multipliers`` when the config sets them, else ``default_lr_multipliers``."""
+    if train_cfg.lr_multipliers is not None:
+        return list(train_cfg.lr_multipliers)
+    return default_lr_multipliers(model_cfg)
 
 
 def no_weight_decay(name: str, param: nn.Parameter, module_types: dict[str, type]) -> bool:
@@ -27,18 +45,23 @@ def no_weight_decay(name: str, param: nn.Parameter, module_types: dict[str, type
 
 
 def param_groups(model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[dict]:
-    """One group per (stage, decay) pair; ``lr`` already scaled by the stage's multiplier."""
+    """One group per (stage, decay) pair; ``lr`` already scaled by the stage's multiplier.
+
+    ``model`` is an ``HNetLM``: the stage of each parameter is the one its module declared when built
+    (``HNetLM.parameter_stages``), not guessed from its name.
+    """
+    mults = lr_multipliers(model_cfg, train_cfg)
+    stages = model.parameter_stages()
     module_types = {n: type(m) for n, m in model.named_modules()}
     groups: dict[tuple[int, bool], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        stage = parameter_stage(name.removeprefix("model."))
+        stage = stages[name]
         decay = not no_weight_decay(name, p, module_types)
         key = (stage, decay)
         if key not in groups:
-            mult = model_cfg.lr_multipliers[stage]
-            groups[key] = {"params": [], "names": [], "lr": train_cfg.lr * mult, "lr_multiplier": mult,
+            groups[key] = {"params": [], "names": [], "lr": train_cfg.lr * mults[stage], "lr_multiplier": mults[stage],
                            "weight_decay": train_cfg.weight_decay if decay else 0.0, "stage": stage}
         groups[key]["params"].append(p)
         groups[key]["names"].append(name)
@@ -50,6 +73,33 @@ def make_optimizer(model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainCon
     for g in groups:
         g.pop("names")
     return torch.optim.AdamW(groups, lr=train_cfg.lr, betas=tuple(train_cfg.betas), eps=1e-8)
+
+
+def retarget_lr(checkpoint: dict, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+    """Point a checkpoint's optimiser groups and LR schedule at this config's LR and multipliers.
+
+    The optimiser and scheduler states saved in a checkpoint carry the learning rates of the run that wrote
+    it; resuming with another ``train.lr`` or ``train.lr_multipliers`` must train at the new ones. Groups are
+    matched by their ``stage``; their number and order depend on the architecture only.
+    """
+    mults = lr_multipliers(model_cfg, train_cfg)
+    optimizers, schedulers = checkpoint.get("optimizer_states") or [], checkpoint.get("lr_schedulers") or []
+    if not optimizers:
+        return
+    base = []
+    for group in optimizers[0].get("param_groups", []):
+        if "stage" not in group:
+            return  # not one of ours
+        group["lr_multiplier"] = mults[group["stage"]]
+        group["initial_lr"] = train_cfg.lr * group["lr_multiplier"]
+        base.append(group["initial_lr"])
+    if schedulers:
+        sched = schedulers[0]
+        factor = lr_factor(int(sched.get("last_epoch", 0)), train_cfg)
+        sched["base_lrs"] = base
+        sched["_last_lr"] = [b * factor for b in base]
+        for group, lr in zip(optimizers[0]["param_groups"], sched["_last_lr"]):
+            group["lr"] = lr
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

@@ -11,6 +11,7 @@ the current step with ``last.ckpt`` saved there, for ``--resume``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ from hnet_genomics.training.curves import plot_curves, read_log_rows, restore_ea
 from hnet_genomics.training.datamodule import GenomeDataModule, batch_size_for
 from hnet_genomics.training.evaluate import evaluate_bpb
 from hnet_genomics.training.module import LMTask
+from hnet_genomics.training.optim import default_lr_multipliers
 from hnet_genomics.training.resources import available_bytes, measure_training_memory
 from hnet_genomics.training.sources import open_source
 
@@ -155,10 +157,20 @@ def warn_if_memory_tight(config: Config, model: torch.nn.Module, on_gpu: bool) -
                       f"train.accumulate_grad_batches to keep the optimizer batch", stacklevel=2)
 
 
+def with_lr_multipliers(config: Config) -> Config:
+    """The config with the per-stage LR multipliers it trains with written out (the paper's rule when unset),
+    so config.yaml and the checkpoints record them."""
+    if config.train.lr_multipliers is not None:
+        return config
+    train = dataclasses.replace(config.train, lr_multipliers=default_lr_multipliers(config.model))
+    return dataclasses.replace(config, train=train)
+
+
 def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, intervals: str | Path | None = None,
                  resume: bool = False, callbacks: list | None = None, progress: bool = True,
                  quiet: bool = False) -> dict | None:
     """Train, select on validation, write the outputs. Returns the metrics on global rank 0, else None."""
+    config = with_lr_multipliers(config)
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"

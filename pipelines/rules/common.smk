@@ -187,16 +187,32 @@ if not isinstance(FINETUNE["tasks"], dict):
     raise config_error("finetune.tasks", "expected a mapping task name -> files")
 
 
+DEMO_TASKS = {"demo-exon-starts": "exon-starts", "demo-species": "species"}  # built by `hnet-genomics make-task`
+STRANDED_DEMO_TASKS = ("demo-exon-starts",)  # read in one orientation: no reverse-complement averaging
+
+
 def _task_files(name, spec):
+    """{train, test, stranded} of one task; stranded tasks are fine-tuned without --rc-tta."""
     key = f"finetune.tasks.{name}"
     if spec == "demo-tfbs":
-        return {s: str(_demo_files()[f"demo-tfbs-{s}"]) for s in ("train", "test")}
+        return {**{s: str(_demo_files()[f"demo-tfbs-{s}"]) for s in ("train", "test")}, "stranded": False}
+    if spec in DEMO_TASKS:
+        return {**{s: f"{R}/tasks/{spec}/{s}.csv.gz" for s in ("train", "test")},
+                "stranded": spec in STRANDED_DEMO_TASKS}
+    stranded = False
+    if isinstance(spec, dict) and "stranded" in spec:
+        stranded = spec["stranded"]
+        if not isinstance(stranded, bool):
+            raise config_error(f"{key}.stranded", f"expected true or false, got {stranded!r}")
+        spec = {k: v for k, v in spec.items() if k != "stranded"}
     if isinstance(spec, dict) and set(spec) == {"benchmark"}:
         root = resolve_path(spec["benchmark"], f"{key}.benchmark")
-        return {s: resolve_path(str(Path(root) / s), f"{key}.benchmark") for s in ("train", "test")}
+        files = {s: resolve_path(str(Path(root) / s), f"{key}.benchmark") for s in ("train", "test")}
+        return {**files, "stranded": stranded}
     if isinstance(spec, dict) and set(spec) == {"train", "test"}:
-        return {s: resolve_path(spec[s], f"{key}.{s}") for s in ("train", "test")}
-    raise config_error(key, "expected demo-tfbs, {train: PATH, test: PATH} or {benchmark: DIR}")
+        return {**{s: resolve_path(spec[s], f"{key}.{s}") for s in ("train", "test")}, "stranded": stranded}
+    raise config_error(key, f"expected demo-tfbs, {', '.join(DEMO_TASKS)}, {{train: PATH, test: PATH}} or "
+                            "{benchmark: DIR} (either mapping may add stranded: true)")
 
 
 TASKS = {name: _task_files(name, spec) for name, spec in FINETUNE["tasks"].items()}

@@ -14,7 +14,7 @@ rule finetune_task:
         seeds=FINETUNE["seeds"],
         lr=FINETUNE["lr"],
         pooling=FINETUNE["pooling"],
-        rc_tta="--rc-tta" if FINETUNE["rc_tta"] else "",
+        rc_tta=lambda wc: "--rc-tta" if FINETUNE["rc_tta"] and not TASKS[wc.task]["stranded"] else "",
         baseline="--baseline kmer" if FINETUNE["kmer_baseline"] else "",
     log:
         f"{LOGS}/finetune.{{task}}.log",
@@ -25,3 +25,19 @@ rule finetune_task:
         "OMP_NUM_THREADS={threads} hnet-genomics finetune --model {params.model:q} --train {input.train:q} "
         "--test {input.test:q} --out {output:q} --epochs {params.epochs} --seeds {params.seeds} --lr {params.lr} "
         "--pooling {params.pooling} {params.rc_tta} {params.baseline} --threads {threads} --quiet > {log:q} 2>&1"
+
+
+rule make_demo_task:
+    output:
+        train=f"{R}/tasks/demo-{{kind}}/train.csv.gz",
+        test=f"{R}/tasks/demo-{{kind}}/test.csv.gz",
+        info=f"{R}/tasks/demo-{{kind}}/task.json",
+    wildcard_constraints:
+        kind="|".join(re.escape(k) for k in DEMO_TASKS.values()),
+    log:
+        f"{LOGS}/make_task.{{kind}}.log",
+    threads: 1
+    resources:
+        **resources_of("light"),
+    shell:
+        "hnet-genomics make-task {wildcards.kind} --out {R:q}/tasks/demo-{wildcards.kind} > {log:q} 2>&1"
