@@ -42,10 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_boundaries)
 
     m = sub.add_parser(
-        "merge-tracks", help="join the tracks of `boundaries --shard K/N` jobs into one set",
+        "merge-tracks", help="join the tracks of `boundaries --shard K/N` (or `likelihood --shard K/N`) jobs",
         description="Concatenate the chunk BED and probability bedGraph of every shard (in genome order, "
                     "whatever the order given) and build the requested formats, as one unsharded `boundaries` "
-                    "run would have. Shards must be exported with at least --formats bed,bedgraph.")
+                    "run would have. Shards must be exported with at least --formats bed,bedgraph. Shards of "
+                    "`likelihood` (PREFIX.bits.*.bedGraph) are merged the same way into bedGraph and bigWig.")
     m.add_argument("--shards", nargs="+", required=True, metavar="PREFIX", help="the shards' --out prefixes")
     m.add_argument("--out", required=True, help="output prefix of the merged tracks")
     m.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
@@ -129,12 +130,14 @@ def run_boundaries(args: argparse.Namespace) -> int:
 
 
 def run_merge_tracks(args: argparse.Namespace) -> int:
+    from hnet_genomics.export.likelihood import is_likelihood_shard, merge_likelihood
     from hnet_genomics.export.shards import merge_tracks
     from hnet_genomics.export.tracks import check_writable, parse_formats
 
     formats = parse_formats(args.formats)
     check_writable(args.out)
-    for f in merge_tracks(args.shards, args.out, formats):
+    merge = merge_likelihood if args.shards and is_likelihood_shard(args.shards[0]) else merge_tracks
+    for f in merge(args.shards, args.out, formats):
         print(f"wrote {f}")
     return 0
 

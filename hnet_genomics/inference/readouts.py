@@ -14,6 +14,7 @@ import torch
 from hnet_genomics.inference.engine import rows
 
 LOG2E = 1 / math.log(2)
+UNAMBIGUOUS = torch.tensor(list(b"ACGTacgt"))
 
 
 @torch.inference_mode()
@@ -26,17 +27,18 @@ def routing_pass(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
 
 def level_bases(levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], batch: int, length: int,
                 device) -> list[torch.Tensor]:
-    """Per level, the (B, L_s) base index of every level-s position (0 where the position is padding)."""
+    """For level 0 (bases) and the chunk sequence of every chunking level, the (B, L_s) base index of each
+    position (0 where the position is padding): S + 1 tensors for S levels."""
     pos = torch.arange(length, device=device).expand(batch, length)
-    out = []
-    for s, (bm, _, valid) in enumerate(levels):
+    out = [pos]
+    for bm, _, valid in levels:
+        bm = bm & valid
+        width = max(int(bm.sum(1).max()), 1) if bm.numel() else 1  # as Geometry.downsample sizes the level
+        r, c = bm.nonzero(as_tuple=True)
+        nxt = torch.zeros(batch, width, dtype=torch.long, device=device)
+        nxt[r, (bm.long().cumsum(1) - 1)[r, c]] = pos[r, c]
+        pos = nxt
         out.append(pos)
-        if s + 1 < len(levels):
-            bm = bm & valid
-            r, c = bm.nonzero(as_tuple=True)
-            nxt = torch.zeros_like(levels[s + 1][2], dtype=torch.long)
-            nxt[r, (bm.long().cumsum(1) - 1)[r, c]] = pos[r, c]
-            pos = nxt
     return out
 
 
@@ -94,6 +96,8 @@ def log_probs(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def bits(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> list[list]:
-    """Readout: per row, ``[surprisal -log2 p(x_t | x_<t) in bits (NaN at t = 0)]``."""
+    """Readout: per row, ``[surprisal -log2 p(x_t | x_<t) in bits]``, NaN at t = 0 (unpredicted) and where
+    x_t is not A, C, G or T (the surprisal of an N says nothing about the genome)."""
     out = model(ids, mask=mask)
-    return rows([token_log_probs(out.logits, ids) * -LOG2E], mask)
+    values = token_log_probs(out.logits, ids) * -LOG2E
+    return rows([values.masked_fill(~torch.isin(ids, UNAMBIGUOUS.to(ids.device)), float("nan"))], mask)
