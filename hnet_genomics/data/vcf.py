@@ -44,6 +44,9 @@ def open_vcf(path: str | Path):
     try:
         with quiet_htslib():
             return pysam.VariantFile(str(path), "r")
+    except NotImplementedError:  # htslib seeks, which plain gzip cannot
+        raise DataError(f"{path}: gzip-compressed but not bgzip; recompress it with `zcat {path} | bgzip -c > "
+                        f"NEW.vcf.gz` (bgzip comes with htslib)") from None
     except (ValueError, OSError) as e:
         raise DataError(f"{path}: not a readable VCF, VCF.gz or BCF file ({e})") from None
 
