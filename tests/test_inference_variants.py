@@ -315,6 +315,7 @@ def test_unknown_contig_without_a_near_name_lists_the_fasta_records(saved, tmp_p
     ("unsorted", "record 2 (BA000025.2:100) comes after BA000025.2:200: the VCF is not sorted"),
     ("length", "declares contig 'BA000025.2' with length 999 but it has 2,229,817 bases"),
     ("not_vcf", "not a readable VCF, VCF.gz or BCF file"),
+    ("malformed", "malformed record after BA000025.2:100"),
     ("missing", "no such file"),
     ("out", "must end in .vcf.gz"),
     ("max_len", "--max-len must be at least 1"),
@@ -329,6 +330,9 @@ def test_bad_input_is_one_line_naming_the_problem(saved, genome, tmp_path, capsy
         write_vcf(vcf, rows[1:], header=[h.replace(f"length={LENGTH}", "length=999") for h in HEADER])
     elif case == "not_vcf":
         vcf.write_text(">x\nACGT\n")
+    elif case == "malformed":
+        write_vcf(vcf, rows[1:])
+        vcf.write_text(vcf.read_text() + f"{CHROM}\tabc\t.\tA\tT\t.\t.\t.\n")
     elif case == "out":
         write_vcf(vcf, rows[1:])
         out = tmp_path / "o.vcf"

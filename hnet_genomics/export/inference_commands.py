@@ -41,8 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "allele, as the record writes it (VCF left-aligns indels and keeps the shared anchor base), is "
                     "centred in a --window of reference bases and the ALT window keeps exactly the same left and "
                     "right flanks (so it is len(ALT) - len(REF) longer). The model is causal: every term before the "
-                    "first base where the windows differ is equal in both and cancels, so only the variant's bases "
-                    "and the right flank are evaluated. --strand both (default) averages with the same score on "
+                    "first base where the windows differ is equal in both and cancels, so only the terms of the "
+                    "variant's bases and the right flank are summed (the left flank is still read as context). "
+                    "An indel's LLR includes the likelihood of the bases it adds or removes ("
+                    "about 1.3 nats per base for a 1.84 bits-per-base model): compare indels with indels of "
+                    "similar length. --strand both (default) averages with the same score on "
                     "the reverse-complemented windows (HNET_LLR_FWD / HNET_LLR_REV are written too). H-Nets also "
                     "get HNET_BSHIFT: stage-1 chunk boundaries the allele moves within --bshift-flank bp. REF is "
                     "checked against the FASTA (mismatches: FILTER=REF_MISMATCH, not scored; --strict makes them "
@@ -151,7 +154,7 @@ def run_score_variants(args: argparse.Namespace) -> int:
     cfg = VariantScoringConfig(_window(engine, args)[0], args.strand, args.max_len, args.bshift_flank, args.strict)
     cfg.validate()
     genome = Genome(args.fasta)
-    s = score_vcf(engine, genome, args.vcf, args.out, cfg, Path(args.model).name, progress=_progress(args))
+    s = score_vcf(engine, genome, args.vcf, args.out, cfg, str(args.model), progress=_progress(args))
     skipped = ", ".join(f"{n:,} {r}" for r, n in s.skipped.most_common()) or "none"
     kinds = ", ".join(f"{n:,} {k}" for k, n in s.kinds.most_common())
     t = engine.timing

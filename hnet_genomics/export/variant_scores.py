@@ -76,7 +76,7 @@ def output_paths(out: str | Path) -> tuple[Path, Path, Path]:
 def add_header_lines(header, cfg: VariantScoringConfig, hierarchical: bool, model_name: str) -> list[str]:
     """Declare our INFO fields and filter (replacing earlier declarations of the same IDs); returns the keys."""
     strand = "mean of both strands" if cfg.strand == "both" else "forward strand"
-    info = [("HNET_LLR", "Float", f"H-Net log-likelihood ratio ln P(ALT window) - ln P(REF window), {strand}; "
+    info = [("HNET_LLR", "Float", f"Model log-likelihood ratio ln P(ALT window) - ln P(REF window), {strand}; "
                                   f"{cfg.window}-base window centred on REF, same flanks for both alleles")]
     if cfg.strand == "both":
         info += [("HNET_LLR_FWD", "Float", "HNET_LLR on the forward strand"),

@@ -14,7 +14,10 @@ sum runs from the first differing base to the end of the window (the variant's b
 the prediction of the right flank). On the reverse strand both windows are reverse-complemented and the
 same holds from the other side. ``--strand both`` reports the mean of the two strands. The first base of
 a window is never predicted, so an allele that differs at it (a variant at a contig's first base, or its
-last on the reverse strand) is skipped as ``contig_edge``.
+last on the reverse strand) is skipped as ``contig_edge``. An indel's two windows differ in length, so its
+LLR also carries the log-probability of the bases it adds or removes (about -1.3 nats per inserted base,
++1.3 per deleted one, for a model at 1.84 bits per base): compare indels with indels of similar length,
+not with SNVs.
 
 HNET_BSHIFT. Stage-1 chunk boundaries (forward strand) that the ALT allele moves within ``flank`` bases of
 it: the bases of the two windows are aligned (left flank base to base, the alleles from their first base,
