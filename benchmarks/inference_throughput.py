@@ -128,7 +128,8 @@ def main() -> None:
         "Oct4/Mafk test sequences (200 bp each) for embed.",
         "",
         "*per CPU-second*: the same units divided by the CPU time the process used (all threads), the rate "
-        "with the waiting for a shared core taken out. "
+        "with the waiting for a shared core taken out; on a machine busy with other work (as here, see the load "
+        "average) compare this column, not the wall rates, which depend on what else ran at the time. "
         "*genome kb/s*: bases of the input per second (for variants: window bases per variant, i.e. the sequence "
         "each variant is judged on); *model kb/s*: bases the model actually ran (both alleles, both strands, "
         "overlaps). Shares of wall time: *model* = forward pass and readout; *input prep* = FASTA reads, "

@@ -28,9 +28,11 @@ from hnet_genomics import from_pretrained
 from hnet_genomics.data import demo
 from hnet_genomics.data.atomic import write_text_atomic
 from hnet_genomics.data.genome import Genome
+from hnet_genomics.config import DataConfig
 from hnet_genomics.export.variant_scores import score_vcf
-from hnet_genomics.inference.engine import InferenceEngine
-from hnet_genomics.inference.variants import VariantScoringConfig
+from hnet_genomics.inference import readouts
+from hnet_genomics.inference.engine import InferenceEngine, encode_region
+from hnet_genomics.inference.variants import VariantScoringConfig, flank_lengths
 from hardware import cpu_name
 from simulate_variants import CLASSES, simulate, to_vcf
 
@@ -38,18 +40,37 @@ TEST_SPLIT_START = 2_006_835  # pipelines/regions/demo_test_region.bed: the held
 
 
 def score_set(engine, genome, chrom, per_class: int, lo: int, seed: int, window: int, tmp: Path):
+    """LLR and the reference base's surprisal (bits, forward strand, same window) of each class's SNVs."""
     records = simulate(genome, chrom, per_class, 0, 0, False, seed, lo)
     vcf = tmp / f"sim{lo}.vcf"
     vcf.write_text(to_vcf(records, chrom, genome.sizes[chrom], "variant_sanity"))
     summary = score_vcf(engine, genome, vcf, tmp / f"out{lo}.vcf.gz", VariantScoringConfig(window, "both"))
     lines = (tmp / f"out{lo}.tsv").read_text().splitlines()[1:]
     llr = {(int(f[1]), f[4]): float(f[7]) for f in (ln.split("\t") for ln in lines) if f[6] == "scored"}
+    size = genome.sizes[chrom]
+    starts = {p: p - flank_lengths(p, 1, window, size)[0] for p, *_ in records}
+
+    def encode(p: int) -> np.ndarray:
+        left, right = flank_lengths(p, 1, window, size)
+        return encode_region(genome, chrom, p - left, p + 1 + right, DataConfig())
+
+    ref_bits = {p: float(row[0][p - starts[p]]) for p, row in engine.run([r[0] for r in records], encode,
+                                                                          readouts.bits)}
     by_class = {c: np.array([llr[(p + 1, alt)] for p, _, alt, cls in records if cls == c]) for c in CLASSES}
-    return by_class, summary
+    surprisal = {c: np.array([ref_bits[p] for p, _, _, cls in records if cls == c]) for c in CLASSES}
+    return by_class, surprisal, summary
 
 
-def table(by_class: dict[str, np.ndarray]) -> list[str]:
+def compare(x: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
+    """P(an x scores below a ref, ties half), one-sided p (x < ref) and two-sided p of Mann-Whitney U."""
     from scipy.stats import mannwhitneyu
+
+    u_greater, p_less = mannwhitneyu(x, ref, alternative="less")  # scipy's U counts pairs with x > ref
+    return 1 - u_greater / (len(x) * len(ref)), p_less, mannwhitneyu(x, ref)[1]
+
+
+def table(by_class: dict[str, np.ndarray], surprisal: dict[str, np.ndarray]) -> list[str]:
+    from scipy.stats import spearmanr
 
     rows = []
     ref = by_class["intergenic"]
@@ -57,25 +78,23 @@ def table(by_class: dict[str, np.ndarray]) -> list[str]:
         x = by_class[c]
         q25, med, q75 = np.percentile(x, [25, 50, 75])
         if c == "intergenic":
-            test = "(reference)"
+            test = "(reference) | |"
         else:
-            u, p = mannwhitneyu(x, ref, alternative="less")
-            test = f"{u / (len(x) * len(ref)):.3f} | {p:.2g}"
+            auc, p_less, p_two = compare(x, ref)
+            test = f"{auc:.3f} | {p_less:.2g} | {p_two:.2g}"
         rows.append(f"| {c} | {len(x)} | {x.mean():+.3f} | {med:+.3f} | [{q25:+.3f}, {q75:+.3f}] | "
-                    f"{(x < 0).mean():.0%} | {test} |")
+                    f"{(x < 0).mean():.0%} | {test} | {surprisal[c].mean():.2f} | "
+                    f"{spearmanr(x, surprisal[c])[0]:+.2f} |")
     return rows
 
 
 def verdicts(by_class: dict[str, np.ndarray], alpha: float = 0.01) -> list[str]:
-    """Plain words for each class: scored lower than intergenic SNVs, or not distinguishable from them."""
-    from scipy.stats import mannwhitneyu
-
+    """Plain words for each class: scored lower than intergenic SNVs, higher, or not different."""
     out = []
     for c in CLASSES[:-1]:
-        x, ref = by_class[c], by_class["intergenic"]
-        u, p = mannwhitneyu(x, ref, alternative="less")
-        auc = u / (len(x) * len(ref))
-        out.append(f"{c} {'lower' if p < alpha else 'not lower'} (AUC {auc:.2f}, p {p:.2g})")
+        auc, p_less, p_two = compare(by_class[c], by_class["intergenic"])
+        word = "lower" if p_less < alpha else "higher" if p_two < alpha else "not different"
+        out.append(f"{c} {word} (AUC {auc:.2f}, one-sided p {p_less:.2g}, two-sided p {p_two:.2g})")
     return out
 
 
@@ -113,17 +132,19 @@ def main() -> None:
     engine = InferenceEngine(model, batch_size=32)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        whole, s1 = score_set(engine, genome, chrom, args.per_class, 0, args.seed, window, Path(tmp))
-        test, s2 = score_set(engine, genome, chrom, args.per_class_test, TEST_SPLIT_START, args.seed + 1, window,
-                             Path(tmp))
+        whole, whole_bits, s1 = score_set(engine, genome, chrom, args.per_class, 0, args.seed, window, Path(tmp))
+        test, test_bits, s2 = score_set(engine, genome, chrom, args.per_class_test, TEST_SPLIT_START, args.seed + 1,
+                                        window, Path(tmp))
     minutes = (time.perf_counter() - t0) / 60
     titles = {f"whole region ({chrom}, 2.23 Mb)": whole,
               f"held-out test tenth ({chrom}:{TEST_SPLIT_START}-{genome.sizes[chrom]})": test}
     png = args.out.with_suffix(".png") if args.out else None
     if png:
         plot(titles, png)
-    head = ["| class | SNVs | mean LLR | median | IQR | LLR < 0 | AUC vs intergenic | one-sided p |",
-            "|---|---|---|---|---|---|---|---|"]
+    head = ["| class | SNVs | mean LLR | median | IQR | LLR < 0 | AUC vs intergenic | one-sided p | two-sided p | "
+            "REF surprisal (bits) | Spearman(LLR, surprisal) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    bits = {"whole": whole_bits, "test": test_bits}
     report = "\n".join([
         "# Zero-shot variant scores on the HLA region: a sanity check",
         "",
@@ -137,12 +158,19 @@ def main() -> None:
         f"(load average {os.getloadavg()[0]:.1f} at the end; the machine is shared).",
         "",
         "*AUC vs intergenic*: the probability that an SNV of the class scores below an intergenic one (0.5: no "
-        "difference); *one-sided p*: Mann-Whitney U, class < intergenic.",
+        "difference); *one-sided p*: Mann-Whitney U, class < intergenic; *two-sided p*: the same test without "
+        "a direction.",
         "",
-        *[part for title, by_class in titles.items() for part in (f"## {title}", "", *head, *table(by_class), "")],
+        f"*REF surprisal*: mean -log2 p(reference base | the {(window - 1) // 2} bases before it) in the REF window, "
+        "forward "
+        "strand: how predictable the position is to the model. A substitution at a well-predicted base costs "
+        "more likelihood, whatever its biological effect.",
+        "",
+        *[part for (title, by_class), key in zip(titles.items(), ("whole", "test"))
+          for part in (f"## {title}", "", *head, *table(by_class, bits[key]), "")],
         f"Distributions (box: quartiles, whiskers 1.5 IQR, outliers hidden): `{png.name if png else '-'}`",
         "",
-        "## Verdict per class (one-sided Mann-Whitney against intergenic, alpha 0.01)",
+        "## Verdict per class (Mann-Whitney against intergenic, alpha 0.01)",
         "",
         *[f"- {title}: " + "; ".join(verdicts(by_class)) for title, by_class in titles.items()],
         "",
