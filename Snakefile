@@ -3,6 +3,7 @@
 #
 #   snakemake pretrain_hg38 --cores 2                      # embedded human region, tiny model, ~15 min
 #   snakemake pretrain_hg38 --config genome=hg38 --profile pipelines/profiles/workstation
+#   snakemake variants --cores 2                            # score the example VCF, likelihood tracks
 
 from pathlib import Path
 
@@ -17,14 +18,15 @@ PRETRAIN_TARGETS = [f"{R}/genome/chrom.sizes", f"{R}/report"]
 FINETUNE_TARGETS = expand(f"{R}/finetune/{{task}}", task=TASKS)
 BOUNDARY_TARGETS = [f"{R}/boundaries/{BOUNDARIES['name']}"]
 COMPARE_TARGETS = [f"{R}/compare"]
+VARIANT_TARGETS = ([VARIANTS_OUT] if VARIANTS_VCF else []) + [LIKELIHOOD_DIR]
 
 
-localrules: all, pretrain_hg38, finetune, boundaries, compare_baselines
+localrules: all, pretrain_hg38, finetune, boundaries, compare_baselines, variants
 
 
 rule all:
     input:
-        PRETRAIN_TARGETS + FINETUNE_TARGETS + BOUNDARY_TARGETS + COMPARE_TARGETS,
+        PRETRAIN_TARGETS + FINETUNE_TARGETS + BOUNDARY_TARGETS + COMPARE_TARGETS + VARIANT_TARGETS,
 
 
 rule pretrain_hg38:
@@ -51,8 +53,21 @@ rule compare_baselines:
         COMPARE_TARGETS,
 
 
+def variant_targets(wildcards):
+    if VARIANTS_VCF_PROBLEM:
+        raise config_error("variants.vcf", VARIANTS_VCF_PROBLEM)
+    return VARIANT_TARGETS
+
+
+rule variants:
+    """Score variants.vcf with variants.model (VCF.gz + TSV) and write its per-base likelihood tracks."""
+    input:
+        variant_targets,
+
+
 include: "pipelines/rules/genome.smk"
 include: "pipelines/rules/pretrain.smk"
 include: "pipelines/rules/tracks.smk"
 include: "pipelines/rules/report.smk"
 include: "pipelines/rules/finetune.smk"
+include: "pipelines/rules/variants.smk"

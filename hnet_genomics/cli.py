@@ -71,13 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     from hnet_genomics.tasks import commands as task_commands
     from hnet_genomics.reporting import commands as reporting_commands
     from hnet_genomics.export import commands as export_commands
+    from hnet_genomics.export import inference_commands
     from hnet_genomics.training import commands as training_commands
 
     parser = Parser(prog="hnet-genomics", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action=_VersionAction,
                         help="print the version of hnet-genomics and its main libraries, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (data_commands, training_commands, task_commands, export_commands, reporting_commands):
+    for area in (data_commands, training_commands, task_commands, export_commands, inference_commands,
+                 reporting_commands):
         area.register(sub)
     return parser
 

@@ -117,6 +117,25 @@ def _shards_dir(ws: Path) -> None:
 
 TRAIN = ["--config", "dna/hnet_1stage_tiny", "--fasta", FASTA]
 CASES = [
+    # score-variants, likelihood, embed
+    Case("score-variants missing vcf", lambda ws, w: ["score-variants", "--model", f"{w}/run/model", "--fasta", FASTA,
+                                                      "--vcf", f"{ws}/nope.vcf", "--out", f"{ws}/o.vcf.gz"],
+         r"--vcf .*nope\.vcf: no such file"),
+    Case("score-variants out not vcf.gz", lambda ws, w: ["score-variants", "--model", f"{w}/run/model", "--fasta",
+                                                         FASTA, "--vcf", EXONS, "--out", f"{ws}/o.txt"],
+         r"--out .*o\.txt: the output is a bgzipped VCF"),
+    Case("score-variants max-len 0", lambda ws, w: ["score-variants", "--model", f"{w}/run/model", "--fasta", FASTA,
+                                                    "--vcf", EXONS, "--out", f"{ws}/o.vcf.gz", "--max-len", "0"],
+         r"argument --max-len"),
+    Case("likelihood window 0", lambda ws, w: ["likelihood", "--model", f"{w}/run/model", "--fasta", FASTA, "--out",
+                                               f"{ws}/lk", "--window", "0"], r"argument --window"),
+    Case("likelihood missing regions", lambda ws, w: ["likelihood", "--model", f"{w}/run/model", "--fasta", FASTA,
+                                                      "--regions", f"{ws}/nope.bed", "--out", f"{ws}/lk"],
+         r"--regions .*nope\.bed: no such file"),
+    Case("embed missing input", lambda ws, w: ["embed", "--model", f"{w}/run/model", "--input", f"{ws}/nope.fa",
+                                               "--out", f"{ws}/e.npy"], r"--input .*nope\.fa: no such file"),
+    Case("embed out suffix", lambda ws, w: ["embed", "--model", f"{w}/run/model", "--input", FASTA, "--out",
+                                            f"{ws}/e.txt"], r"--out .*e\.txt: name the output"),
     # make-task
     Case("make-task width 0", lambda ws, w: ["make-task", "exon-starts", "--out", f"{ws}/t", "--width", "0"],
          r"--width"),

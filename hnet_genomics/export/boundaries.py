@@ -1,10 +1,10 @@
 """Chunk boundaries of a trained H-Net over whole records or BED regions, by stitched overlapping windows.
 
-Windows (see ``windows.py`` for the stitching rule) go through the model in batches; each keeps the
-decisions of the bases it owns. Stage s > 1 decisions are made on stage s-1 chunks and mapped back to
-bases: the j-th position of level s sits at the base of the j-th level s-1 boundary, so a stage-s boundary
-is marked at that base. A stage-s probability track is the router's p at those bases and 0 at every other
-base (where the level has no position and hence no decision).
+Windows (see ``inference/windows.py`` for the stitching rule) go through the inference engine in batches;
+each keeps the decisions of the bases it owns. Stage s > 1 decisions are made on stage s-1 chunks and mapped
+back to bases (``inference/readouts.py``): the j-th position of level s sits at the base of the j-th level
+s-1 boundary, so a stage-s boundary is marked at that base. A stage-s probability track is the router's p
+at those bases and 0 at every other base (where the level has no position and hence no decision).
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ import torch
 
 from hnet_genomics.config import DataConfig
 from hnet_genomics.data.atomic import output_dir
-from hnet_genomics.data.encoding import encode_window
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.export.regions import Region
-from hnet_genomics.export.windows import DEFAULT_OVERLAP, DEFAULT_WINDOW, Window, check_window, plan_windows
+from hnet_genomics.inference.engine import InferenceEngine
+from hnet_genomics.inference.readouts import base_level_decisions, decisions, routing_pass
+from hnet_genomics.inference.windows import DEFAULT_OVERLAP, DEFAULT_WINDOW, check_window
+
+__all__ = ["Block", "Disagreement", "ExportResult", "base_level_decisions", "export_boundaries", "predict_blocks",
+           "require_chunking", "routing_pass", "window_disagreement"]
 
 
 @dataclass
@@ -44,77 +48,21 @@ def require_chunking(model: torch.nn.Module, where: str = "model") -> int:
     return stages
 
 
-@torch.inference_mode()
-def routing_pass(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
-                 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(boundary, p, valid) per chunking level from the model's routing-only pass (``HNetLM.route``);
-    ``test_routing_pass_matches_full_forward`` pins it to the model's own ``forward``."""
-    return model.route(ids, mask)
-
-
-@torch.inference_mode()
-def base_level_decisions(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
-                         ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per stage, (B, L) boundary masks and probabilities at base resolution."""
-    levels = routing_pass(model, ids, mask)
-    B, L = ids.shape
-    pos = torch.arange(L, device=ids.device).expand(B, L)  # base of each position of the current level
-    bounds, probs = [], []
-    for s, (bm, bp, valid) in enumerate(levels):
-        bm = bm & valid
-        b_base = torch.zeros(B, L, dtype=torch.bool, device=ids.device)
-        p_base = torch.zeros(B, L, dtype=torch.float32, device=ids.device)
-        r, c = valid.nonzero(as_tuple=True)
-        p_base[r, pos[r, c]] = bp[r, c].float()
-        r, c = bm.nonzero(as_tuple=True)
-        b_base[r, pos[r, c]] = True
-        bounds.append(b_base)
-        probs.append(p_base)
-        if s + 1 < len(levels):
-            nxt = torch.zeros_like(levels[s + 1][2], dtype=torch.long)
-            nxt[r, (bm.long().cumsum(1) - 1)[r, c]] = pos[r, c]
-            pos = nxt
-    return bounds, probs
-
-
-def _encode(genome: Genome, w: Window, data_cfg: DataConfig) -> np.ndarray:
-    raw = genome.fetch(w.region.chrom, w.start, w.end)
-    return np.frombuffer(encode_window(raw, data_cfg, str(genome.path), w.region.chrom, w.start).ids, np.uint8)
-
-
 def predict_blocks(model: torch.nn.Module, genome: Genome, regions: Iterable[Region],
                    window: int = DEFAULT_WINDOW, overlap: int = DEFAULT_OVERLAP, batch_size: int = 16,
                    device: str | torch.device = "cpu", phase: int = 0, data_cfg: DataConfig | None = None,
-                   progress: bool = False) -> Iterator[Block]:
+                   progress: bool = False, precision: str = "fp32") -> Iterator[Block]:
     """Stitched per-base decisions, region after region, in blocks of at most ``window`` bases.
 
     Memory is bounded by one batch of windows, whatever the length of the chromosome.
     """
-    from tqdm import tqdm
-
     require_chunking(model)
-    data_cfg = data_cfg or DataConfig()
-    regions = list(regions)
-    model = model.to(device).eval()
-    bar = tqdm(total=sum(len(r) for r in regions), unit="bp", unit_scale=True, disable=not progress,
-               desc="boundaries", dynamic_ncols=True)
-    windows = (w for r in regions for w in plan_windows(r, window, overlap, phase))
-    with bar:
-        while batch := [w for _, w in zip(range(batch_size), windows)]:
-            L = max(w.end - w.start for w in batch)
-            ids = np.zeros((len(batch), L), dtype=np.uint8)
-            mask = np.zeros((len(batch), L), dtype=bool)
-            for i, w in enumerate(batch):
-                ids[i, : w.end - w.start] = _encode(genome, w, data_cfg)
-                mask[i, : w.end - w.start] = True
-            bounds, probs = base_level_decisions(model, torch.from_numpy(ids).long().to(device),
-                                                 torch.from_numpy(mask).to(device))
-            bounds = [b.cpu().numpy() for b in bounds]
-            probs = [p.cpu().numpy() for p in probs]
-            for i, w in enumerate(batch):
-                a, b = w.keep_from - w.start, w.end - w.start
-                yield Block(w.region, w.keep_from, [x[i, a:b] for x in bounds], [x[i, a:b] for x in probs])
-                bar.update(b - a)
+    engine = InferenceEngine(model, str(device), precision, batch_size)
+    stages = model.config.num_stages
+    for w, _, row in engine.windows(genome, regions, window, overlap, decisions, data_cfg, phase,
+                                    progress=progress, desc="boundaries"):
+        a, b = w.keep_from - w.start, w.end - w.start
+        yield Block(w.region, w.keep_from, [x[a:b] for x in row[:stages]], [x[a:b] for x in row[stages:]])
 
 
 @dataclass
@@ -151,7 +99,8 @@ class ExportResult:
 def export_boundaries(model: torch.nn.Module, genome: Genome, regions: list[Region], prefix: str | Path,
                       formats: tuple[str, ...], window: int = DEFAULT_WINDOW, overlap: int = DEFAULT_OVERLAP,
                       batch_size: int = 16,
-                      device: str | torch.device = "cpu", progress: bool = False) -> ExportResult:
+                      device: str | torch.device = "cpu", progress: bool = False,
+                      precision: str = "fp32") -> ExportResult:
     """Run the model and write every requested track format per stage, plus ``PREFIX.chrom.sizes``."""
     from contextlib import ExitStack
 
@@ -165,7 +114,8 @@ def export_boundaries(model: torch.nn.Module, genome: Genome, regions: list[Regi
         writers = [stack.enter_context(StageTrackWriter(prefix, s + 1, genome.sizes, formats,
                                                         f"{name} H-Net stage {s + 1}"))
                    for s in range(stages)]
-        for blk in predict_blocks(model, genome, regions, window, overlap, batch_size, device, progress=progress):
+        for blk in predict_blocks(model, genome, regions, window, overlap, batch_size, device, progress=progress,
+                                  precision=precision):
             for w, b, p in zip(writers, blk.boundaries, blk.probs):
                 w.add(blk.region, blk.start, b, p)
         files = [f for w in writers for f in w.finish()]

@@ -49,12 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_boundaries)
 
     m = sub.add_parser(
-        "merge-tracks", help="join the tracks of `boundaries --shard K/N` jobs into one set",
+        "merge-tracks", help="join the tracks of `boundaries --shard K/N` (or `likelihood --shard K/N`) jobs",
         description="Concatenate the chunk BED and probability bedGraph of every shard (in genome order, "
                     "whatever the order given) and build the requested formats, as one unsharded `boundaries` "
-                    "run would have. Shards must be exported with at least --formats bed,bedgraph.")
+                    "run would have. Shards must be exported with at least --formats bed,bedgraph. Shards of "
+                    "`likelihood` (PREFIX.bits.*.bedGraph) are merged the same way into bedGraph and bigWig.")
     m.add_argument("--shards", nargs="+", required=True, metavar="PREFIX",
-                   help="the --out prefixes of all N shards of one export (`boundaries --shard K/N`), any order")
+                   help="the --out prefixes of all N shards of one export (`boundaries` or `likelihood` "
+                        "--shard K/N), any order")
     m.add_argument("--out", required=True, help="output prefix of the merged tracks (its folder is created if "
                                                 "missing)")
     m.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
@@ -153,6 +155,7 @@ def _note(text: str) -> None:
 
 
 def run_merge_tracks(args: argparse.Namespace) -> int:
+    from hnet_genomics.export.likelihood import merge_likelihood
     from hnet_genomics.export.manifest import check_shard_set, finish_outputs, read_manifest, sweep_prefix
     from hnet_genomics.export.shards import merge_tracks
     from hnet_genomics.export.tracks import parse_formats
@@ -165,8 +168,9 @@ def run_merge_tracks(args: argparse.Namespace) -> int:
     apply_threads(args.threads, args.quiet)
     first = read_manifest(args.shards[0])
     sweep_prefix(args.out)
-    written = merge_tracks(args.shards, args.out, formats)
-    manifest = finish_outputs(args.out, written, first["export"], first["stages"], None, _note)
+    merge = merge_likelihood if first["tracks"] == "likelihood" else merge_tracks
+    written = merge(args.shards, args.out, formats)
+    manifest = finish_outputs(args.out, written, first["export"], first["stages"], None, _note, first["tracks"])
     for f in [*written, manifest]:
         print(f"wrote {f}")
     return 0

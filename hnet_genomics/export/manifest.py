@@ -1,4 +1,5 @@
-"""``PREFIX.tracks.json``: what one ``boundaries`` / ``merge-tracks`` run wrote at a prefix, and from what.
+"""``PREFIX.tracks.json``: what one ``boundaries``, ``likelihood`` or ``merge-tracks`` run wrote at a prefix, and
+from what.
 
 It lets a later run at the same prefix remove exactly the files of the earlier run that it does not rewrite
 (a re-run with fewer formats must not leave last week's bigWig beside today's BED), and lets ``merge-tracks``
@@ -18,7 +19,8 @@ from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
 
 KIND = "hnet-genomics boundary tracks"
-_OUTPUT = re.compile(r"\.(stage\d+\.(bed|bedGraph|bw|bb|bed\.gz|bed\.gz\.tbi)|chrom\.sizes)")
+_OUTPUT = re.compile(r"\.(stage\d+\.(bed|bedGraph|bw|bb|bed\.gz|bed\.gz\.tbi)|bits\.(fwd|rev|mean)\.(bedGraph|bw)"
+                     r"|chrom\.sizes)")
 
 
 def manifest_path(prefix: str | Path) -> Path:
@@ -49,6 +51,7 @@ def read_manifest(prefix: str | Path) -> dict | None:
         raise DataError(f"{path}: not valid JSON; delete it and the tracks beside it, then export again") from None
     if not isinstance(data, dict) or data.get("kind") != KIND or not isinstance(data.get("files"), list):
         raise DataError(f"{path}: not a track manifest written by hnet-genomics")
+    data.setdefault("tracks", "boundaries")  # written before likelihood tracks had manifests
     return data
 
 
@@ -63,14 +66,16 @@ def candidate_outputs(prefix: str | Path) -> list[Path]:
 
 def sweep_prefix(prefix: str | Path, stages: int = 8) -> None:
     """Temporary files a killed run at this prefix left behind (SIGKILL gives no chance to clean up)."""
+    from hnet_genomics.export.likelihood import KINDS, bits_paths
     from hnet_genomics.export.tracks import stage_paths
 
     paths = [p for s in range(1, stages + 1) for p in stage_paths(prefix, s).values()]
+    paths += [p for k in KINDS for p in bits_paths(prefix, k).values()]
     sweep_stale(paths + candidate_outputs(prefix) + [manifest_path(prefix), Path(f"{prefix}.chrom.sizes")])
 
 
 def finish_outputs(prefix: str | Path, written: Iterable[Path], identity: str, stages: int,
-                   shard: tuple[int, int] | None, log) -> Path:
+                   shard: tuple[int, int] | None, log, tracks: str = "boundaries") -> Path:
     """Remove the earlier run's files this run did not rewrite, warn about same-named files no run of ours
     recorded, and record what this run wrote. Returns the manifest path."""
     prefix = Path(prefix)
@@ -86,8 +91,8 @@ def finish_outputs(prefix: str | Path, written: Iterable[Path], identity: str, s
         if p.name not in written and p.name not in ours_before:
             log(f"warning: {p} was not written by this run (left as it is; remove it if it is stale)")
     path = manifest_path(prefix)
-    write_json_atomic(path, {"kind": KIND, "version": 1, "files": sorted(written), "stages": stages,
-                             "export": identity, "shard": list(shard) if shard else None})
+    write_json_atomic(path, {"kind": KIND, "version": 1, "tracks": tracks, "files": sorted(written),
+                             "stages": stages, "export": identity, "shard": list(shard) if shard else None})
     return path
 
 
@@ -101,15 +106,19 @@ def check_shard_set(shards: list[str]) -> None:
         m = read_manifest(shard)
         if m is None:
             raise DataError(f"{manifest_path(shard)}: missing; merge-tracks takes the prefixes of "
-                            f"`boundaries --shard K/N` runs (export the shards again with this version)")
+                            f"`boundaries` or `likelihood` --shard K/N runs (export the shards again with this "
+                            f"version)")
         if not m.get("shard"):
             raise DataError(f"{shard}: an unsharded export (no --shard K/N); merge only the shards of one export")
         k, n = m["shard"]
         if first is None:
-            first = (shard, n, m.get("export"))
+            first = (shard, n, m.get("export"), m.get("tracks"))
         elif n != first[1]:
             raise DataError(f"{shard}: is shard {k}/{n} but {first[0]} is one of {first[1]}; merge the shards of "
                             f"one `--shard K/N` series")
+        elif m.get("tracks") != first[3]:
+            raise DataError(f"{shard}: holds {m['tracks']} tracks but {first[0]} holds {first[3]} tracks; merge "
+                            f"the shards of one export")
         elif m.get("export") != first[2]:
             raise DataError(f"{shard}: exported with another model, genome, region set or window than "
                             f"{first[0]}; merge the shards of one export")

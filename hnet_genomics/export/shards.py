@@ -75,19 +75,20 @@ def _first_and_last(bed: Path) -> tuple[list[str], list[str]] | None:
     return first, last.split("\t")
 
 
-def _ordered(shards: list[str]) -> list[str]:
-    """Shards with chunks, in genome order; interleaved or overlapping shards are refused."""
+def _ordered(shards: list[str], track_of=lambda shard: stage_paths(shard, 1)["bed"]) -> list[str]:
+    """Shards with data lines in ``track_of(shard)`` (default: stage-1 chunks), in genome order; interleaved
+    or overlapping shards are refused."""
     spans = {}
     for shard in shards:
-        span = _first_and_last(stage_paths(shard, 1)["bed"])
+        span = _first_and_last(track_of(shard))
         if span:
             spans[shard] = span
     order = sorted(spans, key=lambda s: (spans[s][0][0], int(spans[s][0][1])))
     for a, b in zip(order, order[1:]):
         (a_chrom, _, a_end), (b_chrom, b_start) = spans[a][1][:3], spans[b][0][:2]
         if a_chrom > b_chrom or (a_chrom == b_chrom and int(a_end) > int(b_start)):
-            raise DataError(f"{stage_paths(b, 1)['bed']}: its chunks overlap or interleave with those of "
-                            f"{stage_paths(a, 1)['bed']}; merge the shards of one `--shard K/N` series")
+            raise DataError(f"{track_of(b)}: its lines overlap or interleave with those of "
+                            f"{track_of(a)}; merge the shards of one `--shard K/N` series")
     return order
 
 

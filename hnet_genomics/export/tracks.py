@@ -213,7 +213,7 @@ def build_track_files(bed: Path, bedgraph: Path | None, paths: dict[str, Path], 
     and indexed formats, then move the text files into place if they were asked for."""
     written = []
     if "bigwig" in formats:
-        written.append(_write_bigwig(bedgraph, paths["bigwig"], sizes))
+        written.append(write_bigwig(bedgraph, paths["bigwig"], sizes))
     if "bigbed" in formats:
         written.append(_write_bigbed(bed, paths["bigbed"], sizes))
     if "tabix" in formats:
@@ -233,7 +233,7 @@ def data_lines(path: Path) -> Iterator[list[str]]:
             yield line.rstrip("\n").split("\t")
 
 
-def _write_bigwig(bedgraph: Path, final: Path, sizes: dict[str, int]) -> Path:
+def write_bigwig(bedgraph: Path, final: Path, sizes: dict[str, int]) -> Path:
     import pybigtools
 
     records = ((c, int(s), int(e), float(v)) for c, s, e, v in data_lines(bedgraph))

@@ -35,6 +35,9 @@ class LMOutput:
     level_masks: list[torch.Tensor] = field(default_factory=list)  # validity per level; [0] = input mask
     chunk_hidden: torch.Tensor | None = None  # main-network output on stage-1 chunks
     ratio_loss: torch.Tensor | None = None  # sum over levels (unweighted)
+    # per chunking level s, the output of the network that runs on the level's chunks (B, L_{s+1}, d_{s+1});
+    # [0] is chunk_hidden. Embeddings of any stage read it.
+    stage_hidden: list[torch.Tensor] = field(default_factory=list)
 
     def compression_ratios(self) -> list[float]:
         """L_s / L_{s+1} per level, counted over real tokens of the batch."""
@@ -114,7 +117,8 @@ class HNetLM(nn.Module):
             logits=logits, hidden_states=hidden,
             boundary_masks=[lv.boundary for lv in levels], boundary_probs=[lv.probs for lv in levels],
             level_masks=[geom.valid] + [lv.inner_valid for lv in levels],
-            chunk_hidden=levels[0].chunk_hidden if levels else None, ratio_loss=ratio)
+            chunk_hidden=levels[0].chunk_hidden if levels else None, ratio_loss=ratio,
+            stage_hidden=[lv.chunk_hidden for lv in levels])
 
     @torch.no_grad()
     def route(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> list:

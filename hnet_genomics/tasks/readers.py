@@ -67,9 +67,10 @@ def read_labelled(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSe
                     f"or a Genomic Benchmarks split directory <task>/<split>/<class>/*.txt)")
 
 
-def read_table(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSequences:
+def read_table(path: str | Path, soft_mask: SoftMask = "upper", require_label: bool = True) -> LabelledSequences:
     """CSV/TSV with a header line naming ``sequence``, ``label`` and optionally ``name`` columns (UTF-8, a
-    byte-order mark allowed; plain or gzip)."""
+    byte-order mark allowed; plain or gzip); without ``require_label`` the label column may be absent (labels
+    are then empty)."""
     p = Path(path)
     delimiter = "\t" if ".tsv" in p.name.lower() else ","
     seqs, labels, names, origins = [], [], [], []
@@ -79,10 +80,11 @@ def read_table(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSeque
         if header is None:
             raise DataError(f"{p}: empty file (expected a header with 'sequence' and 'label' columns)")
         columns = [h.strip().lower() for h in header]
-        missing = [c for c in ("sequence", "label") if c not in columns]
+        missing = [c for c in ("sequence", "label")[: 2 if require_label else 1] if c not in columns]
         if missing:
             raise DataError(f"{p}:1: header {header} lacks column(s) {missing}")
-        i_seq, i_lab = columns.index("sequence"), columns.index("label")
+        i_seq = columns.index("sequence")
+        i_lab = columns.index("label") if "label" in columns else None
         i_name = columns.index("name") if "name" in columns else None
         for row in reader:
             line = reader.line_num
@@ -92,7 +94,8 @@ def read_table(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSeque
                 raise DataError(f"{p}:{line}: {len(row)} fields, header has {len(columns)}")
             origin = f"{p}:{line}"
             seqs.append(_clean(row[i_seq].strip().encode("ascii", "replace"), origin, soft_mask))
-            labels.append(_label(row[i_lab], origin))
+            labels.append(_label(row[i_lab], origin) if require_label
+                          else row[i_lab].strip() if i_lab is not None else "")
             names.append(row[i_name].strip() if i_name is not None else f"{p.stem}_{len(names)}")
             origins.append(origin)
     return _nonempty(LabelledSequences(seqs, labels, names, origins, str(p)))

@@ -13,7 +13,7 @@ from hnet_genomics.training.markov import MAX_ORDER
 
 TOP_KEYS = ("genome", "hg38_source", "split_bed", "models", "main_model", "max_steps", "seq_len",
             "batch_size", "pretrain_set", "regions", "annotation", "markov_order", "finetune", "boundaries",
-            "compare", "presets")
+            "compare", "variants", "presets")
 PRESET_KEYS = ("models", "main_model", "max_steps", "seq_len", "batch_size", "pretrain_set", "regions",
                "annotation", "resources")
 RESOURCE_FAMILIES = ("light", "train", "infer")
@@ -57,6 +57,8 @@ def resolve_path(value, key, allow=()):
             return None
         if value in ("hg38-loci", "demo-test-region"):
             return str(PIPELINES_DIR / "regions" / f"{value.replace('-', '_')}.bed")
+        if value == "demo-variants":
+            return str(PIPELINES_DIR / "variants" / "hla_simulated.vcf")
         return str(_demo_files()[value])
     if not isinstance(value, str) or not value:
         names = f" or one of {', '.join(allow)}" if allow else ""
@@ -253,9 +255,27 @@ if isinstance(BOUNDARIES_SHARDS, bool) or not isinstance(BOUNDARIES_SHARDS, int)
     raise config_error("boundaries.shards", f"expected a positive integer, got {BOUNDARIES_SHARDS!r}")
 
 
+VARIANTS = _section(config["variants"], ("model", "vcf", "strand", "regions", "shards"), "variants")
+VARIANTS_MODEL = model_input(VARIANTS["model"], "variants.model")
+VARIANTS_VCF, VARIANTS_VCF_PROBLEM = None, None  # no VCF: likelihood tracks only
+if VARIANTS["vcf"] == "demo-variants" and GENOME_SOURCE != "demo":
+    VARIANTS_VCF_PROBLEM = (f"demo-variants lies on the demo genome, not on {GENOME_NAME}; set variants.vcf to a "
+                            f"VCF of {GENOME_NAME} (or to null for the likelihood tracks alone)")
+elif not _unset(VARIANTS["vcf"]):
+    VARIANTS_VCF = resolve_path(VARIANTS["vcf"], "variants.vcf", allow=("demo-variants",))
+if VARIANTS["strand"] not in ("both", "fwd"):
+    raise config_error("variants.strand", f"expected both or fwd, got {VARIANTS['strand']!r}")
+VARIANTS_REGIONS = REGIONS if _unset(VARIANTS["regions"]) else resolve_path(
+    VARIANTS["regions"], "variants.regions", allow=REGION_NAMES)
+VARIANTS_SHARDS = positive_int(VARIANTS["shards"], "variants.shards")
+VARIANTS_OUT = f"{R}/variants/scores.vcf.gz"  # + .tbi and scores.tsv
+LIKELIHOOD_DIR = f"{R}/likelihood"
+
+
 wildcard_constraints:
     run="(" + "|".join(re.escape(r) for r in MODELS) + r")(-seed[1-9]\d*)?",
     split="|".join(SPLIT_NAMES),
     order=r"\d+",
     shard=r"[1-9]\d*",
     task="|".join(re.escape(t) for t in TASKS) or "^$",
+
