@@ -10,7 +10,6 @@ into a temp file beside its final name and the bigWig is built from it at the en
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
-from hnet_genomics.data.atomic import output_dir
+from hnet_genomics.data.atomic import commit, output_dir
 from hnet_genomics.export.shards import _ordered, read_chrom_sizes
 from hnet_genomics.export.tracks import write_bigwig, check_writable, data_lines, temp_path, write_chrom_sizes
 from hnet_genomics.inference.engine import InferenceEngine
@@ -137,8 +136,7 @@ def build_bits_files(bedgraph: Path, paths: dict[str, Path], sizes: dict[str, in
     if "bigwig" in formats:
         written.append(write_bigwig(bedgraph, paths["bigwig"], sizes))
     if "bedgraph" in formats:
-        os.replace(bedgraph, paths["bedgraph"])
-        written.append(paths["bedgraph"])
+        written.append(commit(bedgraph, paths["bedgraph"]))
     return written
 
 
