@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Union
 
 import torch
+
+from hnet_genomics.model.attention import KVCache
+from hnet_genomics.model.mamba2 import MambaState
+
+BlockStates = list[Union[MambaState, KVCache]]  # one per block of a stack, in order
+
+
+@dataclass
+class HNetState:
+    """What one H-Net level carries from token to token."""
+
+    encoder: BlockStates
+    main: Union["HNetState", BlockStates]  # the next level's state, or the innermost stack's
+    decoder: BlockStates
+    prev_key: torch.Tensor | None  # router key of the previous token (None before the first)
+    smoothed: torch.Tensor  # (B, d) fp32: EMA of the main network's output for each row's current chunk
 
 
 def select_rows(mask: torch.Tensor, new, old):

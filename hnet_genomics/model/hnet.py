@@ -1,6 +1,7 @@
 """One hierarchy level: encoder -> routing -> downsample -> main network -> EMA dechunk -> residual -> decoder.
 
-The main network is either another ``HNet`` (a deeper level) or an ``Isotropic`` stack (the innermost).
+The main network is either another ``HNet`` (a deeper level) or the ``Innermost`` stack; both answer
+(hidden, levels), so the recursion has no special case.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 
 from hnet_genomics.config import ModelConfig
 from hnet_genomics.model import chunking
-from hnet_genomics.model.cache import select_rows
+from hnet_genomics.model.cache import HNetState, select_rows
 from hnet_genomics.model.geometry import Geometry
 from hnet_genomics.model.isotropic import Isotropic
 from hnet_genomics.model.layout import StageSpec
@@ -31,8 +32,32 @@ class LevelInfo:
     inner_valid: torch.Tensor  # (B, L_{s+1}) bool
 
 
-def build_main(cfg: ModelConfig, stages: list[StageSpec], s: int) -> nn.Module:
-    return Isotropic(stages[s].body, s, cfg) if stages[s].innermost else HNet(cfg, stages, s)
+@dataclass
+class Chunked:
+    """The first half of a level, shared by ``forward`` and ``route``: encoder output, routing decisions and
+    the chunk sequence handed to the main network."""
+
+    enc: torch.Tensor  # (B, L_s, d_s) encoder output
+    probs: torch.Tensor  # (B, L_s) boundary probability
+    boundary: torch.Tensor  # (B, L_s) bool
+    inner: torch.Tensor  # (B, L_{s+1}, d_{s+1}) chunk starts, widened to the inner width
+    inner_geom: Geometry
+    index: torch.Tensor  # (B, L_{s+1}) position of each chunk start
+
+
+class Innermost(Isotropic):
+    """The innermost network (or a whole isotropic model): a level that chunks nothing, so it answers like
+    every ``HNet`` level with (hidden, deeper levels) and routes nothing."""
+
+    def forward(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, list[LevelInfo]]:
+        return super().forward(hidden, geom), []
+
+    def route(self, hidden: torch.Tensor, geom: Geometry) -> list:
+        return []
+
+
+def build_main(cfg: ModelConfig, stages: list[StageSpec], s: int) -> HNet | Innermost:
+    return Innermost(stages[s].body, s, cfg) if stages[s].innermost else HNet(cfg, stages, s)
 
 
 class HNet(nn.Module):
@@ -41,14 +66,14 @@ class HNet(nn.Module):
     def __init__(self, cfg: ModelConfig, stages: list[StageSpec], s: int):
         super().__init__()
         self.stage = s
-        self.d, d_inner = cfg.d_model[s], cfg.d_model[s + 1]
+        self.d, d_next = cfg.d_model[s], cfg.d_model[s + 1]  # this level's width and the main network's
         self.target = cfg.target_compression[s]
         self.encoder = Isotropic(stages[s].encoder, s, cfg)
         self.routing = chunking.RoutingModule(self.d)
         self.main = build_main(cfg, stages, s + 1)
         self.decoder = Isotropic(stages[s].decoder, s, cfg)
         self.residual_proj = nn.Linear(self.d, self.d)  # zero-initialised: the skip starts silent
-        self.pad = nn.Parameter(torch.zeros(d_inner - self.d)) if d_inner > self.d else None
+        self.pad = nn.Parameter(torch.zeros(d_next - self.d)) if d_next > self.d else None
         self.reset_parameters()
 
     @torch.no_grad()
@@ -67,25 +92,30 @@ class HNet(nn.Module):
         self.decoder.init_residual_outputs(std, layers)
         self.main.scale_residual_outputs(std, layers)
 
-    def _combine(self, smoothed, p, boundary, enc):
+    def upsampled_plus_skip(self, smoothed: torch.Tensor, p: torch.Tensor, boundary: torch.Tensor,
+                            enc: torch.Tensor) -> torch.Tensor:
+        """The decoder's input: the dechunked main-network output times the straight-through confidence of
+        its chunk (value 1, gradient into p), plus the linear skip from the encoder."""
         conf = chunking.confidence_ste(p, boundary)[..., None]
-        residual = self.residual_proj(enc.float()).float()
-        return (smoothed.float() * conf + residual).to(enc.dtype)
+        skip = self.residual_proj(enc.float()).float()
+        return (smoothed.float() * conf + skip).to(enc.dtype)
 
-    def forward(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, list[LevelInfo]]:
+    def encode_and_chunk(self, hidden: torch.Tensor, geom: Geometry) -> Chunked:
         enc = self.encoder(hidden, geom)
         p, boundary = self.routing(enc, geom)
         inner_geom, index = geom.downsample(boundary)
-        inner_in = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
-        if isinstance(self.main, HNet):
-            inner_out, deeper = self.main(inner_in, inner_geom)
-        else:
-            inner_out, deeper = self.main(inner_in, inner_geom), []
-        p_inner = torch.gather(p, 1, index)
-        smoothed = chunking.dechunk(inner_out[..., : self.d], p_inner, boundary, geom)
-        out = self.decoder(self._combine(smoothed, p, boundary, enc), geom)
-        info = LevelInfo(boundary, p, geom.valid, chunking.ratio_loss(boundary, p, geom.valid, self.target),
-                         inner_out, inner_geom.valid)
+        inner = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
+        return Chunked(enc=enc, probs=p, boundary=boundary, inner=inner, inner_geom=inner_geom, index=index)
+
+    def forward(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, list[LevelInfo]]:
+        c = self.encode_and_chunk(hidden, geom)
+        inner_out, deeper = self.main(c.inner, c.inner_geom)
+        p_inner = torch.gather(c.probs, 1, c.index)
+        smoothed = chunking.dechunk(inner_out[..., : self.d], p_inner, c.boundary, geom)
+        out = self.decoder(self.upsampled_plus_skip(smoothed, c.probs, c.boundary, c.enc), geom)
+        info = LevelInfo(boundary=c.boundary, probs=c.probs, valid=geom.valid,
+                         ratio_loss=chunking.ratio_loss(c.boundary, c.probs, geom.valid, self.target),
+                         chunk_hidden=inner_out, inner_valid=c.inner_geom.valid)
         return out, [info] + deeper
 
     def route(self, hidden: torch.Tensor, geom: Geometry) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -94,37 +124,31 @@ class HNet(nn.Module):
         Boundaries depend on nothing downstream of their router, so segmentation (track export) skips the
         innermost network, the decoders and the LM head.
         """
-        enc = self.encoder(hidden, geom)
-        p, boundary = self.routing(enc, geom)
-        levels = [(boundary, p, geom.valid)]
-        if isinstance(self.main, HNet):
-            inner_geom, index = geom.downsample(boundary)
-            inner = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
-            levels += self.main.route(inner, inner_geom)
-        return levels
+        c = self.encode_and_chunk(hidden, geom)
+        return [(c.boundary, c.probs, geom.valid)] + self.main.route(c.inner, c.inner_geom)
 
     # ---- incremental inference ------------------------------------------------------------------------
 
-    def init_state(self, batch: int, device, dtype) -> dict:
-        return {"enc": self.encoder.init_state(batch, device, dtype),
-                "main": self.main.init_state(batch, device, dtype),
-                "dec": self.decoder.init_state(batch, device, dtype),
-                "prev_k": None,
-                "smoothed": torch.zeros(batch, self.d, device=device, dtype=torch.float32)}
+    def init_state(self, batch: int, device, dtype) -> HNetState:
+        return HNetState(encoder=self.encoder.init_state(batch, device, dtype),
+                         main=self.main.init_state(batch, device, dtype),
+                         decoder=self.decoder.init_state(batch, device, dtype),
+                         prev_key=None,
+                         smoothed=torch.zeros(batch, self.d, device=device, dtype=torch.float32))
 
-    def step(self, hidden: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+    def step(self, hidden: torch.Tensor, state: HNetState) -> tuple[torch.Tensor, HNetState]:
         """One token for every row. Rows whose token opens a chunk advance the main network; others reuse
         their current chunk's smoothed output, exactly as the plug-back does in the full forward."""
-        enc, enc_state = self.encoder.step(hidden, state["enc"])
-        p, k = self.routing.step(enc, state["prev_k"])
+        enc, enc_state = self.encoder.step(hidden, state.encoder)
+        p, key = self.routing.step(enc, state.prev_key)
         boundary = p >= 0.5
-        smoothed, main_state = state["smoothed"], state["main"]
+        smoothed, main_state = state.smoothed, state.main
         if bool(boundary.any()):
             inner_out, new_main = self.main.step(chunking.pad_width(enc, self.pad), main_state)
             z = inner_out[..., : self.d].float()
             new_smoothed = p[:, None] * z + (1 - p[:, None]) * smoothed
             smoothed = torch.where(boundary[:, None], new_smoothed, smoothed)
             main_state = select_rows(boundary, new_main, main_state)
-        out = self._combine(smoothed.to(enc.dtype), p, boundary, enc)
-        dec, dec_state = self.decoder.step(out, state["dec"])
-        return dec, {"enc": enc_state, "main": main_state, "dec": dec_state, "prev_k": k, "smoothed": smoothed}
+        out = self.upsampled_plus_skip(smoothed.to(enc.dtype), p, boundary, enc)
+        dec, dec_state = self.decoder.step(out, state.decoder)
+        return dec, HNetState(encoder=enc_state, main=main_state, decoder=dec_state, prev_key=key, smoothed=smoothed)

@@ -16,9 +16,9 @@ from hnet_genomics.config import ModelConfig, from_dict, without_training_keys
 from hnet_genomics.errors import CheckpointError, ConfigError
 from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.hnet import HNet, LevelInfo
+from hnet_genomics.model.cache import BlockStates, HNetState
+from hnet_genomics.model.hnet import HNet, build_main
 from hnet_genomics.model.init import INIT_STD, parameter_stages
-from hnet_genomics.model.isotropic import Isotropic
 from hnet_genomics.model.layout import parse_layout
 from hnet_genomics.model.sampling import sample_next
 
@@ -53,7 +53,7 @@ class HNetLM(nn.Module):
         stages = parse_layout(config.arch_layout)
         d0 = config.d_model[0]
         self.embeddings = nn.Embedding(config.vocab_size, d0)
-        self.backbone = HNet(config, stages, 0) if len(stages) > 1 else Isotropic(stages[0].body, 0, config)
+        self.backbone = build_main(config, stages, 0)  # an H-Net level, or the isotropic stack of a baseline
         self.lm_head = nn.Linear(d0, config.vocab_size, bias=False)
         # Window length the weights were trained on (saved as training.json): longer windows put attention
         # and the routers out of distribution, so export and fine-tuning default to it.
@@ -105,12 +105,7 @@ class HNetLM(nn.Module):
             if mask is None:
                 mask = torch.ones_like(input_ids, dtype=torch.bool)
             geom = Geometry.padded(mask.bool())
-        hidden = self.embeddings(input_ids)
-        levels: list[LevelInfo] = []
-        if self.is_hierarchical:
-            hidden, levels = self.backbone(hidden, geom)
-        else:
-            hidden = self.backbone(hidden, geom)
+        hidden, levels = self.backbone(self.embeddings(input_ids), geom)
         logits = self.lm_head(hidden)
         ratio = sum((lv.ratio_loss for lv in levels), start=torch.zeros((), device=logits.device))
         return LMOutput(
@@ -127,18 +122,17 @@ class HNetLM(nn.Module):
         Equal to ``forward``'s ``boundary_masks`` / ``boundary_probs`` / ``level_masks`` at a fraction of
         the cost; empty for isotropic models.
         """
-        if not self.is_hierarchical:
-            return []
         mask = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask.bool()
         return self.backbone.route(self.embeddings(input_ids), Geometry.padded(mask))
 
     # ---- incremental inference ----------------------------------------------------------------------
 
-    def init_state(self, batch: int):
+    def init_state(self, batch: int) -> HNetState | BlockStates:
         p = next(self.parameters())
         return self.backbone.init_state(batch, p.device, p.dtype)
 
-    def step(self, input_ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+    def step(self, input_ids: torch.Tensor, state: HNetState | BlockStates
+             ) -> tuple[torch.Tensor, HNetState | BlockStates]:
         """input_ids (B,) -> next-token logits (B, vocab) and the updated state."""
         hidden, state = self.backbone.step(self.embeddings(input_ids), state)
         return self.lm_head(hidden), state
