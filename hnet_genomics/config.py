@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from hnet_genomics.errors import ConfigError
+from hnet_genomics.layout import parse_layout
 
 
 @dataclass
@@ -77,8 +78,6 @@ class ModelConfig:
         return len(self.d_model) - 1
 
     def validate(self) -> None:
-        from hnet_genomics.model.layout import parse_layout  # layout parsing is model-side, config-agnostic
-
         stages = parse_layout(self.arch_layout)
         n = len(stages)
         for name in ("d_model", "d_intermediate"):

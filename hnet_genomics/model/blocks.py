@@ -10,7 +10,7 @@ from hnet_genomics.config import ModelConfig
 from hnet_genomics.kernels import norm as norm_k
 from hnet_genomics.model.attention import CausalSelfAttention
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.layout import BlockSpec
+from hnet_genomics.layout import BlockSpec
 from hnet_genomics.model.mamba2 import Mamba2
 
 

@@ -8,7 +8,7 @@ activations and the conv are negligible and left out.
 from __future__ import annotations
 
 from hnet_genomics.config import ModelConfig
-from hnet_genomics.model.layout import BlockSpec, parse_layout
+from hnet_genomics.layout import BlockSpec, parse_layout
 
 
 def _block_flops_per_token(spec: BlockSpec, s: int, cfg: ModelConfig, tokens: float) -> float:

@@ -17,7 +17,7 @@ from hnet_genomics.model import chunking
 from hnet_genomics.model.cache import HNetState, select_rows
 from hnet_genomics.model.geometry import Geometry
 from hnet_genomics.model.isotropic import Isotropic
-from hnet_genomics.model.layout import StageSpec
+from hnet_genomics.layout import StageSpec
 
 
 @dataclass

@@ -10,7 +10,7 @@ from torch import nn
 from hnet_genomics.config import ModelConfig
 from hnet_genomics.model.blocks import Block, RMSNorm
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.layout import BlockSpec
+from hnet_genomics.layout import BlockSpec
 
 
 class Isotropic(nn.Module):

@@ -19,7 +19,7 @@ from hnet_genomics.model.geometry import Geometry
 from hnet_genomics.model.cache import BlockStates, HNetState
 from hnet_genomics.model.hnet import HNet, build_main
 from hnet_genomics.model.init import INIT_STD, parameter_stages
-from hnet_genomics.model.layout import parse_layout
+from hnet_genomics.layout import parse_layout
 from hnet_genomics.model.sampling import sample_next
 
 CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE = "config.json", "model.safetensors", "training.json"

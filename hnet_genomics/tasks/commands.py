@@ -173,12 +173,13 @@ def make_task(args: argparse.Namespace) -> int:
 
 def _backbone_factory(args: argparse.Namespace):
     """(factory or None, default context length or None, description) for --model / --config."""
-    from hnet_genomics import build_model, from_pretrained, load_config
+    from hnet_genomics.config import load_config
+    from hnet_genomics.model.lm import HNetLM
 
     if args.model is not None:
-        pretrained = from_pretrained(args.model)  # loaded before the data, so a bad directory fails first
+        pretrained = HNetLM.from_pretrained(args.model)  # loaded before the data, so a bad directory fails first
         return (lambda: copy.deepcopy(pretrained)), pretrained.trained_context, f"pretrained:{args.model}"
     if args.config is not None:
         cfg = load_config(args.config)
-        return (lambda: build_model(cfg.model)), cfg.train.seq_len, f"scratch:{args.config}"
+        return (lambda: HNetLM(cfg.model)), cfg.train.seq_len, f"scratch:{args.config}"
     return None, None, None

@@ -395,13 +395,13 @@ def load_classifier(path: str | Path) -> tuple[SequenceClassifier, dict]:
     """Inverse of ``save_classifier``: the model in eval mode and its metadata (classes, pooling...)."""
     from safetensors.torch import load_file
 
-    from hnet_genomics import from_pretrained
+    from hnet_genomics.model.lm import HNetLM
 
     p = Path(path)
     if not (p / "classifier.json").is_file() or not (p / "head.safetensors").is_file():
         raise CheckpointError(f"{p}: not a fine-tuned classifier (expected classifier.json, head.safetensors "
                               f"and backbone/)")
     meta = json.loads((p / "classifier.json").read_text())
-    model = SequenceClassifier(from_pretrained(p / "backbone"), meta["num_outputs"], meta["pooling"])
+    model = SequenceClassifier(HNetLM.from_pretrained(p / "backbone"), meta["num_outputs"], meta["pooling"])
     model.head.load_state_dict(load_file(str(p / "head.safetensors")))
     return model.eval(), meta

@@ -72,9 +72,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_model(args: argparse.Namespace) -> dict:
-    from hnet_genomics import from_pretrained
     from hnet_genomics.devices import resolve_device, resolve_precision
     from hnet_genomics.kernels import dispatch
+    from hnet_genomics.model.lm import HNetLM
     from hnet_genomics.config import load_config
     from hnet_genomics.data.intervals import make_splits
     from hnet_genomics.errors import ConfigError
@@ -84,7 +84,7 @@ def _eval_model(args: argparse.Namespace) -> dict:
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise ConfigError(f"--model {model_dir}: no such folder")
-    model = from_pretrained(model_dir / "model" if (model_dir / "model" / "config.json").exists() else model_dir)
+    model = HNetLM.from_pretrained(model_dir / "model" if (model_dir / "model" / "config.json").exists() else model_dir)
     run_cfgs = [p for p in (model_dir / "config.yaml", model_dir.parent / "config.yaml") if p.exists()]
     if args.config:
         config = load_config(args.config)

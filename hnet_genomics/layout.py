@@ -1,4 +1,5 @@
-"""Parse the ``arch_layout`` notation into per-stage block lists.
+"""Parse the ``arch_layout`` notation of a model config into per-stage block lists (the configuration's grammar;
+the model builds its stages from the result).
 
 ``"m3t1"`` = three Mamba-2 blocks then one attention block, no MLPs; ``"M2T1"`` = the same with SwiGLU MLPs.
 A stage is either ``[enc, [inner...], dec]`` (a chunking level) or ``[body]`` (the innermost, isotropic).
