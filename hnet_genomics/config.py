@@ -388,7 +388,9 @@ def _load_raw(name_or_path: str | Path, seen: tuple = ()) -> dict:
     if parent is not None:
         if parent in seen:
             raise ConfigError(f"{origin}: circular 'base' chain through {parent}")
-        data = _deep_merge(_load_raw(parent, seen + (parent,)), data)
+        inherited = _load_raw(parent, seen + (parent,))
+        inherited.pop("name", None)  # the child is its own experiment
+        data = _deep_merge(inherited, data)
     data.setdefault("name", str(name_or_path))
     return data
 

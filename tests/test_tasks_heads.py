@@ -8,7 +8,7 @@ import torch
 from hnet_genomics import build_model, load_config
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.tasks.batching import pad_batch
-from hnet_genomics.tasks.heads import SequenceClassifier, TokenClassifier, last_real, masked_mean, token_loss
+from hnet_genomics.tasks.heads import SequenceClassifier, last_real, masked_mean
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +67,3 @@ def test_frozen_backbone_gets_no_gradient_and_stays_in_eval_mode(two_sites):
     loss.backward()
     assert all(p.grad is None for p in clf.backbone.parameters())
     assert clf.head.weight.grad is not None
-
-
-def test_token_loss_ignores_padded_positions(hnet, two_sites):
-    clf = TokenClassifier(hnet, 3)
-    ids, mask = pad_batch(two_sites)
-    labels = torch.randint(0, 3, ids.shape, generator=torch.Generator().manual_seed(0))
-    logits = clf(ids, mask)
-    assert logits.shape == (2, ids.shape[1], 3)
-    scrambled = labels.clone()
-    scrambled[~mask] = (labels[~mask] + 1) % 3
-    torch.testing.assert_close(token_loss(logits, labels, mask), token_loss(logits, scrambled, mask))
-    expected = torch.nn.functional.cross_entropy(logits[0, :120], labels[0, :120], reduction="sum")
-    expected = (expected + torch.nn.functional.cross_entropy(logits[1], labels[1], reduction="sum")) / 320
-    torch.testing.assert_close(token_loss(logits, labels, mask), expected)

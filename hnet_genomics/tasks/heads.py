@@ -91,30 +91,3 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(input_ids, mask))
-
-
-class TokenClassifier(nn.Module):
-    """Per-base logits (B, L, C) from the final base-level hidden states, e.g. splice-site calling."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int, freeze_backbone: bool = False):
-        super().__init__()
-        self.backbone, self.freeze_backbone = backbone, freeze_backbone
-        self.head = nn.Linear(backbone.config.d_model[0], num_classes)
-        if freeze_backbone:
-            backbone.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "TokenClassifier":
-        super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()
-        return self
-
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
-            hidden = self.backbone(input_ids, mask=mask).hidden_states
-        return self.head(hidden)
-
-
-def token_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over real bases only: padded positions neither add loss nor dilute the mean."""
-    return nn.functional.cross_entropy(logits[mask], labels[mask])
