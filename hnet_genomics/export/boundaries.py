@@ -25,12 +25,12 @@ from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.inference.readouts import base_level_decisions, decisions, routing_pass
 from hnet_genomics.inference.windows import DEFAULT_OVERLAP, DEFAULT_WINDOW, check_window
 
-__all__ = ["Block", "Disagreement", "ExportResult", "base_level_decisions", "export_boundaries", "predict_blocks",
+__all__ = ["StitchedDecisions", "Disagreement", "ExportResult", "base_level_decisions", "export_boundaries", "predict_blocks",
            "require_chunking", "routing_pass", "window_disagreement"]
 
 
 @dataclass
-class Block:
+class StitchedDecisions:
     """Stitched decisions for bases ``[start, start + n)`` of ``region``: one (bool, float) pair per stage."""
 
     region: Region
@@ -51,7 +51,7 @@ def require_chunking(model: torch.nn.Module, where: str = "model") -> int:
 def predict_blocks(model: torch.nn.Module, genome: Genome, regions: Iterable[Region],
                    window: int = DEFAULT_WINDOW, overlap: int = DEFAULT_OVERLAP, batch_size: int = 16,
                    device: str | torch.device = "cpu", phase: int = 0, data_cfg: DataConfig | None = None,
-                   progress: bool = False, precision: str = "fp32") -> Iterator[Block]:
+                   progress: bool = False, precision: str = "fp32") -> Iterator[StitchedDecisions]:
     """Stitched per-base decisions, region after region, in blocks of at most ``window`` bases.
 
     Memory is bounded by one batch of windows, whatever the length of the chromosome.
@@ -62,7 +62,7 @@ def predict_blocks(model: torch.nn.Module, genome: Genome, regions: Iterable[Reg
     for w, _, row in engine.windows(genome, regions, window, overlap, decisions, data_cfg, phase,
                                     progress=progress, desc="boundaries"):
         a, b = w.keep_from - w.start, w.end - w.start
-        yield Block(w.region, w.keep_from, [x[a:b] for x in row[:stages]], [x[a:b] for x in row[stages:]])
+        yield StitchedDecisions(w.region, w.keep_from, [x[a:b] for x in row[:stages]], [x[a:b] for x in row[stages:]])
 
 
 @dataclass

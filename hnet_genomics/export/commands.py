@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, inference_precision, resolve_device, resolve_precision
+from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_input_file, check_output_dir,
                                    check_output_prefix, nonnegative_int, positive_int, show_progress)
@@ -103,7 +103,6 @@ def default_window(trained: int | None, window: int | None, overlap: int | None)
 
 
 def run_boundaries(args: argparse.Namespace) -> int:
-    from hnet_genomics import from_pretrained
     from hnet_genomics.data.genome import Genome
     from hnet_genomics.export.boundaries import export_boundaries, require_chunking
     from hnet_genomics.export.manifest import export_identity, finish_outputs, sweep_prefix
@@ -112,6 +111,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     from hnet_genomics.export.tracks import parse_formats
     from hnet_genomics.export.windows import check_window
     from hnet_genomics.kernels import dispatch
+    from hnet_genomics.model.lm import HNetLM
 
     formats = parse_formats(args.formats)
     shard = parse_shard(args.shard) if args.shard else None
@@ -124,7 +124,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     apply_threads(args.threads, args.quiet)
-    model = from_pretrained(args.model)
+    model = HNetLM.from_pretrained(args.model)
     stages = require_chunking(model, str(args.model))
     window, overlap = default_window(model.trained_context, args.window, args.overlap)
     genome = Genome(args.fasta)
@@ -135,9 +135,8 @@ def run_boundaries(args: argparse.Namespace) -> int:
     sweep_prefix(args.out)
     dispatch.report(device, "boundaries")
     t0 = time.perf_counter()
-    with inference_precision(device, precision):
-        result = export_boundaries(model, genome, regions, args.out, formats, window, overlap,
-                                   args.batch_size, device, progress=show_progress(args.quiet))
+    result = export_boundaries(model, genome, regions, args.out, formats, window, overlap, args.batch_size, device,
+                               progress=show_progress(args.quiet), precision=precision)
     dt = time.perf_counter() - t0
     manifest = finish_outputs(args.out, result.files, identity, stages, shard, _note)
     per_stage = ", ".join(f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)"

@@ -35,7 +35,7 @@ class SwiGLU(nn.Module):
         return self.fc2(F.silu(a) * b)
 
 
-class Block(nn.Module):
+class ResidualBlock(nn.Module):
     """x <- x + mixer(norm(x)); x <- x + mlp(norm(x)). ``residual`` is the fp32 stream."""
 
     def __init__(self, spec: BlockSpec, stage: int, cfg: ModelConfig):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from hnet_genomics.config import ModelConfig
-from hnet_genomics.model.blocks import Block, RMSNorm
+from hnet_genomics.model.blocks import ResidualBlock, RMSNorm
 from hnet_genomics.model.geometry import Geometry
 from hnet_genomics.layout import BlockSpec
 
@@ -17,7 +17,7 @@ class Isotropic(nn.Module):
     def __init__(self, specs: list[BlockSpec], stage: int, cfg: ModelConfig):
         super().__init__()
         self.stage = stage
-        self.blocks = nn.ModuleList(Block(s, stage, cfg) for s in specs)
+        self.blocks = nn.ModuleList(ResidualBlock(s, stage, cfg) for s in specs)
         self.norm = RMSNorm(cfg.d_model[stage], cfg.norm_eps)
 
     @property

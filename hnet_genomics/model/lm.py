@@ -88,10 +88,6 @@ class HNetLM(nn.Module):
         into. Per-stage learning rates are assigned from this."""
         return parameter_stages(self)
 
-    @property
-    def is_hierarchical(self) -> bool:
-        return isinstance(self.backbone, HNet)
-
     # ---- training / scoring -------------------------------------------------------------------------
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None,

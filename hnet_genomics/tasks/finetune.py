@@ -187,7 +187,7 @@ def block_depths(backbone: nn.Module) -> tuple[dict[str, int], int]:
     run (encoder, inner network, decoder; 0 = embeddings). A chunking level's router, skip and width pad sit
     between its encoder and inner network and count with the encoder's last block; final norms with the block
     before them. Also returns the number of blocks."""
-    from hnet_genomics.model.blocks import Block
+    from hnet_genomics.model.blocks import ResidualBlock
     from hnet_genomics.model.hnet import HNet
 
     depths: dict[str, int] = {}
@@ -197,7 +197,7 @@ def block_depths(backbone: nn.Module) -> tuple[dict[str, int], int]:
             depths[name] = depth
 
     def walk(module: nn.Module, prefix: str, depth: int) -> int:
-        if isinstance(module, Block):
+        if isinstance(module, ResidualBlock):
             assign(module, prefix, depth + 1)
             return depth + 1
         if isinstance(module, HNet):

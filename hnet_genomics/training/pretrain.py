@@ -46,9 +46,9 @@ def _strategy(name: str):
     if name == "fsdp":
         from lightning.pytorch.strategies import FSDPStrategy
 
-        from hnet_genomics.model.blocks import Block
+        from hnet_genomics.model.blocks import ResidualBlock
 
-        return FSDPStrategy(auto_wrap_policy={Block})
+        return FSDPStrategy(auto_wrap_policy={ResidualBlock})
     return name
 
 
