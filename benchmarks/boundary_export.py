@@ -23,7 +23,7 @@ import torch
 
 from hnet_genomics import build_model, from_pretrained, load_config
 from hnet_genomics.data import demo
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.export.boundaries import export_boundaries, predict_blocks, window_disagreement
 from hnet_genomics.export.regions import Region

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from hnet_genomics.config import DataConfig
 from hnet_genomics.data import demo
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data.datasets import RandomWindowDataset, collate_padded
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.data.intervals import make_splits

@@ -111,7 +111,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the harness, not the GPU")
     parser.add_argument("--out", type=Path, help="report path (default benchmarks/results/gpu-<device>.md)")
     args = parser.parse_args()
-    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.atomic import write_text_atomic
     from hnet_genomics.kernels import dispatch
 
     import kernels as kbench

@@ -24,7 +24,7 @@ import torch
 
 from hnet_genomics import build_model, from_pretrained, load_config
 from hnet_genomics.data import demo
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.export.embeddings import read_embedding_input, write_embeddings
 from hnet_genomics.export.likelihood import export_likelihood

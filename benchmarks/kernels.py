@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from hnet_genomics import build_model, load_config
 from hnet_genomics.data import demo
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.kernels import dispatch
 from hnet_genomics.kernels import ema as ema_k

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from hnet_genomics import build_model, load_config
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.kernels import dispatch
 from hnet_genomics.training.datamodule import batch_size_for
 from hnet_genomics.training.resources import measure_training_memory

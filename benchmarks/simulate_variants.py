@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hnet_genomics.data import demo
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data.genome import Genome
 
 CLASSES = ("cds", "splice", "intron", "intergenic")

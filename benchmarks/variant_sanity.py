@@ -26,7 +26,7 @@ import torch
 
 from hnet_genomics import from_pretrained
 from hnet_genomics.data import demo
-from hnet_genomics.data.atomic import write_text_atomic
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.config import DataConfig
 from hnet_genomics.export.variant_scores import score_vcf

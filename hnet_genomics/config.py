@@ -434,6 +434,6 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.atomic import write_text_atomic
 
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -59,7 +59,7 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _sizes(args: argparse.Namespace) -> int:
-    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.atomic import write_text_atomic
     from hnet_genomics.data.genome import Genome
 
     check_input_file(args.fasta, "--fasta")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from hnet_genomics.data.atomic import atomic_path, commit
+from hnet_genomics.atomic import atomic_path, commit
 from hnet_genomics.data.bgzf import BGZF_EOF  # every BGZF file ends with it: absent = cut short
 from hnet_genomics.errors import DataError
 

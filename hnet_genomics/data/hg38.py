@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hnet_genomics.data.atomic import commit, output_dir
+from hnet_genomics.atomic import commit, output_dir
 from hnet_genomics.data.fasta import prepare_fasta
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.data.intervals import read_split_bed

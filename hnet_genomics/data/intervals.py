@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from hnet_genomics.config import DataConfig
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.atomic import atomic_path
 from hnet_genomics.data.bed import check_in_genome, read_bed
 from hnet_genomics.errors import ConfigError, DataError
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hnet_genomics.config import DataConfig
-from hnet_genomics.data.atomic import output_dir
+from hnet_genomics.atomic import output_dir
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.export.regions import Region

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.atomic import atomic_path
 from hnet_genomics.options import check_output_file
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from hnet_genomics.data.atomic import atomic_path, output_dir, write_json_atomic
+from hnet_genomics.atomic import atomic_path, output_dir, write_json_atomic
 from hnet_genomics.data.bed import read_bed as bed_records
 from hnet_genomics.errors import DataError
 

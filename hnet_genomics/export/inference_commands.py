@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from hnet_genomics.data.atomic import output_dir
+from hnet_genomics.atomic import output_dir
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_input_file, check_output_prefix,
                                    nonnegative_int, positive_int, show_progress)

@@ -19,7 +19,7 @@ import numpy as np
 
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
-from hnet_genomics.data.atomic import commit, output_dir
+from hnet_genomics.atomic import commit, output_dir
 from hnet_genomics.export.shards import _ordered, read_chrom_sizes
 from hnet_genomics.export.tracks import write_bigwig, check_writable, data_lines, temp_path, write_chrom_sizes
 from hnet_genomics.inference.engine import InferenceEngine

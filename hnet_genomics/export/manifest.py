@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from hnet_genomics.data.atomic import sweep_stale, write_json_atomic
+from hnet_genomics.atomic import sweep_stale, write_json_atomic
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hnet_genomics.data.atomic import output_dir
+from hnet_genomics.atomic import output_dir
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
 from hnet_genomics.export.tracks import (CHUNK_COLOURS, build_track_files, data_lines, stage_paths, temp_path,

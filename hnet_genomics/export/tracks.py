@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hnet_genomics.data.atomic import atomic_path, commit, temp_sibling, write_text_atomic
+from hnet_genomics.atomic import atomic_path, commit, temp_sibling, write_text_atomic
 from hnet_genomics.errors import DataError
 from hnet_genomics.export.regions import Region
 

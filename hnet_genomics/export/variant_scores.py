@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hnet_genomics.config import DataConfig
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.atomic import atomic_path
 from hnet_genomics.data.vcf import classify_allele, open_vcf, records, survey_vcf
 from hnet_genomics.options import check_output_file
 from hnet_genomics.errors import ConfigError, DataError

@@ -174,7 +174,7 @@ class HNetLM(nn.Module):
         """
         from safetensors.torch import save_file
 
-        from hnet_genomics.data.atomic import atomic_dir  # the package's one atomic writer (stdlib only)
+        from hnet_genomics.atomic import atomic_dir  # the package's one atomic writer (stdlib only)
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if self.config.tie_embeddings:
@@ -190,7 +190,7 @@ class HNetLM(nn.Module):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from hnet_genomics.data.atomic import recover_dir
+        from hnet_genomics.atomic import recover_dir
 
         directory = Path(directory)
         recover_dir(directory)  # a save killed between its two renames left the previous version aside

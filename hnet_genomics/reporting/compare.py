@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from hnet_genomics.data.atomic import output_dir, write_json_atomic, write_text_atomic
+from hnet_genomics.atomic import output_dir, write_json_atomic, write_text_atomic
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.reporting.report import (UNIFORM_BPB, _fmt, _reference_label, _table, bpb_of, history_of,
                                             plot_bpb_curves, read_json, read_run_metrics)

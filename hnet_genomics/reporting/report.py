@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hnet_genomics.data.atomic import atomic_path, output_dir, write_text_atomic
+from hnet_genomics.atomic import atomic_path, output_dir, write_text_atomic
 from hnet_genomics.errors import DataError
 
 UNIFORM_BPB = 2.0  # log2(4): a model that knows nothing beyond "one of A, C, G, T"

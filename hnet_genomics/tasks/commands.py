@@ -138,7 +138,7 @@ def make_task(args: argparse.Namespace) -> int:
     import json
 
     from hnet_genomics.data import demo
-    from hnet_genomics.data.atomic import write_text_atomic
+    from hnet_genomics.atomic import write_text_atomic
     from hnet_genomics.data.bed import read_bed6
     from hnet_genomics.data.genome import Genome
     from hnet_genomics.tasks.genome_tasks import exon_start_task, species_task, write_windows_csv

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hnet_genomics.data.atomic import atomic_dir, write_json_atomic
+from hnet_genomics.atomic import atomic_dir, write_json_atomic
 from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.devices import inference_precision
 from hnet_genomics.errors import CheckpointError, ConfigError, DataError
@@ -369,7 +369,7 @@ CLASSIFIER_FILES = ("backbone", "head.safetensors", "classifier.json")
 
 def check_classifier_folder(path: Path) -> None:
     """Before hours of fine-tuning: ``best/`` will be replaced whole, so it may hold only a saved classifier."""
-    from hnet_genomics.data.atomic import foreign_entries
+    from hnet_genomics.atomic import foreign_entries
     from hnet_genomics.errors import OutputError
 
     if path.exists() and not path.is_dir():

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.atomic import atomic_path
 from hnet_genomics.data.bed import BedRecord
 from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.data.genome import Genome

@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from hnet_genomics.config import without_training_keys
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.atomic import atomic_path
 from hnet_genomics.errors import CheckpointError
 
 

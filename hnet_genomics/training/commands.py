@@ -63,7 +63,7 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         result = _eval_model(args)
     if args.out:
-        from hnet_genomics.data.atomic import write_json_atomic
+        from hnet_genomics.atomic import write_json_atomic
 
         write_json_atomic(args.out, result)
     print(f"{result['model']} on {result['split']}: {result['bpb']:.4f} bits per base over "

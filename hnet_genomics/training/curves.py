@@ -6,7 +6,7 @@ import csv
 import math
 from pathlib import Path
 
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.atomic import atomic_path
 
 
 def _read_train_log(path: Path) -> dict[str, list[tuple[int, float]]]:

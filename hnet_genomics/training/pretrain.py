@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from hnet_genomics.config import Config, save_config
-from hnet_genomics.data.atomic import (foreign_entries, make_dirs, remove_created, remove_empty, sweep_stale,
+from hnet_genomics.atomic import (foreign_entries, make_dirs, remove_created, remove_empty, sweep_stale,
                                        write_json_atomic)
 from hnet_genomics.data.intervals import make_splits
 from hnet_genomics.devices import lightning_precision

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from hnet_genomics import build_model, from_pretrained, load_config
-from hnet_genomics.data import atomic
-from hnet_genomics.data.atomic import (atomic_dir, atomic_path, output_dir, recover_dir, sweep_stale,
+from hnet_genomics import atomic
+from hnet_genomics.atomic import (atomic_dir, atomic_path, output_dir, recover_dir, sweep_stale,
                                        write_json_atomic, write_text_atomic)
 from hnet_genomics.errors import OutputError
 
@@ -61,7 +61,7 @@ def test_json_is_strict_nan_becomes_null(tmp_path):
 
 _SLOW_WRITER = """
 import sys, time
-from hnet_genomics.data.atomic import atomic_path
+from hnet_genomics.atomic import atomic_path
 with atomic_path(sys.argv[1]) as tmp, open(tmp, "w") as f:
     f.write("partial"); f.flush()
     print("writing", flush=True)
@@ -90,7 +90,7 @@ def test_sigkill_mid_write_leaves_the_old_file_and_the_next_write_removes_the_te
 _CRASHING_SAVE = """
 import os, sys, torch
 from hnet_genomics import build_model, load_config
-from hnet_genomics.data import atomic
+from hnet_genomics import atomic
 crash_after, exchange = int(sys.argv[2]), sys.argv[3] == "1"
 if not exchange:
     atomic._exchange = lambda a, b: False
