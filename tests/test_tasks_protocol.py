@@ -15,7 +15,7 @@ from hnet_genomics.tasks.finetune import (FinetuneSettings, finetune_seed, kmer_
                                           prepare_task, split_train_val)
 from hnet_genomics.tasks.heads import SequenceClassifier
 from hnet_genomics.tasks.kmer import kmer_counts
-from hnet_genomics.tasks.readers import read_labelled
+from hnet_genomics.data.labelled import read_labelled
 
 
 @pytest.fixture(scope="module")

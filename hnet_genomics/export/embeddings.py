@@ -53,7 +53,7 @@ class EmbeddingInput:
 def read_embedding_input(path: str | Path, fasta: str | Path | None = None) -> EmbeddingInput:
     """The sequences to embed, by the input's suffix (module docstring)."""
     from hnet_genomics.data.genome import Genome
-    from hnet_genomics.tasks.readers import TABLE_SUFFIXES, read_table
+    from hnet_genomics.data.labelled import TABLE_SUFFIXES, read_table
 
     path = Path(path)
     if not path.is_file():

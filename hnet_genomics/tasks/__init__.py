@@ -1,1 +1,1 @@
-"""Downstream tasks: labelled-sequence readers, task heads, the fine-tuning protocol and its k-mer baseline."""
+"""Downstream tasks: task heads, the fine-tuning protocol, its k-mer baseline and the genome-cut tasks."""

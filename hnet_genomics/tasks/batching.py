@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 
 from hnet_genomics.errors import DataError
-from hnet_genomics.tasks.readers import LabelledSequences
+from hnet_genomics.data.labelled import LabelledSequences
 
 LongPolicy = Literal["error", "truncate"]
 PAD_BYTE = 0

@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hnet_genomics.tasks.finetune import FinetuneSettings, check_classifier_folder, prepare_task, run_finetune
-    from hnet_genomics.tasks.readers import read_labelled
+    from hnet_genomics.data.labelled import read_labelled
 
     if args.model is None and args.config is None and args.baseline is None:
         raise ConfigError("finetune needs --model DIR or --config NAME, and/or --baseline kmer")

@@ -29,7 +29,7 @@ from hnet_genomics.tasks.heads import Pooling, SequenceClassifier
 from hnet_genomics.tasks.kmer import KmerLogisticRegression
 from hnet_genomics.tasks.labels import LabelSpace, TaskKind, label_space
 from hnet_genomics.tasks.metrics import classification_metrics, regression_metrics, summarize_seeds
-from hnet_genomics.tasks.readers import LabelledSequences
+from hnet_genomics.data.labelled import LabelledSequences
 
 BackboneFactory = Callable[[], nn.Module]
 

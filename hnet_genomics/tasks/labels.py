@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from hnet_genomics.errors import DataError
-from hnet_genomics.tasks.readers import LabelledSequences
+from hnet_genomics.data.labelled import LabelledSequences
 
 TaskKind = Literal["classification", "regression"]
 

@@ -11,7 +11,7 @@ from hnet_genomics.data import demo
 from hnet_genomics.errors import DataError
 from hnet_genomics.tasks.batching import fit_to_context, pad_batch
 from hnet_genomics.tasks.labels import label_space
-from hnet_genomics.tasks.readers import read_labelled
+from hnet_genomics.data.labelled import read_labelled
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_genomic_benchmarks_labels_follow_sorted_class_names_not_directory_order
 
 
 def test_integer_labels_sort_numerically():
-    from hnet_genomics.tasks.readers import LabelledSequences
+    from hnet_genomics.data.labelled import LabelledSequences
 
     data = LabelledSequences([b"ACGT"] * 3, ["10", "2", "9"], ["a", "b", "c"], ["f:2", "f:3", "f:4"], "f")
     assert label_space(data).classes == ["2", "9", "10"]
