@@ -1,23 +1,18 @@
 # Resolve the pipeline config once, at parse time: every key, path and model config is checked before
 # any job runs, so a typo stops the workflow with the key's name instead of failing hours into training.
+# Keys, types and ranges: pipelines/config.schema.yaml through Snakemake's validate(); below, only what a schema
+# cannot say (files exist, model configs load, runs named in one place exist in another).
 
 import re
 import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from hnet_genomics.config import load_config
 from hnet_genomics.errors import HNetError
-from hnet_genomics.training.markov import MAX_ORDER
 
-TOP_KEYS = ("genome", "hg38_source", "split_bed", "models", "main_model", "max_steps", "seq_len",
-            "batch_size", "pretrain_set", "regions", "annotation", "markov_order", "finetune", "boundaries",
-            "compare", "variants", "presets")
-PRESET_KEYS = ("models", "main_model", "max_steps", "seq_len", "batch_size", "pretrain_set", "regions",
-               "annotation", "resources")
-RESOURCE_FAMILIES = ("light", "train", "infer")
-RESOURCE_KEYS = ("threads", "gpu", "mem_mb", "runtime")
 SPLIT_NAMES = ("train", "valid", "test")
 PIPELINES_DIR = Path(workflow.basedir) / "pipelines"
 
@@ -26,22 +21,31 @@ def config_error(key, problem):
     return WorkflowError(f"pipeline config key '{key}': {problem}")
 
 
-def _unset(value):
-    # `--config key=` gives None and `--config key=null` gives the string "null"; both mean "use the preset".
-    return value is None or value == "null"
+def _nulls(value):
+    """`--config key=null` gives the string "null" (and `key=` None): both mean "take the preset's value"."""
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    return None if value == "null" else value
 
 
-def _section(mapping, keys, where):
-    if not isinstance(mapping, dict):
-        raise config_error(where, f"expected a mapping, got {mapping!r}")
-    for key in keys:
-        if key not in mapping:
-            raise config_error(f"{where}.{key}" if where else key, "missing")
-    unknown = sorted(set(mapping) - set(keys))
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise config_error(f"{prefix}{unknown[0]}", f"unknown key (valid keys: {', '.join(keys)})")
-    return mapping
+def validate_config(data, schema):
+    """Snakemake's schema check, its first violation as one line naming the key."""
+    try:
+        validate(data, schema, set_default=False)
+    except WorkflowError as e:
+        cause = e.__cause__ or e.__context__  # the jsonschema ValidationError validate() caught
+        if not hasattr(cause, "absolute_path"):
+            raise
+        where = [str(p) for p in cause.absolute_path]
+        message = cause.message
+        if cause.validator == "additionalProperties" and isinstance(cause.instance, dict):
+            known = cause.schema.get("properties", {})
+            where.append(sorted(set(cause.instance) - set(known))[0])
+            message = f"unknown key (valid keys: {', '.join(known)})"
+        elif cause.validator == "required":
+            where.append(next(k for k in cause.validator_value if k not in cause.instance))
+            message = "missing"
+        raise config_error(".".join(where), message) from None
 
 
 def _demo_files():
@@ -68,13 +72,8 @@ def resolve_path(value, key, allow=()):
     return value
 
 
-def positive_int(value, key):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise config_error(key, f"expected a positive integer, got {value!r}")
-    return value
-
-
-_section(config, TOP_KEYS, "")
+config.update(_nulls(dict(config)))
+validate_config(config, str(PIPELINES_DIR / "config.schema.yaml"))
 
 GENOME_SOURCE = config["genome"]
 if GENOME_SOURCE in ("demo", "hg38"):
@@ -83,31 +82,17 @@ else:
     resolve_path(GENOME_SOURCE, "genome")
     GENOME_NAME = re.sub(r"[^A-Za-z0-9_.-]", "_", re.sub(r"\.(fa|fasta|fna)(\.gz)?$", "", Path(GENOME_SOURCE).name))
     PRESET_NAME = "custom"
-if config["hg38_source"] not in ("ucsc", "basenji"):
-    raise config_error("hg38_source", f"expected ucsc or basenji, got {config['hg38_source']!r}")
-
-_presets = config["presets"]
-if not isinstance(_presets, dict) or PRESET_NAME not in _presets:
-    raise config_error(f"presets.{PRESET_NAME}", "missing")
-PRESET = _section(_presets[PRESET_NAME], PRESET_KEYS, f"presets.{PRESET_NAME}")
+PRESET = config["presets"][PRESET_NAME]
 
 
 def setting(key):
     """The top-level value when set, else the preset's."""
-    return PRESET[key] if _unset(config[key]) else config[key]
+    return PRESET[key] if config[key] is None else config[key]
 
 
 _pretrain_set = setting("pretrain_set") or []
-if not isinstance(_pretrain_set, list) or not all(isinstance(x, str) and "=" in x for x in _pretrain_set):
-    raise config_error("pretrain_set", f"expected a list of section.key=value strings, got {_pretrain_set!r}")
 MODELS = setting("models")
-if not isinstance(MODELS, dict) or not MODELS:
-    raise config_error("models", f"expected a mapping run name -> model config, got {MODELS!r}")
 for _run, _model in MODELS.items():
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(_run)):
-        raise config_error(f"models.{_run}", "run names may hold only letters, digits, '_' and '-'")
-    if re.search(r"-seed\d+$", str(_run)):
-        raise config_error(f"models.{_run}", "run names may not end in -seedN (that suffix names extra seeds)")
     try:
         load_config(_model, _pretrain_set)
     except HNetError as e:
@@ -117,20 +102,15 @@ if MAIN not in MODELS:
     raise config_error("main_model", f"'{MAIN}' is not a run in models ({', '.join(MODELS)})")
 
 BUDGET_FLAGS = " ".join(
-    [f"--{key.replace('_', '-')} {positive_int(setting(key), key)}"
-     for key in ("max_steps", "seq_len", "batch_size") if not _unset(setting(key))]
+    [f"--{key.replace('_', '-')} {setting(key)}" for key in ("max_steps", "seq_len", "batch_size")
+     if setting(key) is not None]
     + [f"--set {shlex.quote(item)}" for item in _pretrain_set]
 )
 REGION_NAMES = ("all", "hg38-loci", "demo-test-region")
 REGIONS = resolve_path(setting("regions"), "regions", allow=REGION_NAMES)
 ANNOTATION = resolve_path(setting("annotation"), "annotation", allow=("none", "demo-exons"))
 MARKOV_ORDER = config["markov_order"]
-if isinstance(MARKOV_ORDER, bool) or not isinstance(MARKOV_ORDER, int) or not 0 <= MARKOV_ORDER <= MAX_ORDER:
-    raise config_error("markov_order", f"expected an integer from 0 to {MAX_ORDER}, got {MARKOV_ORDER!r}")
-
-RESOURCES = _section(PRESET["resources"], RESOURCE_FAMILIES, f"presets.{PRESET_NAME}.resources")
-for _family in RESOURCE_FAMILIES:
-    _section(RESOURCES[_family], RESOURCE_KEYS, f"presets.{PRESET_NAME}.resources.{_family}")
+RESOURCES = PRESET["resources"]
 
 
 def threads_of(family):
@@ -145,7 +125,7 @@ def resources_of(family):
 SPLIT_SOURCE = None  # BED with a split column, when the genome comes with one
 if GENOME_SOURCE == "hg38" and config["hg38_source"] == "basenji":
     SPLIT_SOURCE = "basenji"
-elif PRESET_NAME == "custom" and not _unset(config["split_bed"]):
+elif PRESET_NAME == "custom" and config["split_bed"] is not None:
     SPLIT_SOURCE = resolve_path(config["split_bed"], "split_bed")
 
 R = f"results/{GENOME_NAME}"
@@ -173,20 +153,8 @@ def model_dir_flag(value):
     return f"{value}/model" if value.startswith(f"{R}/pretrain/") else value
 
 
-FINETUNE = _section(config["finetune"], ("model", "epochs", "seeds", "lr", "pooling", "rc_tta", "kmer_baseline",
-                                         "tasks"), "finetune")
+FINETUNE = config["finetune"]
 FINETUNE_MODEL = model_input(FINETUNE["model"], "finetune.model")
-positive_int(FINETUNE["epochs"], "finetune.epochs")
-positive_int(FINETUNE["seeds"], "finetune.seeds")
-if FINETUNE["pooling"] not in ("mean", "last", "chunk"):
-    raise config_error("finetune.pooling", f"expected mean, last or chunk, got {FINETUNE['pooling']!r}")
-for _flag in ("kmer_baseline", "rc_tta"):
-    if not isinstance(FINETUNE[_flag], bool):
-        raise config_error(f"finetune.{_flag}", f"expected true or false, got {FINETUNE[_flag]!r}")
-if isinstance(FINETUNE["lr"], bool) or not isinstance(FINETUNE["lr"], (int, float)) or not FINETUNE["lr"] > 0:
-    raise config_error("finetune.lr", f"expected a positive number, got {FINETUNE['lr']!r}")
-if not isinstance(FINETUNE["tasks"], dict):
-    raise config_error("finetune.tasks", "expected a mapping task name -> files")
 
 
 DEMO_TASKS = {"demo-exon-starts": "exon-starts", "demo-species": "species"}  # built by `hnet-genomics make-task`
@@ -194,39 +162,25 @@ STRANDED_DEMO_TASKS = ("demo-exon-starts",)  # read in one orientation: no rever
 
 
 def _task_files(name, spec):
-    """{train, test, stranded} of one task; stranded tasks are fine-tuned without --rc-tta."""
+    """{train, test, stranded} of one task (the schema fixed its shape); stranded tasks skip --rc-tta."""
     key = f"finetune.tasks.{name}"
     if spec == "demo-tfbs":
         return {**{s: str(_demo_files()[f"demo-tfbs-{s}"]) for s in ("train", "test")}, "stranded": False}
     if spec in DEMO_TASKS:
         return {**{s: f"{R}/tasks/{spec}/{s}.csv.gz" for s in ("train", "test")},
                 "stranded": spec in STRANDED_DEMO_TASKS}
-    stranded = False
-    if isinstance(spec, dict) and "stranded" in spec:
-        stranded = spec["stranded"]
-        if not isinstance(stranded, bool):
-            raise config_error(f"{key}.stranded", f"expected true or false, got {stranded!r}")
-        spec = {k: v for k, v in spec.items() if k != "stranded"}
-    if isinstance(spec, dict) and set(spec) == {"benchmark"}:
+    stranded = spec.get("stranded", False)
+    if "benchmark" in spec:
         root = resolve_path(spec["benchmark"], f"{key}.benchmark")
         files = {s: resolve_path(str(Path(root) / s), f"{key}.benchmark") for s in ("train", "test")}
         return {**files, "stranded": stranded}
-    if isinstance(spec, dict) and set(spec) == {"train", "test"}:
-        return {**{s: resolve_path(spec[s], f"{key}.{s}") for s in ("train", "test")}, "stranded": stranded}
-    raise config_error(key, f"expected demo-tfbs, {', '.join(DEMO_TASKS)}, {{train: PATH, test: PATH}} or "
-                            "{benchmark: DIR} (either mapping may add stranded: true)")
+    return {**{s: resolve_path(spec[s], f"{key}.{s}") for s in ("train", "test")}, "stranded": stranded}
 
 
 TASKS = {name: _task_files(name, spec) for name, spec in FINETUNE["tasks"].items()}
-for _task in TASKS:
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(_task)):
-        raise config_error(f"finetune.tasks.{_task}", "task names may hold only letters, digits, '_' and '-'")
 
-COMPARE = _section(config["compare"], ("seeds", "reference"), "compare")
+COMPARE = config["compare"]
 COMPARE_SEEDS = COMPARE["seeds"]
-if (not isinstance(COMPARE_SEEDS, list) or not COMPARE_SEEDS or len(set(COMPARE_SEEDS)) != len(COMPARE_SEEDS)
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in COMPARE_SEEDS)):
-    raise config_error("compare.seeds", f"expected a list of distinct non-negative integers, got {COMPARE_SEEDS!r}")
 COMPARE_REFERENCE = MAIN if COMPARE["reference"] == "main" else COMPARE["reference"]
 if COMPARE_REFERENCE not in MODELS:
     raise config_error("compare.reference", f"'{COMPARE_REFERENCE}' is not a run in models ({', '.join(MODELS)})")
@@ -243,31 +197,25 @@ def run_seed(seeded):
     return (match[1], int(match[2])) if match else (seeded, 0)
 
 
-BOUNDARIES = _section(config["boundaries"], ("name", "model", "fasta", "regions", "shards"), "boundaries")
-if not re.fullmatch(r"[A-Za-z0-9_-]+", str(BOUNDARIES["name"])):
-    raise config_error("boundaries.name", "may hold only letters, digits, '_' and '-'")
+BOUNDARIES = config["boundaries"]
 BOUNDARIES_MODEL = model_input(BOUNDARIES["model"], "boundaries.model")
-BOUNDARIES_FASTA = None if _unset(BOUNDARIES["fasta"]) else resolve_path(BOUNDARIES["fasta"], "boundaries.fasta")
-BOUNDARIES_REGIONS = REGIONS if _unset(BOUNDARIES["regions"]) else resolve_path(
+BOUNDARIES_FASTA = None if BOUNDARIES["fasta"] is None else resolve_path(BOUNDARIES["fasta"], "boundaries.fasta")
+BOUNDARIES_REGIONS = REGIONS if BOUNDARIES["regions"] is None else resolve_path(
     BOUNDARIES["regions"], "boundaries.regions", allow=REGION_NAMES)
 BOUNDARIES_SHARDS = BOUNDARIES["shards"]
-if isinstance(BOUNDARIES_SHARDS, bool) or not isinstance(BOUNDARIES_SHARDS, int) or BOUNDARIES_SHARDS < 1:
-    raise config_error("boundaries.shards", f"expected a positive integer, got {BOUNDARIES_SHARDS!r}")
 
 
-VARIANTS = _section(config["variants"], ("model", "vcf", "strand", "regions", "shards"), "variants")
+VARIANTS = config["variants"]
 VARIANTS_MODEL = model_input(VARIANTS["model"], "variants.model")
 VARIANTS_VCF, VARIANTS_VCF_PROBLEM = None, None  # no VCF: likelihood tracks only
 if VARIANTS["vcf"] == "demo-variants" and GENOME_SOURCE != "demo":
     VARIANTS_VCF_PROBLEM = (f"demo-variants lies on the demo genome, not on {GENOME_NAME}; set variants.vcf to a "
                             f"VCF of {GENOME_NAME} (or to null for the likelihood tracks alone)")
-elif not _unset(VARIANTS["vcf"]):
+elif VARIANTS["vcf"] is not None:
     VARIANTS_VCF = resolve_path(VARIANTS["vcf"], "variants.vcf", allow=("demo-variants",))
-if VARIANTS["strand"] not in ("both", "fwd"):
-    raise config_error("variants.strand", f"expected both or fwd, got {VARIANTS['strand']!r}")
-VARIANTS_REGIONS = REGIONS if _unset(VARIANTS["regions"]) else resolve_path(
+VARIANTS_REGIONS = REGIONS if VARIANTS["regions"] is None else resolve_path(
     VARIANTS["regions"], "variants.regions", allow=REGION_NAMES)
-VARIANTS_SHARDS = positive_int(VARIANTS["shards"], "variants.shards")
+VARIANTS_SHARDS = VARIANTS["shards"]
 VARIANTS_OUT = f"{R}/variants/scores.vcf.gz"  # + .tbi and scores.tsv
 LIKELIHOOD_DIR = f"{R}/likelihood"
 
