@@ -20,15 +20,15 @@ import time
 from pathlib import Path
 
 import torch
+from hardware import cpu_name, matrix_features
 
 from hnet_genomics import build_model, from_pretrained, load_config
-from hnet_genomics.data import demo
 from hnet_genomics.atomic import write_text_atomic
+from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.export.boundaries import export_boundaries, predict_blocks, window_disagreement
 from hnet_genomics.export.regions import Region
 from hnet_genomics.export.tracks import FORMATS
-from hardware import cpu_name, matrix_features
 
 GOAL_BASES_PER_CORE = 200e3
 
@@ -83,9 +83,13 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--grid", nargs="+", metavar="WINDOW:OVERLAP",
-                        help="window/overlap settings whose grid dependence is measured (default: the export "
-                             "window with 1/4, 1/2 and 3/4 overlap, and twice the window with 1/4)")
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="WINDOW:OVERLAP",
+        help="window/overlap settings whose grid dependence is measured (default: the export "
+        "window with 1/4, 1/2 and 3/4 overlap, and twice the window with 1/4)",
+    )
     parser.add_argument("--out", type=Path, help="write a markdown report here")
     args = parser.parse_args()
 
@@ -99,8 +103,16 @@ def main() -> None:
     chrom = next(iter(genome.sizes))
     region = Region(chrom, args.start, args.start + args.length)
     n = len(region)
-    list(predict_blocks(model, genome, [Region(chrom, args.start, args.start + 2 * args.window)],
-                        args.window, args.overlap, args.batch_size))  # warm-up
+    list(
+        predict_blocks(
+            model,
+            genome,
+            [Region(chrom, args.start, args.start + 2 * args.window)],
+            args.window,
+            args.overlap,
+            args.batch_size,
+        )
+    )  # warm-up
 
     rows, per_core = [], []
     for threads in args.threads:
@@ -112,12 +124,15 @@ def main() -> None:
         per_core.append(per_cpu_s)
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            export_boundaries(model, genome, [region], Path(tmp) / "bench", FORMATS, args.window, args.overlap,
-                              args.batch_size)
+            export_boundaries(
+                model, genome, [region], Path(tmp) / "bench", FORMATS, args.window, args.overlap, args.batch_size
+            )
             export = n / (time.perf_counter() - t)
         full = full_forward_rate(model, genome, region, args.window, args.batch_size)
-        rows.append(f"| {threads} | {infer / 1e3:.1f} | {per_cpu_s / 1e3:.1f} | {export / 1e3:.1f} | "
-                    f"{full / 1e3:.1f} | {'yes' if per_cpu_s >= GOAL_BASES_PER_CORE else 'NO'} |")
+        rows.append(
+            f"| {threads} | {infer / 1e3:.1f} | {per_cpu_s / 1e3:.1f} | {export / 1e3:.1f} | "
+            f"{full / 1e3:.1f} | {'yes' if per_cpu_s >= GOAL_BASES_PER_CORE else 'NO'} |"
+        )
         print(rows[-1], flush=True)
 
     torch.set_num_threads(1)
@@ -128,68 +143,78 @@ def main() -> None:
     flops = model.routing_flops_per_base(args.window) * cost  # per exported base
     ceiling = peak / flops
     w = args.window
-    grid = ([tuple(int(x) for x in g.split(":")) for g in args.grid] if args.grid
-            else [(w, w // 4), (w, w // 2), (w, 3 * w // 4), (2 * w, w // 2)])
+    grid = (
+        [tuple(int(x) for x in g.split(":")) for g in args.grid]
+        if args.grid
+        else [(w, w // 4), (w, w // 2), (w, 3 * w // 4), (2 * w, w // 2)]
+    )
     agree = []
     probe = Region(chrom, args.start, args.start + min(n, 50_000))
     for gw, go in grid:
         stride = gw - go
-        d = window_disagreement(model, genome, [probe], gw, go, phase=3 * stride // 8 + 1,
-                                batch_size=max(1, args.batch_size * w // gw))
-        agree += [f"| {gw} | {go} | {gw / stride:.2f}x | {3 * stride // 8 + 1} | {s + 1} | {d.boundaries[s]:,} | "
-                  f"{d.differing_bases[s]:,} | {d.rate(s):.2e} | {d.boundary_fraction(s):.2e} |"
-                  for s in range(len(d.boundaries))]
+        d = window_disagreement(
+            model, genome, [probe], gw, go, phase=3 * stride // 8 + 1, batch_size=max(1, args.batch_size * w // gw)
+        )
+        agree += [
+            f"| {gw} | {go} | {gw / stride:.2f}x | {3 * stride // 8 + 1} | {s + 1} | {d.boundaries[s]:,} | "
+            f"{d.differing_bases[s]:,} | {d.rate(s):.2e} | {d.boundary_fraction(s):.2e} |"
+            for s in range(len(d.boundaries))
+        ]
         print(agree[-1], flush=True)
     trained = getattr(model, "trained_context", None)
     hardware = cpu_name()
-    report = "\n".join([
-        "# Boundary export throughput",
-        "",
-        f"Model: {name}, {model.num_parameters():,} parameters. Input: {n:,} bp of `{args.fasta.name}` "
-        f"({region}), windows of {args.window} with {args.overlap} overlap (each base computed "
-        f"{args.window / (args.window - args.overlap):.2f}x), batch {args.batch_size}. Hardware: {hardware} "
-        f"(1-minute load average {os.getloadavg()[0]:.1f} at the end of the run).",
-        "",
-        "Rates in kb/s of genome (overlap included in the cost). *inference*: windows through embeddings, "
-        "encoders and routers, then stitched (what `boundaries` runs); *export*: the same plus writing "
-        "BED, bedGraph, bigWig, bigBed and bgzip+tabix; *full forward*: the whole LM on the same windows, "
-        "for comparison. *per CPU-second*: inference bases divided by the CPU time this process used (all "
-        "threads), i.e. the per-core rate with the waiting for a shared core taken out.",
-        "",
-        "| torch threads | inference kb/s | inference kb per CPU-second | export kb/s | full forward kb/s | "
-        ">= 200 kb/s per core |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Window-grid dependence on {len(probe):,} bp ({probe}): decisions with the default grid against a grid "
-        "whose windows after the first are shifted by `shift` bases; *cost* is the compute per exported base. "
-        f"The model was trained on {trained or 'unrecorded'}-base windows.",
-        "",
-        "| window | overlap | cost | shift | stage | boundaries | bases that differ | per base | per boundary |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *agree,
-        "",
-        f"Command: `python benchmarks/boundary_export.py {' '.join(sys.argv[1:])}`",
-        "",
-        f"Ceiling: the routing pass needs {flops / cost / 1e3:.0f} kFLOP per base it computes (encoders and "
-        f"routers, analytic count `routing_flops_per_base` at the target compression), {flops / 1e3:.0f} kFLOP "
-        f"per exported base with this overlap. A large fp32 matmul is the most this core computes per second: "
-        f"{peak / 1e9:.1f} GFLOP/s (2048 x 2048, 1 thread). Even if every operation ran at that rate, export "
-        f"would reach {ceiling / 1e3:.0f} kb/s per core; the measured {per_core[0] / 1e3:.1f} kb per CPU-second "
-        f"is {per_core[0] / ceiling:.0%} of it. "
-        + (f"The {GOAL_BASES_PER_CORE / 1e3:.0f} kb/s per core goal would need "
-           f"{GOAL_BASES_PER_CORE * flops / 1e9:.0f} GFLOP/s per core, {GOAL_BASES_PER_CORE / ceiling:.1f}x this "
-           "core's fp32 peak: no fp32 implementation reaches it with this model on this CPU (matrix instruction "
-           f"sets: {matrix_features()}). It takes a GPU, or a model with fewer FLOPs per base."
-           if ceiling < GOAL_BASES_PER_CORE else
-           f"The {GOAL_BASES_PER_CORE / 1e3:.0f} kb/s per core goal is below this ceiling."),
-        "",
-        f"Where the time goes (torch profiler, one batch of the routing pass, 1 thread): {share:.0%} of operator "
-        "time is the encoder's causal attention (`scaled_dot_product_attention`, torch's CPU flash kernel, "
-        f"head dim {model.config.d_model[0] // model.config.attn.num_heads[0]}) over the whole window; the rest is "
-        "mostly the Mamba-2 projections and the SSD's element-wise work.",
-        "",
-    ])
+    report = "\n".join(
+        [
+            "# Boundary export throughput",
+            "",
+            f"Model: {name}, {model.num_parameters():,} parameters. Input: {n:,} bp of `{args.fasta.name}` "
+            f"({region}), windows of {args.window} with {args.overlap} overlap (each base computed "
+            f"{args.window / (args.window - args.overlap):.2f}x), batch {args.batch_size}. Hardware: {hardware} "
+            f"(1-minute load average {os.getloadavg()[0]:.1f} at the end of the run).",
+            "",
+            "Rates in kb/s of genome (overlap included in the cost). *inference*: windows through embeddings, "
+            "encoders and routers, then stitched (what `boundaries` runs); *export*: the same plus writing "
+            "BED, bedGraph, bigWig, bigBed and bgzip+tabix; *full forward*: the whole LM on the same windows, "
+            "for comparison. *per CPU-second*: inference bases divided by the CPU time this process used (all "
+            "threads), i.e. the per-core rate with the waiting for a shared core taken out.",
+            "",
+            "| torch threads | inference kb/s | inference kb per CPU-second | export kb/s | full forward kb/s | "
+            ">= 200 kb/s per core |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Window-grid dependence on {len(probe):,} bp ({probe}): decisions with the default grid against a grid "
+            "whose windows after the first are shifted by `shift` bases; *cost* is the compute per exported base. "
+            f"The model was trained on {trained or 'unrecorded'}-base windows.",
+            "",
+            "| window | overlap | cost | shift | stage | boundaries | bases that differ | per base | per boundary |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *agree,
+            "",
+            f"Command: `python benchmarks/boundary_export.py {' '.join(sys.argv[1:])}`",
+            "",
+            f"Ceiling: the routing pass needs {flops / cost / 1e3:.0f} kFLOP per base it computes (encoders and "
+            f"routers, analytic count `routing_flops_per_base` at the target compression), {flops / 1e3:.0f} kFLOP "
+            f"per exported base with this overlap. A large fp32 matmul is the most this core computes per second: "
+            f"{peak / 1e9:.1f} GFLOP/s (2048 x 2048, 1 thread). Even if every operation ran at that rate, export "
+            f"would reach {ceiling / 1e3:.0f} kb/s per core; the measured {per_core[0] / 1e3:.1f} kb per CPU-second "
+            f"is {per_core[0] / ceiling:.0%} of it. "
+            + (
+                f"The {GOAL_BASES_PER_CORE / 1e3:.0f} kb/s per core goal would need "
+                f"{GOAL_BASES_PER_CORE * flops / 1e9:.0f} GFLOP/s per core, {GOAL_BASES_PER_CORE / ceiling:.1f}x this "
+                "core's fp32 peak: no fp32 implementation reaches it with this model on this CPU (matrix instruction "
+                f"sets: {matrix_features()}). It takes a GPU, or a model with fewer FLOPs per base."
+                if ceiling < GOAL_BASES_PER_CORE
+                else f"The {GOAL_BASES_PER_CORE / 1e3:.0f} kb/s per core goal is below this ceiling."
+            ),
+            "",
+            f"Where the time goes (torch profiler, one batch of the routing pass, 1 thread): {share:.0%} of operator "
+            "time is the encoder's causal attention (`scaled_dot_product_attention`, torch's CPU flash kernel, "
+            f"head dim {model.config.d_model[0] // model.config.attn.num_heads[0]}) over the whole window; the rest is "
+            "mostly the Mamba-2 projections and the SSD's element-wise work.",
+            "",
+        ]
+    )
     if args.out:
         write_text_atomic(args.out, report)
     print(report)

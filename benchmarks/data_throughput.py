@@ -15,9 +15,9 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
+from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.config import DataConfig
 from hnet_genomics.data import demo
-from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data.datasets import RandomWindowDataset, collate_padded
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.data.intervals import make_splits
@@ -58,25 +58,27 @@ def main() -> None:
         print(rows[-1], flush=True)
     hardware = f"{os.cpu_count()}-core {platform.machine()} CPU"
     load = os.getloadavg()[0]
-    report = "\n".join([
-        "# Data loader throughput",
-        "",
-        f"Random {args.seq_len:,}-base training windows (RandomWindowDataset + DataLoader + collate_padded, "
-        f"batch {args.batch_size}, {args.batches} batches after one warm-up batch) from "
-        f"`{args.fasta.name}` (bgzip), default DataConfig. Hardware: {hardware} "
-        f"(1-minute load average {load:.1f} at the end of the run).",
-        "",
-        "| workers | windows/s | Mb/s | >= 5 Mb/s |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-        "Command: `python benchmarks/data_throughput.py --out benchmarks/results/data_throughput-cpu.md`",
-        "",
-        "A worker hands each batch to the main process through shared memory, which on two cores costs",
-        "about as much CPU as building the batch, so the single-process loader is the faster one here; on",
-        "a node with spare cores each worker adds its own fetch/encode throughput.",
-        "",
-    ])
+    report = "\n".join(
+        [
+            "# Data loader throughput",
+            "",
+            f"Random {args.seq_len:,}-base training windows (RandomWindowDataset + DataLoader + collate_padded, "
+            f"batch {args.batch_size}, {args.batches} batches after one warm-up batch) from "
+            f"`{args.fasta.name}` (bgzip), default DataConfig. Hardware: {hardware} "
+            f"(1-minute load average {load:.1f} at the end of the run).",
+            "",
+            "| workers | windows/s | Mb/s | >= 5 Mb/s |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            "Command: `python benchmarks/data_throughput.py --out benchmarks/results/data_throughput-cpu.md`",
+            "",
+            "A worker hands each batch to the main process through shared memory, which on two cores costs",
+            "about as much CPU as building the batch, so the single-process loader is the faster one here; on",
+            "a node with spare cores each worker adds its own fetch/encode throughput.",
+            "",
+        ]
+    )
     if args.out:
         write_text_atomic(args.out, report)
     print(report)

@@ -50,25 +50,38 @@ def versions() -> dict[str, str]:
 
 def run_tests(required: list[str], device: str, log_dir: Path) -> tuple[bool, list[str]]:
     """The GPU-marked tests and our Triton kernel tests; (passed with zero skips, table rows)."""
-    env = {**os.environ, "HNET_TEST_REQUIRE": ",".join(required), "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
-    suites = {"Triton kernels": ["tests/test_kernels_triton.py"],
-              "GPU-marked": ["-m", "gpu", "tests/test_kernels_gpu.py", "tests/test_tasks_protocol.py"]}
+    env = {
+        **os.environ,
+        "HNET_TEST_REQUIRE": ",".join(required),
+        "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}",
+    }
+    suites = {
+        "Triton kernels": ["tests/test_kernels_triton.py"],
+        "GPU-marked": ["-m", "gpu", "tests/test_kernels_gpu.py", "tests/test_tasks_protocol.py"],
+    }
     if device == "cpu":  # the harness on a CPU: our Triton kernels under the interpreter, GPU tests skip
         suites = {"Triton kernels (interpreter)": ["tests/test_kernels_triton.py", "-k", "launch or grid"]}
     ok, rows = True, []
     for name, args in suites.items():
         xml = log_dir / f"{re.sub(r'[^a-z]+', '-', name.lower())}.xml"
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                               f"--junitxml={xml}", *args], cwd=REPO, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={xml}", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n", flush=True)
         suite = ET.parse(xml).getroot()
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
         counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
         good = proc.returncode == 0 and counts["skipped"] == 0 and counts["tests"] > 0
         ok &= good or device == "cpu"
-        rows.append(f"| {name} | {counts['tests']} | {counts['failures'] + counts['errors']} | {counts['skipped']} | "
-                    f"{time.perf_counter() - t0:.0f} s | {'pass' if good else 'FAIL'} |")
+        rows.append(
+            f"| {name} | {counts['tests']} | {counts['failures'] + counts['errors']} | {counts['skipped']} | "
+            f"{time.perf_counter() - t0:.0f} s | {'pass' if good else 'FAIL'} |"
+        )
     return ok, rows
 
 
@@ -76,19 +89,49 @@ def smoke_pretrain(config: str, layout: str, steps: int, device: str, work: Path
     from hnet_genomics.data import demo
 
     out = work / f"{config.replace('/', '_')}-{layout}"
-    sets = [f"train.layout={layout}", f"train.val_every={steps}", "train.val_windows=16", "train.final_val_windows=32",
-            "train.warmup_steps=10", f"train.checkpoint_every={steps}", "train.accumulate_grad_batches=1",
-            f"train.accelerator={'gpu' if device != 'cpu' else 'cpu'}"]
+    sets = [
+        f"train.layout={layout}",
+        f"train.val_every={steps}",
+        "train.val_windows=16",
+        "train.final_val_windows=32",
+        "train.warmup_steps=10",
+        f"train.checkpoint_every={steps}",
+        "train.accumulate_grad_batches=1",
+        f"train.accelerator={'gpu' if device != 'cpu' else 'cpu'}",
+    ]
     if quick:
-        sets += ["train.seq_len=256", "train.batch_size=2", "train.tokens_per_batch=null", "train.val_windows=2",
-                 "train.final_val_windows=2"]
-    cmd = [sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config", config, "--fasta", str(demo.HUMAN_FASTA),
-           "--out", str(out), "--max-steps", str(steps), "--quiet"]
+        sets += [
+            "train.seq_len=256",
+            "train.batch_size=2",
+            "train.tokens_per_batch=null",
+            "train.val_windows=2",
+            "train.final_val_windows=2",
+        ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hnet_genomics.cli",
+        "pretrain",
+        "--config",
+        config,
+        "--fasta",
+        str(demo.HUMAN_FASTA),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "--quiet",
+    ]
     for s in sets:
         cmd += ["--set", s]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"})
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"},
+    )
     wall = time.perf_counter() - t0
     metrics_file = out / "metrics.json"
     if proc.returncode != 0 or not metrics_file.is_file():
@@ -98,24 +141,27 @@ def smoke_pretrain(config: str, layout: str, steps: int, device: str, work: Path
     good = 0 < m["val_bpb"] < 8
     peak = m.get("peak_gpu_memory_gib")
     comp = " / ".join(f"{c:.2f}" for c in m["compression_ratios"]) or "-"
-    return good, (f"| {config} | {layout} | {m['steps']} | {m['val_bpb']:.4f} | {comp} | {m['bases_per_second']:,.0f} | "
-                  f"{'n/a' if peak is None else f'{peak:.1f}'} | {wall:.0f} s |")
+    return good, (
+        f"| {config} | {layout} | {m['steps']} | {m['val_bpb']:.4f} | {comp} | {m['bases_per_second']:,.0f} | "
+        f"{'n/a' if peak is None else f'{peak:.1f}'} | {wall:.0f} s |"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--allow-missing", default="", help="comma list of packages that may be absent "
-                                                            f"(of {', '.join(PACKAGES[2:])})")
+    parser.add_argument(
+        "--allow-missing", default="", help=f"comma list of packages that may be absent (of {', '.join(PACKAGES[2:])})"
+    )
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the harness, not the GPU")
     parser.add_argument("--out", type=Path, help="report path (default benchmarks/results/gpu-<device>.md)")
     args = parser.parse_args()
-    from hnet_genomics.atomic import write_text_atomic
-    from hnet_genomics.kernels import dispatch
-
     import kernels as kbench
     from memory_model import row as memory_row
+
+    from hnet_genomics.atomic import write_text_atomic
+    from hnet_genomics.kernels import dispatch
 
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -132,62 +178,112 @@ def main() -> int:
     table = dispatch.describe(device)
     env = versions()
     print(json.dumps({"device": name, **env, "kernels": table}, indent=1), flush=True)
-    sections += ["## Environment", "", f"{name}; " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".", "",
-                 "| op | implementation |", "|---|---|", *[f"| {op} | {impl} |" for op, impl in table.items()], "",
-                 f"Required to load (HNET_TEST_REQUIRE): {', '.join(required)}; allowed missing: "
-                 f"{', '.join(sorted(allowed)) or 'none'}.", ""]
+    sections += [
+        "## Environment",
+        "",
+        f"{name}; " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".",
+        "",
+        "| op | implementation |",
+        "|---|---|",
+        *[f"| {op} | {impl} |" for op, impl in table.items()],
+        "",
+        f"Required to load (HNET_TEST_REQUIRE): {', '.join(required)}; allowed missing: "
+        f"{', '.join(sorted(allowed)) or 'none'}.",
+        "",
+    ]
 
     with tempfile.TemporaryDirectory(prefix="hnet-gpu-check-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
         tests_ok, rows = run_tests(required, device.type, work)
         ok &= tests_ok
-        sections += ["## Tests", "", "| suite | tests | failed | skipped | time | verdict |", "|---|---|---|---|---|---|",
-                     *rows, ""]
+        sections += [
+            "## Tests",
+            "",
+            "| suite | tests | failed | skipped | time | verdict |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
         print(f"tests: {time.perf_counter() - t0:.0f} s", flush=True)
 
         smoke = []
         configs = ["dna/hnet_1stage_tiny", "dna/hnet_1stage"] if not args.quick else ["dna/hnet_1stage_tiny"]
         for config in configs:
             for layout in ("padded", "packed"):
-                good, line = smoke_pretrain(config, layout, args.steps if not args.quick else 3, args.device, work,
-                                            args.quick)
+                good, line = smoke_pretrain(
+                    config, layout, args.steps if not args.quick else 3, args.device, work, args.quick
+                )
                 ok &= good
                 smoke.append(line)
                 print(line, flush=True)
-        sections += ["## Smoke pretraining", "",
-                     f"{args.steps} optimizer steps, bf16-mixed on the GPU, one micro-batch per step, embedded human "
-                     "region; final bpb over 32 validation windows.", "",
-                     "| config | layout | steps | val bpb | compression | bases/s | peak GiB | wall |",
-                     "|---|---|---|---|---|---|---|---|", *smoke, ""]
+        sections += [
+            "## Smoke pretraining",
+            "",
+            f"{args.steps} optimizer steps, bf16-mixed on the GPU, one micro-batch per step, embedded human "
+            "region; final bpb over 32 validation windows.",
+            "",
+            "| config | layout | steps | val bpb | compression | bases/s | peak GiB | wall |",
+            "|---|---|---|---|---|---|---|---|",
+            *smoke,
+            "",
+        ]
 
         reps = 20 if gpu else 1
         shapes = [(1, 8192), (1, 65536), (8, 8192), (8, 65536)] if gpu and not args.quick else [(1, 2048), (2, 1024)]
         d = 512 if gpu and not args.quick else 64
         ema = kbench.bench_ema(device, shapes, d, compressions=[3], reps=reps)
         routing = kbench.bench_routing(device, shapes, d, reps=reps)
-        sections += ["## EMA dechunk", "", "Median ms; x bf16 on the GPU; B = 1 is a packed row (reset every "
-                     "1,024 bases). Speed-up against mamba_chunk_scan_combined + gather (forward / fwd+bwd).", "",
-                     "| B | L | M | D | implementation | forward ms | fwd+bwd ms | speed-up |",
-                     "|---|---|---|---|---|---|---|---|", *ema, "",
-                     "## Routing", "", "| B | L | D | implementation | forward ms | fwd+bwd ms | speed-up |",
-                     "|---|---|---|---|---|---|---|", *routing, ""]
+        sections += [
+            "## EMA dechunk",
+            "",
+            "Median ms; x bf16 on the GPU; B = 1 is a packed row (reset every "
+            "1,024 bases). Speed-up against mamba_chunk_scan_combined + gather (forward / fwd+bwd).",
+            "",
+            "| B | L | M | D | implementation | forward ms | fwd+bwd ms | speed-up |",
+            "|---|---|---|---|---|---|---|---|",
+            *ema,
+            "",
+            "## Routing",
+            "",
+            "| B | L | D | implementation | forward ms | fwd+bwd ms | speed-up |",
+            "|---|---|---|---|---|---|---|",
+            *routing,
+            "",
+        ]
 
         config = "dna/hnet_1stage" if not args.quick else "dna/hnet_1stage_tiny"
         batch = 64 if not args.quick else 1
         train = kbench.bench_train(device, config, 1024, batch, steps=5 if gpu else 1)
         memory = memory_row(config, args.device, "bf16" if gpu else "fp32")
-        sections += ["## Training step at the shipped micro-batch", "",
-                     "| config | L | batch | bases/s | MFU | peak GiB | compression |", "|---|---|---|---|---|---|---|",
-                     train, "", "Pretraining's memory estimate for the same config (saved activations measured "
-                     "on this device):", "",
-                     "| config | parameters | saved MiB per window | per-device batch (accumulation) | step GiB | "
-                     "windows that fit 80 GB |", "|---|---|---|---|---|---|", memory, ""]
+        sections += [
+            "## Training step at the shipped micro-batch",
+            "",
+            "| config | L | batch | bases/s | MFU | peak GiB | compression |",
+            "|---|---|---|---|---|---|---|",
+            train,
+            "",
+            "Pretraining's memory estimate for the same config (saved activations measured on this device):",
+            "",
+            "| config | parameters | saved MiB per window | per-device batch (accumulation) | step GiB | "
+            "windows that fit 80 GB |",
+            "|---|---|---|---|---|---|",
+            memory,
+            "",
+        ]
 
     minutes = (time.perf_counter() - t_start) / 60
     verdict = "PASS" if ok else "FAIL"
-    report = "\n".join([f"# GPU check: {name}", "", f"Verdict: **{verdict}** in {minutes:.1f} minutes. Command: "
-                        f"`python benchmarks/gpu_check.py {' '.join(sys.argv[1:])}`.", "", *sections])
+    report = "\n".join(
+        [
+            f"# GPU check: {name}",
+            "",
+            f"Verdict: **{verdict}** in {minutes:.1f} minutes. Command: "
+            f"`python benchmarks/gpu_check.py {' '.join(sys.argv[1:])}`.",
+            "",
+            *sections,
+        ]
+    )
     write_text_atomic(out, report)
     print(report)
     return 0 if ok else 1

@@ -48,8 +48,10 @@ def main() -> int:
     chunks = Path(f"{args.tracks}.stage{args.stage}.bed.gz").resolve()
     for path in (bigwig, chunks, Path(f"{chunks}.tbi")):
         if not path.is_file():
-            print(f"error: {path}: missing (run `hnet-genomics boundaries` with bigwig and tabix formats)",
-                  file=sys.stderr)
+            print(
+                f"error: {path}: missing (run `hnet-genomics boundaries` with bigwig and tabix formats)",
+                file=sys.stderr,
+            )
             return 2
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -59,13 +61,31 @@ def main() -> int:
         loads = [f"load {bigwig}", f"load {chunks}"]
         if args.annotation:
             loads.append(f"load {args.annotation.resolve()}")
-        (tmp / "batch.txt").write_text("\n".join([
-            "new", f"genome {genome}", *loads, f"goto {args.locus}",
-            f"setDataRange 0,1 {bigwig.name}", f"setTrackHeight 60 {bigwig.name}", "maxPanelHeight 260",
-            f"snapshotDirectory {tmp}", "snapshot snapshot.png", "exit", ""]))
+        (tmp / "batch.txt").write_text(
+            "\n".join(
+                [
+                    "new",
+                    f"genome {genome}",
+                    *loads,
+                    f"goto {args.locus}",
+                    f"setDataRange 0,1 {bigwig.name}",
+                    f"setTrackHeight 60 {bigwig.name}",
+                    "maxPanelHeight 260",
+                    f"snapshotDirectory {tmp}",
+                    "snapshot snapshot.png",
+                    "exit",
+                    "",
+                ]
+            )
+        )
         env = {"HOME": str(tmp / "home"), "PATH": "/usr/bin:/bin"}
-        run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1200x700x24", "igv", "-b", str(tmp / "batch.txt")],
-                             env=env, capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            ["xvfb-run", "-a", "-s", "-screen 0 1200x700x24", "igv", "-b", str(tmp / "batch.txt")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         shot = tmp / "snapshot.png"
         if not shot.is_file():
             print(f"error: IGV wrote no snapshot (exit {run.returncode}): {run.stdout[-500:]}", file=sys.stderr)

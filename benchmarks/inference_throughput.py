@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 
 import torch
+from hardware import cpu_name
+from simulate_variants import simulate, to_vcf
 
 from hnet_genomics import build_model, from_pretrained, load_config
-from hnet_genomics.data import demo
 from hnet_genomics.atomic import write_text_atomic
+from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.export.embeddings import read_embedding_input, write_embeddings
 from hnet_genomics.export.likelihood import export_likelihood
@@ -33,14 +35,12 @@ from hnet_genomics.export.variant_scores import score_vcf
 from hnet_genomics.inference.embeddings import EmbeddingConfig, embed_spans
 from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.inference.variants import VariantScoringConfig
-from hardware import cpu_name
-from simulate_variants import simulate, to_vcf
 
 
 class Clock:
     """Wall and process CPU time of a block (CPU time: what the run cost with the waiting for a shared core out)."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self.t0, self.c0 = time.perf_counter(), time.process_time()
         return self
 
@@ -48,13 +48,16 @@ class Clock:
         self.wall, self.cpu = time.perf_counter() - self.t0, time.process_time() - self.c0
 
 
-def row(task: str, threads: int, setting: str, units: float, unit: str, bases: int, clock: Clock,
-        engine: InferenceEngine) -> str:
+def row(
+    task: str, threads: int, setting: str, units: float, unit: str, bases: int, clock: Clock, engine: InferenceEngine
+) -> str:
     t, seconds = engine.timing, clock.wall
     rest = max(seconds - t.model_s - t.prepare_s, 0.0)
-    return (f"| {task} | {threads} | {setting} | {units / seconds:,.2f} {unit}/s | {units / clock.cpu:,.2f} | "
-            f"{bases / seconds / 1e3:,.1f} | {t.bases / seconds / 1e3:,.1f} | {t.model_s / seconds:.0%} | "
-            f"{t.prepare_s / seconds:.0%} | {rest / seconds:.0%} |")
+    return (
+        f"| {task} | {threads} | {setting} | {units / seconds:,.2f} {unit}/s | {units / clock.cpu:,.2f} | "
+        f"{bases / seconds / 1e3:,.1f} | {t.bases / seconds / 1e3:,.1f} | {t.model_s / seconds:.0%} | "
+        f"{t.prepare_s / seconds:.0%} | {rest / seconds:.0%} |"
+    )
 
 
 def main() -> None:
@@ -95,55 +98,74 @@ def main() -> None:
                 engine = InferenceEngine(model, batch_size=32)
                 with Clock() as clock:
                     s = score_vcf(engine, genome, vcf, tmp / "o.vcf.gz", VariantScoringConfig(window, strand))
-                rows.append(row("score-variants", threads, f"--strand {strand}", s.scored, "variants",
-                                s.scored * window, clock, engine))
+                rows.append(
+                    row(
+                        "score-variants",
+                        threads,
+                        f"--strand {strand}",
+                        s.scored,
+                        "variants",
+                        s.scored * window,
+                        clock,
+                        engine,
+                    )
+                )
                 print(rows[-1], flush=True)
             for strand in ("fwd", "both"):
                 engine = InferenceEngine(model, batch_size=16)
                 with Clock() as clock:
-                    res = export_likelihood(engine, genome, [region], tmp / "lk", ("bedgraph", "bigwig"), window,
-                                            window // 4, strand)
-                rows.append(row("likelihood", threads, f"--strand {strand}", res.bases, "bases", res.bases, clock,
-                                engine))
+                    res = export_likelihood(
+                        engine, genome, [region], tmp / "lk", ("bedgraph", "bigwig"), window, window // 4, strand
+                    )
+                rows.append(
+                    row("likelihood", threads, f"--strand {strand}", res.bases, "bases", res.bases, clock, engine)
+                )
                 print(rows[-1], flush=True)
             engine = InferenceEngine(model, batch_size=32)
             with Clock() as clock:
                 inp = read_embedding_input(pd_in)
-                items = list(embed_spans(engine, inp.source, inp.spans, EmbeddingConfig("mean", per_chunk=True),
-                                         window, window // 4))
+                items = list(
+                    embed_spans(
+                        engine, inp.source, inp.spans, EmbeddingConfig("mean", per_chunk=True), window, window // 4
+                    )
+                )
                 write_embeddings(items, inp, tmp / "e.npy")
             bases = sum(len(s) for s in inp.spans)
             rows.append(row("embed", threads, "mean + --per-chunk", len(items), "sequences", bases, clock, engine))
             print(rows[-1], flush=True)
-    report = "\n".join([
-        "# Inference throughput: score-variants, likelihood, embed",
-        "",
-        f"Model: {name}, {model.num_parameters():,} parameters, {window}-base windows, fp32. Hardware: {cpu_name()}, "
-        f"shared with other work (1-minute load average {os.getloadavg()[0]:.1f} at the end of the run).",
-        "",
-        f"Inputs: {len(records)} simulated variants at real coordinates of the HLA region ({args.variants_per_class} "
-        f"SNVs in each of CDS, splice-site, intron and intergenic positions, {args.indels} indels of 1-10 bp; "
-        "`simulate_variants.py`, seed 1), scored in windows centred on REF; "
-        f"{len(region):,} bp of the region ({region}) for likelihood (windows overlap by a quarter); the 200 "
-        "Oct4/Mafk test sequences (200 bp each) for embed.",
-        "",
-        "*per CPU-second*: the same units divided by the CPU time the process used (all threads), the rate "
-        "with the waiting for a shared core taken out; on a machine busy with other work (as here, see the load "
-        "average) compare this column, not the wall rates, which depend on what else ran at the time. "
-        "*genome kb/s*: bases of the input per second (for variants: window bases per variant, i.e. the sequence "
-        "each variant is judged on); *model kb/s*: bases the model actually ran (both alleles, both strands, "
-        "overlaps). Shares of wall time: *model* = forward pass and readout; *input prep* = FASTA reads, "
-        "encoding, padding; *command I/O and the rest* = VCF parsing and writing, LLR sums, bedGraph/bigWig or "
-        ".npy writing, planning.",
-        "",
-        "| command | torch threads | setting | rate (wall) | per CPU-second | genome kb/s | model kb/s | model | "
-        "input prep | command I/O and the rest |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Command: `python benchmarks/inference_throughput.py {' '.join(sys.argv[1:])}`",
-        "",
-    ])
+    report = "\n".join(
+        [
+            "# Inference throughput: score-variants, likelihood, embed",
+            "",
+            f"Model: {name}, {model.num_parameters():,} parameters, {window}-base windows, fp32. "
+            f"Hardware: {cpu_name()}, shared with other work (1-minute load average {os.getloadavg()[0]:.1f} at the "
+            "end of the run).",
+            "",
+            f"Inputs: {len(records)} simulated variants at real coordinates of the HLA region "
+            f"({args.variants_per_class} SNVs in each of CDS, splice-site, intron and intergenic positions, "
+            f"{args.indels} indels of 1-10 bp; "
+            "`simulate_variants.py`, seed 1), scored in windows centred on REF; "
+            f"{len(region):,} bp of the region ({region}) for likelihood (windows overlap by a quarter); the 200 "
+            "Oct4/Mafk test sequences (200 bp each) for embed.",
+            "",
+            "*per CPU-second*: the same units divided by the CPU time the process used (all threads), the rate "
+            "with the waiting for a shared core taken out; on a machine busy with other work (as here, see the load "
+            "average) compare this column, not the wall rates, which depend on what else ran at the time. "
+            "*genome kb/s*: bases of the input per second (for variants: window bases per variant, i.e. the sequence "
+            "each variant is judged on); *model kb/s*: bases the model actually ran (both alleles, both strands, "
+            "overlaps). Shares of wall time: *model* = forward pass and readout; *input prep* = FASTA reads, "
+            "encoding, padding; *command I/O and the rest* = VCF parsing and writing, LLR sums, bedGraph/bigWig or "
+            ".npy writing, planning.",
+            "",
+            "| command | torch threads | setting | rate (wall) | per CPU-second | genome kb/s | model kb/s | model | "
+            "input prep | command I/O and the rest |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Command: `python benchmarks/inference_throughput.py {' '.join(sys.argv[1:])}`",
+            "",
+        ]
+    )
     if args.out:
         write_text_atomic(args.out, report)
     print(report)

@@ -16,21 +16,22 @@ On CUDA it runs the real sizes; on CPU only the torch paths at tiny sizes (a smo
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from hardware import cpu_name
 
 from hnet_genomics import build_model, load_config
-from hnet_genomics.data import demo
 from hnet_genomics.atomic import write_text_atomic
+from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.kernels import dispatch
 from hnet_genomics.kernels import ema as ema_k
-from hardware import cpu_name
 
 DENSE_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # SXM datasheet numbers, no sparsity
 
@@ -57,6 +58,19 @@ def timed(fn: Callable[[], object], device: torch.device, reps: int, warmup: int
     return sorted(times)[len(times) // 2]
 
 
+def _probabilities(routing_fn: Callable, q: torch.Tensor, k: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    return routing_fn(q, k, starts)[0]
+
+
+def fwd_and_bwd(
+    call: Callable[[], torch.Tensor], inputs: tuple, grad: torch.Tensor, device: torch.device, reps: int
+) -> tuple[float, float]:
+    """Median seconds of ``call()`` without autograd, and of the call plus the gradient of ``inputs``."""
+    with torch.no_grad():
+        fwd = timed(call, device, reps)
+    return fwd, timed(lambda: torch.autograd.grad(call(), inputs, grad), device, reps)
+
+
 def ema_candidates(device: torch.device) -> dict[str, Callable]:
     """name -> f(x, p, idx) producing the dechunked (B, L, D) output."""
     out: dict[str, Callable] = {}
@@ -67,8 +81,7 @@ def ema_candidates(device: torch.device) -> dict[str, Callable]:
         if dispatch.load("ssd")[0] is not None:
             from hnet_genomics.kernels.gpu_mamba import ema_via_chunk_scan
 
-            out["mamba_chunk_scan_combined + gather"] = lambda x, p, idx: ema_k.plug_back(ema_via_chunk_scan(x, p),
-                                                                                          idx)
+            out["mamba_chunk_scan_combined + gather"] = lambda x, p, idx: ema_k.plug_back(ema_via_chunk_scan(x, p), idx)
     out["torch chunked + gather"] = lambda x, p, idx: ema_k.plug_back(ema_k.ema_scan_chunked(x, p), idx)
     return out
 
@@ -87,8 +100,9 @@ def _ema_inputs(device, dtype, b: int, length: int, d: int, n: int):
     return x, p, idx, torch.randn(b, length, d, device=device, generator=g).to(dtype)
 
 
-def bench_ema(device: torch.device, shapes: list[tuple[int, int]], d: int, compressions: list[int],
-              reps: int) -> list[str]:
+def bench_ema(
+    device: torch.device, shapes: list[tuple[int, int]], d: int, compressions: list[int], reps: int
+) -> list[str]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     rows = []
     for b, length in shapes:
@@ -96,15 +110,14 @@ def bench_ema(device: torch.device, shapes: list[tuple[int, int]], d: int, compr
             x, p, idx, grad = _ema_inputs(device, dtype, b, length, d, n)
             results = {}
             for name, fn in ema_candidates(device).items():
-                with torch.no_grad():
-                    fwd = timed(lambda: fn(x, p, idx), device, reps)
-                both = timed(lambda: torch.autograd.grad(fn(x, p, idx), (x, p), grad), device, reps)
-                results[name] = (fwd, both)
+                results[name] = fwd_and_bwd(functools.partial(fn, x, p, idx), (x, p), grad, device, reps)
             base = results.get("mamba_chunk_scan_combined + gather")
             for name, (fwd, both) in results.items():
                 speed = f"{base[0] / fwd:.2f}x / {base[1] / both:.2f}x" if base else "n/a"
-                rows.append(f"| {b} | {length:,} | {length // n:,} | {d} | {name} | {fwd * 1e3:.3f} | "
-                            f"{both * 1e3:.3f} | {speed} |")
+                rows.append(
+                    f"| {b} | {length:,} | {length // n:,} | {d} | {name} | {fwd * 1e3:.3f} | "
+                    f"{both * 1e3:.3f} | {speed} |"
+                )
                 print(rows[-1], flush=True)
     return rows
 
@@ -126,14 +139,13 @@ def bench_routing(device: torch.device, shapes: list[tuple[int, int]], d: int, r
         grad = torch.randn(b, length, device=device, generator=g)
         results = {}
         for name, fn in candidates.items():
-            with torch.no_grad():
-                fwd = timed(lambda: fn(q, k, starts), device, reps)
-            both = timed(lambda: torch.autograd.grad(fn(q, k, starts)[0], (q, k), grad), device, reps)
-            results[name] = (fwd, both)
+            results[name] = fwd_and_bwd(functools.partial(_probabilities, fn, q, k, starts), (q, k), grad, device, reps)
         base = results["torch reference"]
         for name, (fwd, both) in results.items():
-            rows.append(f"| {b} | {length:,} | {d} | {name} | {fwd * 1e3:.3f} | {both * 1e3:.3f} | "
-                        f"{base[0] / fwd:.2f}x / {base[1] / both:.2f}x |")
+            rows.append(
+                f"| {b} | {length:,} | {d} | {name} | {fwd * 1e3:.3f} | {both * 1e3:.3f} | "
+                f"{base[0] / fwd:.2f}x / {base[1] / both:.2f}x |"
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -172,12 +184,14 @@ def bench_train(device: torch.device, name: str, length: int, batch: int, steps:
         return f"| {name} | {length:,} | {batch} | out of memory | | | |"
     bases_per_s = batch * length / seconds
     flops = model.flops_per_base(length, ratios or None, training=True) * bases_per_s
-    peak = next((v for k, v in DENSE_BF16_PEAK.items() if device.type == "cuda"
-                 and k in torch.cuda.get_device_name(device)), None)
+    peak = next(
+        (v for k, v in DENSE_BF16_PEAK.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)),
+        None,
+    )
     mfu = f"{100 * flops / peak:.1f}%" if peak else "n/a"
     memory = f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f}" if device.type == "cuda" else "n/a"
     compression = " / ".join(f"{r:.2f}" for r in ratios) or "-"
-    return (f"| {name} | {length:,} | {batch} | {bases_per_s:,.0f} | {mfu} | {memory} | {compression} |")
+    return f"| {name} | {length:,} | {batch} | {bases_per_s:,.0f} | {mfu} | {memory} | {compression} |"
 
 
 def main() -> None:
@@ -190,7 +204,7 @@ def main() -> None:
     reps = args.reps or (20 if gpu else 3)
 
     print(f"device: {device_name(device)}", flush=True)
-    shapes = ([(1, 8192), (1, 65536), (8, 8192), (8, 65536)] if gpu else [(1, 2048), (2, 1024)])
+    shapes = [(1, 8192), (1, 65536), (8, 8192), (8, 65536)] if gpu else [(1, 2048), (2, 1024)]
     d = 512 if gpu else 64
     ema_rows = bench_ema(device, shapes, d, compressions=[3, 1], reps=reps)
     routing_rows = bench_routing(device, shapes, d, reps=reps)
@@ -207,46 +221,52 @@ def main() -> None:
             print(train_rows[-1], flush=True)
 
     kernels = ", ".join(f"{op}: {impl}" for op, impl in dispatch.describe(device).items())
-    report = "\n".join([
-        "# Kernel and training-step benchmarks",
-        "",
-        f"Hardware: {device_name(device)}. torch {torch.__version__}"
-        + ("" if gpu else f"; shared with other jobs (1-minute load average {os.getloadavg()[0]:.1f} at the end)")
-        + ".",
-        "",
-        f"Kernels in use: {kernels}.",
-        "",
-        "## EMA dechunk",
-        "",
-        "Median milliseconds per call; x in " + ("bf16" if gpu else "fp32") + ", p in fp32, sorted chunk index "
-        "per position. Speed-up is relative to the mamba_chunk_scan_combined reuse (forward / forward+backward).",
-        "",
-        "| B | L | M | D | implementation | forward ms | fwd+bwd ms | speed-up |",
-        "|---|---|---|---|---|---|---|---|",
-        *ema_rows,
-        "",
-        "## Routing",
-        "",
-        "Median milliseconds per call for probabilities and boundaries of q, k in " + ("bf16" if gpu else "fp32")
-        + "; speed-up relative to the torch reference (forward / forward+backward).",
-        "",
-        "| B | L | D | implementation | forward ms | fwd+bwd ms | speed-up |",
-        "|---|---|---|---|---|---|---|",
-        *routing_rows,
-        "",
-        "## Training step",
-        "",
-        ("bf16 autocast, AdamW, real DNA windows from the embedded human region. MFU counts matmul FLOPs at "
-         "the measured compression (`HNetLM.flops_per_base`) against the dense bf16 peak of the device."
-         if gpu else "fp32 on CPU with the tiny configs: a smoke test of the harness, not a throughput claim."),
-        "",
-        "| config | L | batch | bases/s | MFU | peak GiB | compression |",
-        "|---|---|---|---|---|---|---|",
-        *train_rows,
-        "",
-        f"Command: `python benchmarks/kernels.py{' --out ' + str(args.out) if args.out else ''}`",
-        "",
-    ])
+    report = "\n".join(
+        [
+            "# Kernel and training-step benchmarks",
+            "",
+            f"Hardware: {device_name(device)}. torch {torch.__version__}"
+            + ("" if gpu else f"; shared with other jobs (1-minute load average {os.getloadavg()[0]:.1f} at the end)")
+            + ".",
+            "",
+            f"Kernels in use: {kernels}.",
+            "",
+            "## EMA dechunk",
+            "",
+            "Median milliseconds per call; x in " + ("bf16" if gpu else "fp32") + ", p in fp32, sorted chunk index "
+            "per position. Speed-up is relative to the mamba_chunk_scan_combined reuse (forward / forward+backward).",
+            "",
+            "| B | L | M | D | implementation | forward ms | fwd+bwd ms | speed-up |",
+            "|---|---|---|---|---|---|---|---|",
+            *ema_rows,
+            "",
+            "## Routing",
+            "",
+            "Median milliseconds per call for probabilities and boundaries of q, k in "
+            + ("bf16" if gpu else "fp32")
+            + "; speed-up relative to the torch reference (forward / forward+backward).",
+            "",
+            "| B | L | D | implementation | forward ms | fwd+bwd ms | speed-up |",
+            "|---|---|---|---|---|---|---|",
+            *routing_rows,
+            "",
+            "## Training step",
+            "",
+            (
+                "bf16 autocast, AdamW, real DNA windows from the embedded human region. MFU counts matmul FLOPs at "
+                "the measured compression (`HNetLM.flops_per_base`) against the dense bf16 peak of the device."
+                if gpu
+                else "fp32 on CPU with the tiny configs: a smoke test of the harness, not a throughput claim."
+            ),
+            "",
+            "| config | L | batch | bases/s | MFU | peak GiB | compression |",
+            "|---|---|---|---|---|---|---|",
+            *train_rows,
+            "",
+            f"Command: `python benchmarks/kernels.py{' --out ' + str(args.out) if args.out else ''}`",
+            "",
+        ]
+    )
     if args.out:
         write_text_atomic(args.out, report)
     print(report)

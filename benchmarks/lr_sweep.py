@@ -26,8 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from hardware import cpu_name  # noqa: E402
 
-DEFAULT_MODELS = ("hnet_1stage=dna/hnet_1stage_tiny", "hnet_2stage=dna/hnet_2stage_tiny",
-                  "mamba2=dna/mamba2_tiny", "transformer=dna/transformer_tiny")
+DEFAULT_MODELS = (
+    "hnet_1stage=dna/hnet_1stage_tiny",
+    "hnet_2stage=dna/hnet_2stage_tiny",
+    "mamba2=dna/mamba2_tiny",
+    "transformer=dna/transformer_tiny",
+)
 
 
 def lr_tag(lr: float) -> str:
@@ -52,15 +56,31 @@ def write_sweep_config(workdir: Path, models: dict[str, str], lrs: list[float], 
             runs[run_name(model, lr)] = str(path)
     sweep = workdir / "sweep.yaml"
     first = next(iter(runs))
-    sweep.write_text(yaml.safe_dump({"models": runs, "main_model": first,
-                                     "compare": {"seeds": [seed], "reference": "main"}}, sort_keys=False))
+    sweep.write_text(
+        yaml.safe_dump(
+            {"models": runs, "main_model": first, "compare": {"seeds": [seed], "reference": "main"}}, sort_keys=False
+        )
+    )
     return sweep
 
 
 def run_workflow(workdir: Path, sweep: Path, targets: list[str], cores: int) -> float:
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", str(cores),
-           "--set-threads", "pretrain=1", "--configfile", str(REPO / "benchmarks" / "compare_demo.yaml"),
-           str(sweep), "--", *targets]
+    cmd = [
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        str(cores),
+        "--set-threads",
+        "pretrain=1",
+        "--configfile",
+        str(REPO / "benchmarks" / "compare_demo.yaml"),
+        str(sweep),
+        "--",
+        *targets,
+    ]
     print(" ".join(cmd), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -77,19 +97,34 @@ def collect(workdir: Path, models: dict[str, str], lrs: list[float]) -> dict[str
     return table
 
 
-def report(table: dict[str, dict[float, dict]], models: dict[str, str], lrs: list[float], command: str,
-           wall: float | None) -> str:
-    lines = [f"# Learning-rate sweep at the comparison's budget ({cpu_name()})", "",
-             "Command:", "", "```bash", command, "```", ""]
+def report(
+    table: dict[str, dict[float, dict]], models: dict[str, str], lrs: list[float], command: str, wall: float | None
+) -> str:
+    lines = [
+        f"# Learning-rate sweep at the comparison's budget ({cpu_name()})",
+        "",
+        "Command:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+    ]
     if wall is not None:
-        lines += [f"{wall / 60:.0f} min wall for the runs this invocation trained (two single-thread jobs at a "
-                  f"time on a shared machine).", ""]
-    lines += ["Each cell: final validation bits per base on the whole valid split (lower is better) after the "
-              "budget of `benchmarks/compare_demo.yaml` (200 steps x 8 x 1,024 bases, 20 warm-up steps, WSD), "
-              "seed 0; H-Nets also show the stage-1 compression reached. **Bold**: the model's best LR. The "
-              "LR is the base rate; H-Net stages train at it times the paper's multipliers.", "",
-              "| model | config | " + " | ".join(f"lr {lr_tag(lr)}" for lr in lrs) + " | best |",
-              "|---|---|" + "---|" * len(lrs) + "---|"]
+        lines += [
+            f"{wall / 60:.0f} min wall for the runs this invocation trained (two single-thread jobs at a "
+            f"time on a shared machine).",
+            "",
+        ]
+    lines += [
+        "Each cell: final validation bits per base on the whole valid split (lower is better) after the "
+        "budget of `benchmarks/compare_demo.yaml` (200 steps x 8 x 1,024 bases, 20 warm-up steps, WSD), "
+        "seed 0; H-Nets also show the stage-1 compression reached. **Bold**: the model's best LR. The "
+        "LR is the base rate; H-Net stages train at it times the paper's multipliers.",
+        "",
+        "| model | config | " + " | ".join(f"lr {lr_tag(lr)}" for lr in lrs) + " | best |",
+        "|---|---|" + "---|" * len(lrs) + "---|",
+    ]
     best_of = {}
     for model, base in models.items():
         runs = table.get(model, {})
@@ -127,8 +162,12 @@ def main(argv=None) -> int:
     if not args.report_only:
         targets = [f"results/demo/pretrain/{run_name(m, lr)}" for m in models for lr in args.lrs]
         wall = run_workflow(workdir, sweep, targets, args.cores)
-    command = "python benchmarks/lr_sweep.py --workdir WORKDIR --lrs " + " ".join(lr_tag(x) for x in args.lrs) + \
-        " --models " + " ".join(args.models)
+    command = (
+        "python benchmarks/lr_sweep.py --workdir WORKDIR --lrs "
+        + " ".join(lr_tag(x) for x in args.lrs)
+        + " --models "
+        + " ".join(args.models)
+    )
     text = report(collect(workdir, models, args.lrs), models, args.lrs, command, wall)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -16,16 +16,22 @@ import argparse
 from pathlib import Path
 
 import torch
+from hardware import cpu_name
 
 from hnet_genomics import build_model, load_config
 from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.kernels import dispatch
 from hnet_genomics.training.datamodule import batch_size_for
 from hnet_genomics.training.resources import measure_training_memory
-from hardware import cpu_name
 
-CONFIGS = ["dna/hnet_1stage", "dna/hnet_2stage", "dna/mamba2", "dna/transformer", "dna/mamba2_flops",
-           "dna/transformer_flops"]
+CONFIGS = [
+    "dna/hnet_1stage",
+    "dna/hnet_2stage",
+    "dna/mamba2",
+    "dna/transformer",
+    "dna/mamba2_flops",
+    "dna/transformer_flops",
+]
 GPU_BYTES = 80 * 10**9
 
 
@@ -38,8 +44,10 @@ def row(name: str, device: str, precision: str) -> str:
     step = estimate.step_bytes(batch)
     fits = estimate.windows_that_fit(int(0.8 * GPU_BYTES))
     accumulate = config.train.accumulate_grad_batches
-    return (f"| {name} | {estimate.params / 1e6:.1f} M | {estimate.per_window / 2**20:,.0f} | "
-            f"{batch} x {config.train.seq_len:,} (x{accumulate}) | {step / 2**30:,.1f} | {fits:,} |")
+    return (
+        f"| {name} | {estimate.params / 1e6:.1f} M | {estimate.per_window / 2**20:,.0f} | "
+        f"{batch} x {config.train.seq_len:,} (x{accumulate}) | {step / 2**30:,.1f} | {fits:,} |"
+    )
 
 
 def main() -> None:
@@ -55,27 +63,33 @@ def main() -> None:
     for name in args.configs:
         rows.append(row(name, args.device, args.precision))
         print(rows[-1], flush=True)
-    report = "\n".join([
-        "# Memory of a training step, per shipped DNA config",
-        "",
-        f"Measured on {hardware} ({args.device}, {args.precision}; kernels: {kernels}); torch {torch.__version__}.",
-        "Saved activations per window: bytes autograd keeps for one training window, from two short forwards "
-        "extrapolated to the window (`training/resources.py`). Step: parameters, gradients and AdamW state "
-        "(16 bytes per parameter) plus the saved activations of the shipped per-device batch. Fits: windows of "
-        "one step that stay under 80 % of a 80 GB GPU.",
-        "",
-        ("All ops ran their pure-torch path: an upper bound for a GPU with mamba-ssm, whose chunk scan never keeps "
-         "the torch SSD's (chunk x chunk) decay matrices." if set(dispatch.describe(args.device).values()) == {"torch"}
-         else "GPU kernels as listed above."),
-        "",
-        "| config | parameters | saved MiB per window | per-device batch (accumulation) | step GiB | windows that fit 80 GB |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Command: `python benchmarks/memory_model.py --device {args.device} --precision {args.precision}"
-        + (f" --out {args.out}`" if args.out else "`"),
-        "",
-    ])
+    report = "\n".join(
+        [
+            "# Memory of a training step, per shipped DNA config",
+            "",
+            f"Measured on {hardware} ({args.device}, {args.precision}; kernels: {kernels}); torch {torch.__version__}.",
+            "Saved activations per window: bytes autograd keeps for one training window, from two short forwards "
+            "extrapolated to the window (`training/resources.py`). Step: parameters, gradients and AdamW state "
+            "(16 bytes per parameter) plus the saved activations of the shipped per-device batch. Fits: windows of "
+            "one step that stay under 80 % of a 80 GB GPU.",
+            "",
+            (
+                "All ops ran their pure-torch path: an upper bound for a GPU with mamba-ssm, whose chunk scan never "
+                "keeps the torch SSD's (chunk x chunk) decay matrices."
+                if set(dispatch.describe(args.device).values()) == {"torch"}
+                else "GPU kernels as listed above."
+            ),
+            "",
+            "| config | parameters | saved MiB per window | per-device batch (accumulation) | step GiB "
+            "| windows that fit 80 GB |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Command: `python benchmarks/memory_model.py --device {args.device} --precision {args.precision}"
+            + (f" --out {args.out}`" if args.out else "`"),
+            "",
+        ]
+    )
     if args.out:
         write_text_atomic(args.out, report)
     print(report)

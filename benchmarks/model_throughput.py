@@ -24,8 +24,12 @@ from pathlib import Path
 
 from hardware import cpu_name
 
-MODELS = {"hnet_1stage": "dna/hnet_1stage_tiny", "hnet_2stage": "dna/hnet_2stage_tiny",
-          "mamba2": "dna/mamba2_tiny", "transformer": "dna/transformer_tiny"}
+MODELS = {
+    "hnet_1stage": "dna/hnet_1stage_tiny",
+    "hnet_2stage": "dna/hnet_2stage_tiny",
+    "mamba2": "dna/mamba2_tiny",
+    "transformer": "dna/transformer_tiny",
+}
 
 
 def rss_mb() -> float:
@@ -35,14 +39,23 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def measure(config: str, model_dir: str | None, length: int, tokens: int, repeats: int, threads: int,
-            mode: str = "train", device: str = "cpu", precision: str = "auto") -> dict:
+def measure(
+    config: str,
+    model_dir: str | None,
+    length: int,
+    tokens: int,
+    repeats: int,
+    threads: int,
+    mode: str = "train",
+    device: str = "cpu",
+    precision: str = "auto",
+) -> dict:
     import torch
 
     from hnet_genomics import build_model, from_pretrained, load_config
-    from hnet_genomics.devices import inference_precision, resolve_precision
     from hnet_genomics.data import demo
     from hnet_genomics.data.genome import Genome
+    from hnet_genomics.devices import inference_precision, resolve_precision
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -66,8 +79,9 @@ def measure(config: str, model_dir: str | None, length: int, tokens: int, repeat
         if mode == "train":
             with inference_precision(device, precision):  # as bf16-mixed training (benchmarks/kernels.py too)
                 out = model(ids)
-                loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256).float(),
-                                                         ids[:, 1:].reshape(-1))
+                loss = torch.nn.functional.cross_entropy(
+                    out.logits[:, :-1].reshape(-1, 256).float(), ids[:, 1:].reshape(-1)
+                )
             (loss + 0.03 * out.ratio_loss).backward()
             model.zero_grad(set_to_none=True)
         else:
@@ -82,9 +96,17 @@ def measure(config: str, model_dir: str | None, length: int, tokens: int, repeat
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if cuda:  # on a GPU the memory that matters is the device's
         peak, base_rss = torch.cuda.max_memory_allocated() / 2**20, base_gpu / 2**20
-    return {"params": model.num_parameters(), "batch": batch, "length": length, "step_s": step, "precision": precision,
-            "bases_per_s": batch * length / step, "compression": ratios, "peak_rss_mb": peak,
-            "working_mb": peak - base_rss}
+    return {
+        "params": model.num_parameters(),
+        "batch": batch,
+        "length": length,
+        "step_s": step,
+        "precision": precision,
+        "bases_per_s": batch * length / step,
+        "compression": ratios,
+        "peak_rss_mb": peak,
+        "working_mb": peak - base_rss,
+    }
 
 
 def gpu_name() -> str:
@@ -101,8 +123,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["hnet_1stage", "mamba2", "transformer"], choices=list(MODELS))
     ap.add_argument("--hnet-model", help="a trained 1-stage H-Net (saved model folder) instead of a fresh one")
-    ap.add_argument("--modes", nargs="+", default=["train"], choices=["train", "infer"],
-                    help="train: forward + backward; infer: forward under torch.inference_mode")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=["train"],
+        choices=["train", "infer"],
+        help="train: forward + backward; infer: forward under torch.inference_mode",
+    )
     ap.add_argument("--timeout", type=float, default=600, help="seconds per (mode, model, length) cell")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (kernels chosen by HNET_KERNELS, default auto)")
     ap.add_argument("--precision", default="auto", help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16, tf32, fp32")
@@ -118,42 +145,73 @@ def main() -> None:
     for mode in args.modes:
         for length in args.lengths:
             for name in args.models:
-                spec = {"config": MODELS[name], "model_dir": args.hnet_model if name == "hnet_1stage" else None,
-                        "length": length, "tokens": max(args.tokens, length), "repeats": args.repeats,
-                        "threads": args.threads, "mode": mode, "device": args.device, "precision": args.precision}
+                spec = {
+                    "config": MODELS[name],
+                    "model_dir": args.hnet_model if name == "hnet_1stage" else None,
+                    "length": length,
+                    "tokens": max(args.tokens, length),
+                    "repeats": args.repeats,
+                    "threads": args.threads,
+                    "mode": mode,
+                    "device": args.device,
+                    "precision": args.precision,
+                }
                 try:
-                    res = subprocess.run([sys.executable, __file__, "--_child", json.dumps(spec)],
-                                         capture_output=True, text=True, check=True, timeout=args.timeout)
+                    res = subprocess.run(
+                        [sys.executable, __file__, "--_child", json.dumps(spec)],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        timeout=args.timeout,
+                    )
                     r = json.loads(res.stdout.strip().splitlines()[-1])
                 except subprocess.TimeoutExpired:
                     r = {"length": length, "timeout": True}
                 rows.append({"model": name, "mode": mode, **r})
                 print(json.dumps(rows[-1]), flush=True)
-    machine = (f"{cpu_name()}, {args.threads} thread(s)" if args.device == "cpu"
-               else f"{gpu_name()} ({args.device}, {rows[0].get('precision', args.precision) if rows else ''})")
-    lines = [f"# Model throughput, {machine}", "",
-             f"Command: `python benchmarks/model_throughput.py {' '.join(sys.argv[1:])}`", "",
-             "*train*: forward + backward of next-base cross-entropy (+ ratio loss); *infer*: forward only. "
-             "*step vs Mamba-2*: time per base relative to the isotropic Mamba-2 at the same mode and length. "
-             "*peak RSS / working MB* (GPU: peak allocated device memory / minus what model and batch hold): "
-             "peak resident memory, and that minus the resident memory with model and batch loaded "
-             f"(activations, gradients, workspace). A cell still running after {args.timeout:.0f} s is marked "
-             "*timeout*.", "",
-             "| mode | model | params | L | batch | bases/s | step (s) | step vs Mamba-2 | peak RSS (MB) | "
-             "working MB | compression |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    machine = (
+        f"{cpu_name()}, {args.threads} thread(s)"
+        if args.device == "cpu"
+        else f"{gpu_name()} ({args.device}, {rows[0].get('precision', args.precision) if rows else ''})"
+    )
+    lines = [
+        f"# Model throughput, {machine}",
+        "",
+        f"Command: `python benchmarks/model_throughput.py {' '.join(sys.argv[1:])}`",
+        "",
+        "*train*: forward + backward of next-base cross-entropy (+ ratio loss); *infer*: forward only. "
+        "*step vs Mamba-2*: time per base relative to the isotropic Mamba-2 at the same mode and length. "
+        "*peak RSS / working MB* (GPU: peak allocated device memory / minus what model and batch hold): "
+        "peak resident memory, and that minus the resident memory with model and batch loaded "
+        f"(activations, gradients, workspace). A cell still running after {args.timeout:.0f} s is marked "
+        "*timeout*.",
+        "",
+        "| mode | model | params | L | batch | bases/s | step (s) | step vs Mamba-2 | peak RSS (MB) | "
+        "working MB | compression |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r.get("timeout"):
-            lines.append(f"| {r['mode']} | {r['model']} | | {r['length']} | | timeout | > {args.timeout:.0f} "
-                         "| | | | |")
+            lines.append(f"| {r['mode']} | {r['model']} | | {r['length']} | | timeout | > {args.timeout:.0f} | | | | |")
             continue
-        ref = next((x for x in rows if x["model"] == "mamba2" and x["mode"] == r["mode"]
-                    and x["length"] == r["length"] and not x.get("timeout")), None)
+        ref = next(
+            (
+                x
+                for x in rows
+                if x["model"] == "mamba2"
+                and x["mode"] == r["mode"]
+                and x["length"] == r["length"]
+                and not x.get("timeout")
+            ),
+            None,
+        )
         rel = f"{(r['step_s'] / r['batch']) / (ref['step_s'] / ref['batch']):.2f}x" if ref else "-"
         comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
-        lines.append(f"| {r['mode']} | {r['model']} | {r['params'] / 1e6:.2f} M | {r['length']} | {r['batch']} | "
-                     f"{r['bases_per_s']:,.0f} | {r['step_s']:.2f} | {rel} | {r['peak_rss_mb']:.0f} | "
-                     f"{r['working_mb']:.0f} | {comp} |")
+        lines.append(
+            f"| {r['mode']} | {r['model']} | {r['params'] / 1e6:.2f} M | {r['length']} | {r['batch']} | "
+            f"{r['bases_per_s']:,.0f} | {r['step_s']:.2f} | {rel} | {r['peak_rss_mb']:.0f} | "
+            f"{r['working_mb']:.0f} | {comp} |"
+        )
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:

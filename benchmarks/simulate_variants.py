@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hnet_genomics.data import demo
 from hnet_genomics.atomic import write_text_atomic
+from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
 
 CLASSES = ("cds", "splice", "intron", "intergenic")
@@ -44,7 +44,7 @@ def read_bed(path: Path) -> list[tuple[str, int, int, str]]:
 def coverage(rows, length: int, pad: int = 0) -> np.ndarray:
     mask = np.zeros(length, bool)
     for _, s, e, _ in rows:
-        mask[max(0, s - pad):min(length, e + pad)] = True
+        mask[max(0, s - pad) : min(length, e + pad)] = True
     return mask
 
 
@@ -59,7 +59,7 @@ def splice_sites(seq: bytes, exons) -> np.ndarray:
         for (_, end), (start, _) in zip(spans, spans[1:]):
             if start - end < 20:
                 continue
-            donor, acceptor = seq[end:end + 2], seq[start - 2:start]
+            donor, acceptor = seq[end : end + 2], seq[start - 2 : start]
             if (donor, acceptor) in ((b"GT", b"AG"), (b"CT", b"AC")):
                 sites.update((end, end + 1, start - 2, start - 1))
     return np.array(sorted(sites), dtype=np.int64)
@@ -83,8 +83,17 @@ def class_positions(genome: Genome, chrom: str, lo: int = 0, hi: int | None = No
     return {c: np.flatnonzero(masks[c] & acgt & window) for c in CLASSES}
 
 
-def simulate(genome: Genome, chrom: str, per_class: int, indels: int, mnvs: int, extras: bool, seed: int,
-             lo: int = 0, hi: int | None = None) -> list[tuple[int, str, str, str]]:
+def simulate(
+    genome: Genome,
+    chrom: str,
+    per_class: int,
+    indels: int,
+    mnvs: int,
+    extras: bool,
+    seed: int,
+    lo: int = 0,
+    hi: int | None = None,
+) -> list[tuple[int, str, str, str]]:
     """(0-based pos, REF, ALT, class) records, sorted; at most one record per position."""
     rng = np.random.default_rng(seed)
     length = genome.sizes[chrom]
@@ -143,15 +152,17 @@ def simulate(genome: Genome, chrom: str, per_class: int, indels: int, mnvs: int,
 
 
 def to_vcf(records, chrom: str, length: int, command: str) -> str:
-    lines = ["##fileformat=VCFv4.2",
-             "##source=simulated by hnet-genomics benchmarks/simulate_variants.py (not observed variation)",
-             f"##simulation_command={command}",
-             f"##contig=<ID={chrom},length={length}>",
-             '##INFO=<ID=CLASS,Number=1,Type=String,Description="Annotation class the position was drawn from: '
-             'cds, splice (canonical splice-site dinucleotide), intron, intergenic, or any (indels, MNVs, '
-             'special alleles)">',
-             '##ALT=<ID=DEL,Description="Deletion">',
-             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    lines = [
+        "##fileformat=VCFv4.2",
+        "##source=simulated by hnet-genomics benchmarks/simulate_variants.py (not observed variation)",
+        f"##simulation_command={command}",
+        f"##contig=<ID={chrom},length={length}>",
+        '##INFO=<ID=CLASS,Number=1,Type=String,Description="Annotation class the position was drawn from: '
+        "cds, splice (canonical splice-site dinucleotide), intron, intergenic, or any (indels, MNVs, "
+        'special alleles)">',
+        '##ALT=<ID=DEL,Description="Deletion">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
     for i, (p, ref, alt, cls) in enumerate(records):
         lines.append(f"{chrom}\t{p + 1}\tsim{i + 1}\t{ref}\t{alt}\t.\tPASS\tCLASS={cls}")
     return "\n".join(lines) + "\n"
@@ -171,8 +182,9 @@ def main() -> None:
     args = parser.parse_args()
     genome = Genome(args.fasta)
     chrom = next(iter(genome.sizes))
-    records = simulate(genome, chrom, args.per_class, args.indels, args.mnvs, args.extras, args.seed, args.start,
-                       args.end)
+    records = simulate(
+        genome, chrom, args.per_class, args.indels, args.mnvs, args.extras, args.seed, args.start, args.end
+    )
     command = "python benchmarks/simulate_variants.py " + " ".join(sys.argv[1:])
     write_text_atomic(args.out, to_vcf(records, chrom, genome.sizes[chrom], command))
     print(f"wrote {len(records)} records to {args.out}")

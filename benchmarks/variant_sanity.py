@@ -23,18 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hardware import cpu_name
+from simulate_variants import CLASSES, simulate, to_vcf
 
 from hnet_genomics import from_pretrained
-from hnet_genomics.data import demo
 from hnet_genomics.atomic import write_text_atomic
-from hnet_genomics.data.genome import Genome
 from hnet_genomics.config import DataConfig
+from hnet_genomics.data import demo
+from hnet_genomics.data.genome import Genome
 from hnet_genomics.export.variant_scores import score_vcf
 from hnet_genomics.inference import readouts
 from hnet_genomics.inference.engine import InferenceEngine, encode_region
 from hnet_genomics.inference.variants import VariantScoringConfig, flank_lengths
-from hardware import cpu_name
-from simulate_variants import CLASSES, simulate, to_vcf
 
 TEST_SPLIT_START = 2_006_835  # pipelines/regions/demo_test_region.bed: the held-out test tenth
 
@@ -54,8 +54,9 @@ def score_set(engine, genome, chrom, per_class: int, lo: int, seed: int, window:
         left, right = flank_lengths(p, 1, window, size)
         return encode_region(genome, chrom, p - left, p + 1 + right, DataConfig())
 
-    ref_bits = {p: float(row[0][p - starts[p]]) for p, row in engine.run([r[0] for r in records], encode,
-                                                                          readouts.bits)}
+    ref_bits = {
+        p: float(row[0][p - starts[p]]) for p, row in engine.run([r[0] for r in records], encode, readouts.bits)
+    }
     by_class = {c: np.array([llr[(p + 1, alt)] for p, _, alt, cls in records if cls == c]) for c in CLASSES}
     surprisal = {c: np.array([ref_bits[p] for p, _, _, cls in records if cls == c]) for c in CLASSES}
     return by_class, surprisal, summary
@@ -82,9 +83,11 @@ def table(by_class: dict[str, np.ndarray], surprisal: dict[str, np.ndarray]) -> 
         else:
             auc, p_less, p_two = compare(x, ref)
             test = f"{auc:.3f} | {p_less:.2g} | {p_two:.2g}"
-        rows.append(f"| {c} | {len(x)} | {x.mean():+.3f} | {med:+.3f} | [{q25:+.3f}, {q75:+.3f}] | "
-                    f"{(x < 0).mean():.0%} | {test} | {surprisal[c].mean():.2f} | "
-                    f"{spearmanr(x, surprisal[c])[0]:+.2f} |")
+        rows.append(
+            f"| {c} | {len(x)} | {x.mean():+.3f} | {med:+.3f} | [{q25:+.3f}, {q75:+.3f}] | "
+            f"{(x < 0).mean():.0%} | {test} | {surprisal[c].mean():.2f} | "
+            f"{spearmanr(x, surprisal[c])[0]:+.2f} |"
+        )
     return rows
 
 
@@ -133,50 +136,60 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         whole, whole_bits, s1 = score_set(engine, genome, chrom, args.per_class, 0, args.seed, window, Path(tmp))
-        test, test_bits, s2 = score_set(engine, genome, chrom, args.per_class_test, TEST_SPLIT_START, args.seed + 1,
-                                        window, Path(tmp))
+        test, test_bits, s2 = score_set(
+            engine, genome, chrom, args.per_class_test, TEST_SPLIT_START, args.seed + 1, window, Path(tmp)
+        )
     minutes = (time.perf_counter() - t0) / 60
-    titles = {f"whole region ({chrom}, 2.23 Mb)": whole,
-              f"held-out test tenth ({chrom}:{TEST_SPLIT_START}-{genome.sizes[chrom]})": test}
+    titles = {
+        f"whole region ({chrom}, 2.23 Mb)": whole,
+        f"held-out test tenth ({chrom}:{TEST_SPLIT_START}-{genome.sizes[chrom]})": test,
+    }
     png = args.out.with_suffix(".png") if args.out else None
     if png:
         plot(titles, png)
-    head = ["| class | SNVs | mean LLR | median | IQR | LLR < 0 | AUC vs intergenic | one-sided p | two-sided p | "
-            "REF surprisal (bits) | Spearman(LLR, surprisal) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    head = [
+        "| class | SNVs | mean LLR | median | IQR | LLR < 0 | AUC vs intergenic | one-sided p | two-sided p | "
+        "REF surprisal (bits) | Spearman(LLR, surprisal) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     bits = {"whole": whole_bits, "test": test_bits}
-    report = "\n".join([
-        "# Zero-shot variant scores on the HLA region: a sanity check",
-        "",
-        f"Model: `{args.model}` ({model.num_parameters():,} parameters, {window}-base windows). Variants: SNVs "
-        "simulated at real coordinates by `simulate_variants.py` (seed "
-        f"{args.seed} for the whole region, {args.seed + 1} for the test tenth), one uniformly chosen other base "
-        "each; classes from the record's GenBank features (CDS; canonical splice-site dinucleotides, GT..AG "
-        "or CT..AC at intron edges; intron >= 20 bp from exons; intergenic >= 1 kb from genes). Scored with "
-        "`score-variants --strand both`: HNET_LLR = ln P(ALT window) - ln P(REF window), nats, mean of both "
-        f"strands. Hardware: {cpu_name()}; {s1.scored + s2.scored:,} SNVs in {minutes:.1f} min "
-        f"(load average {os.getloadavg()[0]:.1f} at the end; the machine is shared).",
-        "",
-        "*AUC vs intergenic*: the probability that an SNV of the class scores below an intergenic one (0.5: no "
-        "difference); *one-sided p*: Mann-Whitney U, class < intergenic; *two-sided p*: the same test without "
-        "a direction.",
-        "",
-        f"*REF surprisal*: mean -log2 p(reference base | the {(window - 1) // 2} bases before it) in the REF window, "
-        "forward "
-        "strand: how predictable the position is to the model. A substitution at a well-predicted base costs "
-        "more likelihood, whatever its biological effect.",
-        "",
-        *[part for (title, by_class), key in zip(titles.items(), ("whole", "test"))
-          for part in (f"## {title}", "", *head, *table(by_class, bits[key]), "")],
-        f"Distributions (box: quartiles, whiskers 1.5 IQR, outliers hidden): `{png.name if png else '-'}`",
-        "",
-        "## Verdict per class (Mann-Whitney against intergenic, alpha 0.01)",
-        "",
-        *[f"- {title}: " + "; ".join(verdicts(by_class)) for title, by_class in titles.items()],
-        "",
-        f"Command: `python benchmarks/variant_sanity.py {' '.join(sys.argv[1:])}`",
-        "",
-    ])
+    report = "\n".join(
+        [
+            "# Zero-shot variant scores on the HLA region: a sanity check",
+            "",
+            f"Model: `{args.model}` ({model.num_parameters():,} parameters, {window}-base windows). Variants: SNVs "
+            "simulated at real coordinates by `simulate_variants.py` (seed "
+            f"{args.seed} for the whole region, {args.seed + 1} for the test tenth), one uniformly chosen other base "
+            "each; classes from the record's GenBank features (CDS; canonical splice-site dinucleotides, GT..AG "
+            "or CT..AC at intron edges; intron >= 20 bp from exons; intergenic >= 1 kb from genes). Scored with "
+            "`score-variants --strand both`: HNET_LLR = ln P(ALT window) - ln P(REF window), nats, mean of both "
+            f"strands. Hardware: {cpu_name()}; {s1.scored + s2.scored:,} SNVs in {minutes:.1f} min "
+            f"(load average {os.getloadavg()[0]:.1f} at the end; the machine is shared).",
+            "",
+            "*AUC vs intergenic*: the probability that an SNV of the class scores below an intergenic one (0.5: no "
+            "difference); *one-sided p*: Mann-Whitney U, class < intergenic; *two-sided p*: the same test without "
+            "a direction.",
+            "",
+            f"*REF surprisal*: mean -log2 p(reference base | the {(window - 1) // 2} bases before it) in the REF "
+            "window, forward "
+            "strand: how predictable the position is to the model. A substitution at a well-predicted base costs "
+            "more likelihood, whatever its biological effect.",
+            "",
+            *[
+                part
+                for (title, by_class), key in zip(titles.items(), ("whole", "test"))
+                for part in (f"## {title}", "", *head, *table(by_class, bits[key]), "")
+            ],
+            f"Distributions (box: quartiles, whiskers 1.5 IQR, outliers hidden): `{png.name if png else '-'}`",
+            "",
+            "## Verdict per class (Mann-Whitney against intergenic, alpha 0.01)",
+            "",
+            *[f"- {title}: " + "; ".join(verdicts(by_class)) for title, by_class in titles.items()],
+            "",
+            f"Command: `python benchmarks/variant_sanity.py {' '.join(sys.argv[1:])}`",
+            "",
+        ]
+    )
     if args.out:
         write_text_atomic(args.out, report)
     print(report)

@@ -241,8 +241,10 @@ def atomic_dir(dest: str | Path, owned: Iterable[str] | None = None) -> Iterator
     if owned is not None and dest.is_dir():
         foreign = foreign_entries(dest, owned)
         if foreign:
-            raise OutputError(f"{dest}: holds files this command did not write ({', '.join(foreign[:3])}"
-                              f"{', ...' if len(foreign) > 3 else ''}); move them away or choose another output")
+            raise OutputError(
+                f"{dest}: holds files this command did not write ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); move them away or choose another output"
+            )
     tmp = temp_sibling(dest)
     try:
         tmp.mkdir()  # umask permissions, not mkdtemp's 0700 (a shared model must stay readable)

@@ -12,8 +12,17 @@ import threading
 from hnet_genomics.errors import HNetError, Terminated
 
 # OSErrors about a path the user gave (exit 2, like any bad input); others (disk full, I/O error) exit 1.
-_PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST,
-                errno.ENAMETOOLONG, errno.ELOOP}
+_PATH_ERRNOS = {
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+}
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -22,8 +31,12 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (action.option_strings and "default" not in text and default not in (None, False, [], "")
-                and default is not argparse.SUPPRESS):
+        if (
+            action.option_strings
+            and "default" not in text
+            and default not in (None, False, [], "")
+            and default is not argparse.SUPPRESS
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -68,18 +81,25 @@ class _VersionAction(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     # Each area owns its sub-commands; heavy imports happen inside the command functions.
     from hnet_genomics.data import commands as data_commands
-    from hnet_genomics.tasks import commands as task_commands
-    from hnet_genomics.reporting import commands as reporting_commands
     from hnet_genomics.export import commands as export_commands
     from hnet_genomics.export import inference_commands
+    from hnet_genomics.reporting import commands as reporting_commands
+    from hnet_genomics.tasks import commands as task_commands
     from hnet_genomics.training import commands as training_commands
 
     parser = Parser(prog="hnet-genomics", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action=_VersionAction,
-                        help="print the version of hnet-genomics and its main libraries, then exit")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version of hnet-genomics and its main libraries, then exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (data_commands, training_commands, task_commands, export_commands, inference_commands,
-                 reporting_commands):
+    for area in (
+        data_commands,
+        training_commands,
+        task_commands,
+        export_commands,
+        inference_commands,
+        reporting_commands,
+    ):
         area.register(sub)
     return parser
 

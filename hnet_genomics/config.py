@@ -66,8 +66,9 @@ class ModelConfig:
     d_intermediate: list[int] = field(default_factory=lambda: [0, 0])
     vocab_size: int = 256
     ssm: SSMConfig = field(default_factory=SSMConfig)
-    attn: AttnConfig = field(default_factory=lambda: AttnConfig(num_heads=[8, 12], rotary_dim=[32, 32],
-                                                                window_size=[-1, -1]))
+    attn: AttnConfig = field(
+        default_factory=lambda: AttnConfig(num_heads=[8, 12], rotary_dim=[32, 32], window_size=[-1, -1])
+    )
     target_compression: list[float] = field(default_factory=lambda: [3.0])  # N per chunking level
     norm_eps: float = 1e-5
     tie_embeddings: bool = False
@@ -82,15 +83,20 @@ class ModelConfig:
         n = len(stages)
         for name in ("d_model", "d_intermediate"):
             if len(getattr(self, name)) != n:
-                raise ConfigError(f"model.{name} has {len(getattr(self, name))} entries but arch_layout "
-                                  f"{json.dumps(self.arch_layout)} has {n} stage(s)")
+                raise ConfigError(
+                    f"model.{name} has {len(getattr(self, name))} entries but arch_layout "
+                    f"{json.dumps(self.arch_layout)} has {n} stage(s)"
+                )
         for name in ("num_heads", "rotary_dim", "window_size"):
             if len(getattr(self.attn, name)) != n:
-                raise ConfigError(f"model.attn.{name} has {len(getattr(self.attn, name))} entries but "
-                                  f"arch_layout has {n} stage(s)")
+                raise ConfigError(
+                    f"model.attn.{name} has {len(getattr(self.attn, name))} entries but arch_layout has {n} stage(s)"
+                )
         if len(self.target_compression) != n - 1:
-            raise ConfigError(f"model.target_compression needs {n - 1} entr(ies), one per chunking level, "
-                              f"got {len(self.target_compression)}")
+            raise ConfigError(
+                f"model.target_compression needs {n - 1} entr(ies), one per chunking level, "
+                f"got {len(self.target_compression)}"
+            )
         if any(c <= 1.0 for c in self.target_compression):
             raise ConfigError("model.target_compression values must be > 1 (N = 1 means no chunking)")
         if any(b < a for a, b in zip(self.d_model, self.d_model[1:])):
@@ -98,21 +104,25 @@ class ModelConfig:
         for s, st in enumerate(stages):
             uses_mlp = any(b.mlp for b in st.all_blocks())
             if uses_mlp and self.d_intermediate[s] <= 0:
-                raise ConfigError(f"stage {s} has upper-case blocks (with MLP) but model.d_intermediate[{s}] "
-                                  f"is {self.d_intermediate[s]}")
+                raise ConfigError(
+                    f"stage {s} has upper-case blocks (with MLP) but model.d_intermediate[{s}] "
+                    f"is {self.d_intermediate[s]}"
+                )
             if any(b.kind == "t" for b in st.all_blocks()):
                 heads = self.attn.num_heads[s]
                 if self.d_model[s] % heads:
-                    raise ConfigError(f"model.d_model[{s}]={self.d_model[s]} is not divisible by "
-                                      f"model.attn.num_heads[{s}]={heads}")
+                    raise ConfigError(
+                        f"model.d_model[{s}]={self.d_model[s]} is not divisible by model.attn.num_heads[{s}]={heads}"
+                    )
                 head_dim = self.d_model[s] // heads
                 if self.attn.rotary_dim[s] % 2 or self.attn.rotary_dim[s] > head_dim:
                     raise ConfigError(f"model.attn.rotary_dim[{s}] must be even and <= head dim {head_dim}")
             if any(b.kind == "m" for b in st.all_blocks()):
                 d_inner = self.ssm.expand * self.d_model[s]
                 if d_inner % self.ssm.head_dim:
-                    raise ConfigError(f"ssm.expand*d_model[{s}]={d_inner} is not divisible by "
-                                      f"ssm.head_dim={self.ssm.head_dim}")
+                    raise ConfigError(
+                        f"ssm.expand*d_model[{s}]={d_inner} is not divisible by ssm.head_dim={self.ssm.head_dim}"
+                    )
         if self.vocab_size < 1:
             raise ConfigError("model.vocab_size must be positive")
 
@@ -134,8 +144,16 @@ class DataConfig:
     intervals: str | None = None  # BED with split column (Basenji / Enformer format)
 
     def validate(self) -> None:
-        _check_range("data", self, {"max_n_fraction": (0.0, 1.0), "rc_prob": (0.0, 1.0),
-                                    "valid_fraction": (0.0, 1.0), "test_fraction": (0.0, 1.0)})
+        _check_range(
+            "data",
+            self,
+            {
+                "max_n_fraction": (0.0, 1.0),
+                "rc_prob": (0.0, 1.0),
+                "valid_fraction": (0.0, 1.0),
+                "test_fraction": (0.0, 1.0),
+            },
+        )
 
 
 @dataclass
@@ -178,8 +196,16 @@ class TrainConfig:
         """Every number in range, so a typo stops before training instead of looping forever or writing NaN."""
         if self.seq_len < 2:
             raise ConfigError(f"train.seq_len must be at least 2, got {self.seq_len}")
-        for name in ("batch_size", "max_steps", "accumulate_grad_batches", "num_nodes", "val_every", "val_windows",
-                     "checkpoint_every", "log_every"):
+        for name in (
+            "batch_size",
+            "max_steps",
+            "accumulate_grad_batches",
+            "num_nodes",
+            "val_every",
+            "val_windows",
+            "checkpoint_every",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         for name in ("tokens_per_batch", "final_val_windows"):
@@ -191,8 +217,16 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"train.lr must be a positive number, got {self.lr}")
-        _check_range("train", self, {"weight_decay": (0.0, math.inf), "grad_clip": (0.0, math.inf),
-                                     "decay_fraction": (0.0, 1.0), "min_lr_ratio": (0.0, 1.0)})
+        _check_range(
+            "train",
+            self,
+            {
+                "weight_decay": (0.0, math.inf),
+                "grad_clip": (0.0, math.inf),
+                "decay_fraction": (0.0, 1.0),
+                "min_lr_ratio": (0.0, 1.0),
+            },
+        )
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {self.betas}")
         if isinstance(self.devices, int) and self.devices < 1 and self.devices != -1:
@@ -208,14 +242,16 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     name: str = "custom"
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         self.model.validate()
         self.data.validate()
         self.train.validate()
         mults = self.train.lr_multipliers
         if mults is not None and len(mults) != len(self.model.d_model):
-            raise ConfigError(f"train.lr_multipliers has {len(mults)} entries but the model has "
-                              f"{len(self.model.d_model)} stage(s) (one per d_model entry, outermost first)")
+            raise ConfigError(
+                f"train.lr_multipliers has {len(mults)} entries but the model has "
+                f"{len(self.model.d_model)} stage(s) (one per d_model entry, outermost first)"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -366,8 +402,11 @@ def migrate_legacy_keys(data: dict, origin: str = "config") -> dict:
     train = data.get("train") if isinstance(data.get("train"), dict) else {}
     data = {**data, "model": arch, "train": {**{k: v for k, v in moved.items() if k not in train}, **train}}
     names = " and ".join(f"model.{k}" for k in moved)
-    warnings.warn(f"{origin}: {names} belong to the train section now; read as train.{' and train.'.join(moved)}",
-                  FutureWarning, stacklevel=2)
+    warnings.warn(
+        f"{origin}: {names} belong to the train section now; read as train.{' and train.'.join(moved)}",
+        FutureWarning,
+        stacklevel=2,
+    )
     return data
 
 
@@ -380,8 +419,10 @@ def _load_raw(name_or_path: str | Path, seen: tuple = ()) -> dict:
     else:
         res = resources.files("hnet_genomics") / "configs" / f"{name_or_path}.yaml"
         if not res.is_file():
-            raise ConfigError(f"no shipped config named '{name_or_path}' (available: "
-                              f"{', '.join(available_configs())}) and no such file")
+            raise ConfigError(
+                f"no shipped config named '{name_or_path}' (available: "
+                f"{', '.join(available_configs())}) and no such file"
+            )
         origin, text = f"hnet_genomics/configs/{name_or_path}.yaml", res.read_text()
     data = migrate_legacy_keys(_read_yaml(text, origin), origin)
     parent = data.pop("base", None)  # a config may extend another one and override a few keys
@@ -402,8 +443,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, value = item.split("=", 1)
     keys = key.strip().split(".")
     if len(keys) == 2 and keys[0] == "model" and keys[1] in TRAINING_KEYS_FORMERLY_IN_MODEL:
-        warnings.warn(f"--set {key.strip()}: a training setting now; read as train.{keys[1]}", FutureWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"--set {key.strip()}: a training setting now; read as train.{keys[1]}", FutureWarning, stacklevel=2
+        )
         keys = ["train", keys[1]]
     return keys, yaml.safe_load(value)
 

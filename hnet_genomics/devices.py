@@ -14,8 +14,10 @@ from hnet_genomics.errors import ConfigError
 
 DEVICE_HELP = "torch device: auto (a GPU if torch sees one, else the CPU), cpu, cuda or cuda:N"
 PRECISIONS = ("auto", "bf16", "tf32", "fp32")
-PRECISION_HELP = ("numeric precision: auto (bf16 on a GPU, fp32 on the CPU), bf16 (autocast), tf32 (fp32 with "
-                  "TensorFloat-32 matmuls, GPU only) or fp32")
+PRECISION_HELP = (
+    "numeric precision: auto (bf16 on a GPU, fp32 on the CPU), bf16 (autocast), tf32 (fp32 with "
+    "TensorFloat-32 matmuls, GPU only) or fp32"
+)
 
 
 def resolve_device(text: str, option: str = "--device") -> str:
@@ -40,7 +42,8 @@ def resolve_device(text: str, option: str = "--device") -> str:
 def lightning_precision(trainer_precision: str) -> str:
     """The ``inference_precision`` matching a Lightning precision setting (``bf16-mixed`` -> ``bf16``)."""
     return {"bf16-mixed": "bf16", "bf16-true": "bf16", "16-mixed": "fp16", "16-true": "fp16"}.get(
-        str(trainer_precision), "fp32")
+        str(trainer_precision), "fp32"
+    )
 
 
 def resolve_precision(text: str, device: str, option: str = "--precision") -> str:

@@ -47,8 +47,10 @@ def parse_blocks(code: str) -> list[BlockSpec]:
         blocks.extend([BlockSpec(m.group(1).lower(), m.group(1).isupper())] * int(m.group(2)))
         pos = m.end()
     if pos != len(code) or not code:
-        raise ConfigError(f"arch_layout: cannot parse block string '{code}' (use e.g. 'm4', 'T2', 'm3t1'; "
-                          "m = Mamba-2, t = attention, upper case adds an MLP)")
+        raise ConfigError(
+            f"arch_layout: cannot parse block string '{code}' (use e.g. 'm4', 'T2', 'm3t1'; "
+            "m = Mamba-2, t = attention, upper case adds an MLP)"
+        )
     return blocks
 
 
@@ -66,7 +68,8 @@ def parse_layout(layout: list) -> list[StageSpec]:
             stages.append(StageSpec(depth=depth, body=body, innermost=True))
             return stages
         if len(node) != 3 or not isinstance(node[1], list):
-            raise ConfigError(f"arch_layout: depth {depth} must be [encoder, [inner...], decoder] or [body], "
-                              f"got {json.dumps(node)}")
+            raise ConfigError(
+                f"arch_layout: depth {depth} must be [encoder, [inner...], decoder] or [body], got {json.dumps(node)}"
+            )
         stages.append(StageSpec(depth=depth, encoder=parse_blocks(node[0]), decoder=parse_blocks(node[2])))
         node, depth = node[1], depth + 1

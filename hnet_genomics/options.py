@@ -52,14 +52,19 @@ def open_fraction(text: str) -> float:
 
 
 def add_threads(parser: argparse.ArgumentParser, what: str = "torch and BLAS CPU threads") -> None:
-    parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help=f"{what} (default: every core the machine offers)")
+    parser.add_argument(
+        "--threads", type=positive_int, metavar="N", help=f"{what} (default: every core the machine offers)"
+    )
 
 
 def add_quiet(parser: argparse.ArgumentParser, *aliases: str) -> None:
-    parser.add_argument("--quiet", *aliases, action="store_true",
-                        help="no progress bar and no library banners or warnings (progress bars appear only when "
-                             "stderr is a terminal anyway)")
+    parser.add_argument(
+        "--quiet",
+        *aliases,
+        action="store_true",
+        help="no progress bar and no library banners or warnings (progress bars appear only when "
+        "stderr is a terminal anyway)",
+    )
 
 
 _settings = {"threads": None, "quiet": False}

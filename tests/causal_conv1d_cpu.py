@@ -53,8 +53,9 @@ def _shift(x, shift, same):
 def _conv_pre(x, weight, bias, seq_idx):
     """(B, C, L) fp32 depthwise causal conv before the activation; taps never cross a change of ``seq_idx``."""
     k, length = weight.shape[1], x.shape[-1]
-    out = sum(_shift(x.float(), s, _same_sequence(seq_idx, s, length)) * weight.float()[:, k - 1 - s, None]
-              for s in range(k))
+    out = sum(
+        _shift(x.float(), s, _same_sequence(seq_idx, s, length)) * weight.float()[:, k - 1 - s, None] for s in range(k)
+    )
     return out if bias is None else out + bias.float()[:, None]
 
 
@@ -65,8 +66,9 @@ def causal_conv1d_fwd(x, weight, bias, seq_idx, initial_states, out, final_state
     out.copy_((F.silu(pre) if silu else pre).to(out.dtype))
 
 
-def causal_conv1d_bwd(x, weight, bias, dout, seq_idx, initial_states, dfinal_states, dx, dweight, dbias,
-                      dinitial_states, silu):
+def causal_conv1d_bwd(
+    x, weight, bias, dout, seq_idx, initial_states, dfinal_states, dx, dweight, dbias, dinitial_states, silu
+):
     """Analytic gradients (a custom op's implementation runs below autograd)."""
     channel_last = _check(x, weight, bias, seq_idx, grad=dout)
     assert (bias is None) == (dbias is None)

@@ -33,7 +33,7 @@ def dna_batch(human_bases):
     def make(batch: int, length: int, seed: int = 0) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         starts = torch.randint(0, len(human_bases) - length, (batch,), generator=g).tolist()
-        return torch.tensor([list(human_bases[s:s + length]) for s in starts], dtype=torch.long)
+        return torch.tensor([list(human_bases[s : s + length]) for s in starts], dtype=torch.long)
 
     return make
 

@@ -21,16 +21,32 @@ class RankProbe(L.Callback):
 
     def on_train_end(self, trainer, module):
         flat = torch.cat([p.detach().flatten() for p in module.parameters()])
-        record = {"rank": trainer.global_rank, "world_size": trainer.world_size, "batches": self.batches,
-                  "weights_sum": float(flat.double().sum()), "weights_abs": float(flat.double().abs().sum())}
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "batches": self.batches,
+            "weights_sum": float(flat.double().sum()),
+            "weights_abs": float(flat.double().abs().sum()),
+        }
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    cfg = load_config("dna/hnet_1stage_tiny", [
-        "train.seq_len=64", "train.batch_size=2", "train.max_steps=3", "train.val_windows=4", "train.val_every=3",
-        "train.final_val_windows=4",
-        "train.strategy=ddp", "train.devices=2", "train.accelerator=cpu", "model.ssm.chunk_size=32"])
+    cfg = load_config(
+        "dna/hnet_1stage_tiny",
+        [
+            "train.seq_len=64",
+            "train.batch_size=2",
+            "train.max_steps=3",
+            "train.val_windows=4",
+            "train.val_every=3",
+            "train.final_val_windows=4",
+            "train.strategy=ddp",
+            "train.devices=2",
+            "train.accelerator=cpu",
+            "model.ssm.chunk_size=32",
+        ],
+    )
     run_pretrain(cfg, demo.HUMAN_FASTA, out, callbacks=[RankProbe(out)], progress=False)

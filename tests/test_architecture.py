@@ -47,8 +47,13 @@ def test_every_area_imports_only_the_areas_below_it():
     for module, path, tree in modules():
         area = area_of(module)
         for node in ast.walk(tree):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             for name in names:
                 if name.split(".")[0] != "hnet_genomics":
                     continue
@@ -70,8 +75,13 @@ def test_no_gpu_package_is_imported_at_module_top():
         if module.startswith("hnet_genomics.kernels.triton"):
             continue
         for node in tree.body:
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             if any(n.split(".")[0] in GPU_PACKAGES for n in names):
                 wrong.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert wrong == [], wrong

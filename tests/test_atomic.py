@@ -14,10 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from hnet_genomics import build_model, from_pretrained, load_config
-from hnet_genomics import atomic
-from hnet_genomics.atomic import (atomic_dir, atomic_path, output_dir, recover_dir, sweep_stale,
-                                       write_json_atomic, write_text_atomic)
+from hnet_genomics import atomic, build_model, from_pretrained, load_config
+from hnet_genomics.atomic import (
+    atomic_dir,
+    atomic_path,
+    output_dir,
+    recover_dir,
+    sweep_stale,
+    write_json_atomic,
+    write_text_atomic,
+)
 from hnet_genomics.errors import OutputError
 
 
@@ -119,19 +125,27 @@ def old_model():
     return model
 
 
-@pytest.mark.parametrize("exchange,crash_after,survivor", [
-    (True, 0, "new"),    # exchanged, died before removing the old version (now under the temporary name)
-    (False, 1, "old"),   # old version renamed aside, died before the new one was renamed in
-    (False, 0, "new"),   # both renames done, died before removing the old version
-])
-def test_a_save_killed_in_any_window_leaves_a_whole_model_and_the_next_save_works(tmp_path, old_model, exchange,
-                                                                                  crash_after, survivor):
+@pytest.mark.parametrize(
+    "exchange,crash_after,survivor",
+    [
+        (True, 0, "new"),  # exchanged, died before removing the old version (now under the temporary name)
+        (False, 1, "old"),  # old version renamed aside, died before the new one was renamed in
+        (False, 0, "new"),  # both renames done, died before removing the old version
+    ],
+)
+def test_a_save_killed_in_any_window_leaves_a_whole_model_and_the_next_save_works(
+    tmp_path, old_model, exchange, crash_after, survivor
+):
     if exchange and not atomic._exchange(tmp_path, tmp_path):
         pytest.skip("this file system cannot exchange two paths")
     dest = tmp_path / "model"
     old_model.save_pretrained(dest)
-    proc = subprocess.run([sys.executable, "-c", _CRASHING_SAVE, str(dest), str(crash_after),
-                           "1" if exchange else "0"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASHING_SAVE, str(dest), str(crash_after), "1" if exchange else "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 9, proc.stderr
     assert leftovers(tmp_path)  # the killed save left something behind
     loaded = from_pretrained(dest)  # restores a set-aside old version if the new one never arrived
@@ -179,8 +193,15 @@ def test_every_writer_in_the_package_goes_through_the_one_atomic_writer():
         if path.name == "atomic.py":
             continue
         text = path.read_text()
-        for needle in ("os.replace(", "os.rename(", "mkdtemp(", "mkstemp(", "shutil.rmtree(", ".write_text(",
-                       ".write_bytes("):
+        for needle in (
+            "os.replace(",
+            "os.rename(",
+            "mkdtemp(",
+            "mkstemp(",
+            "shutil.rmtree(",
+            ".write_text(",
+            ".write_bytes(",
+        ):
             for line in text.splitlines():
                 if needle in line and "tmp" not in line.split(needle)[0] and not line.strip().startswith("#"):
                     offenders.append(f"{path.relative_to(root)}: {line.strip()}")

@@ -37,8 +37,9 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
-    assert re.fullmatch(rf"hnet-genomics {re.escape(__version__)} \(torch .*, lightning .*, pysam .*\)\n",
-                        capsys.readouterr().out)
+    assert re.fullmatch(
+        rf"hnet-genomics {re.escape(__version__)} \(torch .*, lightning .*, pysam .*\)\n", capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize("name", sorted(subcommands()))

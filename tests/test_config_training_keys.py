@@ -47,17 +47,24 @@ def test_saved_model_holds_only_architecture_and_older_saved_models_still_load(t
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a current model loads silently
         from_pretrained(tmp_path / "m")
-    (tmp_path / "m" / "config.json").write_text(json.dumps(saved | {"ratio_loss_weight": 0.03,
-                                                                     "lr_multipliers": [1.5, 1.0]}))
+    (tmp_path / "m" / "config.json").write_text(
+        json.dumps(saved | {"ratio_loss_weight": 0.03, "lr_multipliers": [1.5, 1.0]})
+    )
     with pytest.warns(FutureWarning, match="config.json: saved by an older version"):
         old = from_pretrained(tmp_path / "m")
     ids = torch.tensor([list(b"ACGTTGCAACGGTTAC")])
     torch.testing.assert_close(old(ids).logits, model(ids).logits, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("flops,partner", [("mamba2_flops", "mamba2"), ("transformer_flops", "transformer"),
-                                           ("mamba2_tiny_flops", "mamba2_tiny"),
-                                           ("transformer_tiny_flops", "transformer_tiny")])
+@pytest.mark.parametrize(
+    "flops,partner",
+    [
+        ("mamba2_flops", "mamba2"),
+        ("transformer_flops", "transformer"),
+        ("mamba2_tiny_flops", "mamba2_tiny"),
+        ("transformer_tiny_flops", "transformer_tiny"),
+    ],
+)
 def test_flop_matched_configs_extend_their_parameter_matched_partner(flops, partner):
     """``base:`` inheritance: the FLOP-matched baselines change only the architecture, and keep their own name."""
     child, parent = load_config(f"dna/{flops}"), load_config(f"dna/{partner}")

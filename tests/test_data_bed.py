@@ -18,8 +18,10 @@ from hnet_genomics.export import enrichment
 from hnet_genomics.export.regions import read_regions
 
 CHROM = "BA000025.2"
-TEXT = (f"track name=test\n# a comment\n\n{CHROM}\t100\t200\tex1\t0\t+\n{CHROM} 300 450 ex2 0 -\n"
-        f"browser position x\n{CHROM}\t1000\t1200\tex3\t0\t.\n")
+TEXT = (
+    f"track name=test\n# a comment\n\n{CHROM}\t100\t200\tex1\t0\t+\n{CHROM} 300 450 ex2 0 -\n"
+    f"browser position x\n{CHROM}\t1000\t1200\tex3\t0\t.\n"
+)
 
 
 @pytest.fixture
@@ -43,8 +45,11 @@ def test_plain_gzip_and_bgzip_give_the_same_records_with_line_numbers(three_enco
 def test_every_command_reads_a_gzipped_bed(three_encodings, tmp_path):
     _, gz, bgz = three_encodings
     genome = Genome(demo.HUMAN_FASTA)
-    assert [(r.start, r.end) for r in read_regions(gz, genome.sizes, demo.HUMAN_FASTA)] == \
-           [(100, 200), (300, 450), (1000, 1200)]
+    assert [(r.start, r.end) for r in read_regions(gz, genome.sizes, demo.HUMAN_FASTA)] == [
+        (100, 200),
+        (300, 450),
+        (1000, 1200),
+    ]
     features = enrichment.read_bed(bgz)
     assert features[CHROM].sign.tolist() == [1, -1, 1] and features[CHROM].starts.tolist() == [100, 300, 1000]
     split = tmp_path / "s.bed.gz"
@@ -52,16 +57,19 @@ def test_every_command_reads_a_gzipped_bed(three_encodings, tmp_path):
     assert [iv.end for iv in read_split_bed(split, genome)["valid"]] == [6000]
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"chr1\t10\n", r":1: a BED line needs chrom, start and end, got 2 field"),
-    (b"chr1\t10\t5\n", r":1: invalid interval chr1:10-5 \(need 0 <= start < end"),
-    (b"chr1\t-1\t5\n", r":1: invalid interval chr1:-1-5"),
-    (b"chr1\t5\t5\n", r":1: empty interval chr1:5-5"),
-    (b"chr1\t1.5\t5\n", r":1: start '1.5' and end '5' must be integers"),
-    (b"chr1\t1\t5\n\xff\xfe\n", r":2: byte 0xff is not UTF-8 text; is this a BED file\?"),
-    (b"chr1\t1\t5\x00\n", r":1: binary data \(NUL byte\)"),
-    (b"# only a comment\n\n", r": no intervals \(only blank, comment or header lines\)"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"chr1\t10\n", r":1: a BED line needs chrom, start and end, got 2 field"),
+        (b"chr1\t10\t5\n", r":1: invalid interval chr1:10-5 \(need 0 <= start < end"),
+        (b"chr1\t-1\t5\n", r":1: invalid interval chr1:-1-5"),
+        (b"chr1\t5\t5\n", r":1: empty interval chr1:5-5"),
+        (b"chr1\t1.5\t5\n", r":1: start '1.5' and end '5' must be integers"),
+        (b"chr1\t1\t5\n\xff\xfe\n", r":2: byte 0xff is not UTF-8 text; is this a BED file\?"),
+        (b"chr1\t1\t5\x00\n", r":1: binary data \(NUL byte\)"),
+        (b"# only a comment\n\n", r": no intervals \(only blank, comment or header lines\)"),
+    ],
+)
 def test_malformed_files_name_file_and_line(tmp_path, content, message):
     path = tmp_path / "x.bed"
     path.write_bytes(content)
@@ -93,8 +101,12 @@ def test_enrichment_reads_its_own_tabix_track(tmp_path):
     from hnet_genomics.export.tracks import _write_tabix
 
     bed = tmp_path / "t.bed"
-    bed.write_text('track name="x"\n' + "".join(f"{CHROM}\t{s}\t{s + 3}\tc{i}\t500\t.\t{s}\t{s + 3}\t0,0,0\n"
-                                               for i, s in enumerate(range(0, 3000, 3))))
+    bed.write_text(
+        'track name="x"\n'
+        + "".join(
+            f"{CHROM}\t{s}\t{s + 3}\tc{i}\t500\t.\t{s}\t{s + 3}\t0,0,0\n" for i, s in enumerate(range(0, 3000, 3))
+        )
+    )
     _write_tabix(bed, tmp_path / "t.bed.gz")
     chunks = enrichment.read_bed(tmp_path / "t.bed.gz")
     assert np.array_equal(chunks[CHROM].starts, np.arange(0, 3000, 3))

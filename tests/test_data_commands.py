@@ -21,14 +21,17 @@ def mirror(tmp_path_factory):
     root = tmp_path_factory.mktemp("mirror")
     h = Genome(demo.HUMAN_FASTA).fetch(HUMAN, 0, 60_000)
     e = Genome(demo.ECOLI_FASTA).fetch("K-12-MG1655", 0, 40_000)
-    text = b"".join(b">" + n + b"\n" + b"\n".join(s[i:i + 50] for i in range(0, len(s), 50)) + b"\n"
-                    for n, s in [(b"chr6", h.lower()[:5000] + h[5000:]), (b"chrE", e)])
+    text = b"".join(
+        b">" + n + b"\n" + b"\n".join(s[i : i + 50] for i in range(0, len(s), 50)) + b"\n"
+        for n, s in [(b"chr6", h.lower()[:5000] + h[5000:]), (b"chrE", e)]
+    )
     data = gzip.compress(text)
     for name in ("hg38.fa.gz", "hg38.ml.fa.gz"):
         (root / name).write_bytes(data)
     (root / "md5sum.txt").write_text(f"{hashlib.md5(data).hexdigest()}  hg38.fa.gz\n0123  hg38.2bit\n")
-    (root / "sequences_human.bed").write_text("chr6\t0\t40000\ttrain\nchrE\t0\t20000\tvalid\n"
-                                              "chrE\t20000\t40000\ttest\n")
+    (root / "sequences_human.bed").write_text(
+        "chr6\t0\t40000\ttrain\nchrE\t0\t20000\tvalid\nchrE\t20000\t40000\ttest\n"
+    )
     return root, text
 
 
@@ -45,16 +48,16 @@ def test_fetch_hg38_ucsc_verifies_md5_bgzips_and_indexes(mirror, tmp_path, capsy
 
 def test_fetch_hg38_basenji_brings_the_split_bed(mirror, tmp_path):
     root, _ = mirror
-    assert main(["data", "fetch-hg38", "--dest", str(tmp_path), "--source", "basenji",
-                 "--base-url", root.as_uri()]) == 0
+    assert (
+        main(["data", "fetch-hg38", "--dest", str(tmp_path), "--source", "basenji", "--base-url", root.as_uri()]) == 0
+    )
     splits = read_split_bed(tmp_path / "sequences_human.bed", Genome(tmp_path / "hg38.ml.fa.gz"))
     assert splits["valid"] == [Interval("chrE", 0, 20_000)]
 
 
 def test_fetch_hg38_checksum_mismatch_writes_nothing(mirror, tmp_path, capsys):
     root, _ = mirror
-    assert main(["data", "fetch-hg38", "--dest", str(tmp_path), "--base-url", root.as_uri(),
-                 "--md5", "0" * 32]) == 2
+    assert main(["data", "fetch-hg38", "--dest", str(tmp_path), "--base-url", root.as_uri(), "--md5", "0" * 32]) == 2
     assert "checksum mismatch" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -65,8 +68,10 @@ def test_fetch_hg38_unreachable_mirror(tmp_path, capsys):
     err = capsys.readouterr().err.strip()  # the checksum is looked up first: no download is wasted
     assert err.startswith("hnet-genomics: error: file://") and "md5sum.txt: cannot read the published checksums" in err
     assert err.endswith("give the expected md5 of hg38.fa.gz with --md5") and "\n" not in err
-    assert main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", (tmp_path / "none").as_uri(),
-                 "--md5", "0" * 32]) == 2
+    assert (
+        main(["data", "fetch-hg38", "--dest", str(dest), "--base-url", (tmp_path / "none").as_uri(), "--md5", "0" * 32])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "hg38.fa.gz: download failed" in err and "\n" not in err
     assert list(tmp_path.iterdir()) == []  # no empty --dest left behind
@@ -80,11 +85,37 @@ def test_prepare_sizes_and_split_commands(mirror, tmp_path):
     assert Genome(tmp_path / "again.fa.gz").fetch("chrE", 0, 40_000) == Genome(out).fetch("chrE", 0, 40_000)
     assert main(["data", "sizes", "--fasta", str(out), "--out", str(tmp_path / "chrom.sizes")]) == 0
     assert (tmp_path / "chrom.sizes").read_text() == "chr6\t60000\nchrE\t40000\n"
-    assert main(["data", "split", "--fasta", str(out), "--set", "data.test_chroms=[chrE]",
-                 "--out", str(tmp_path / "held_out.bed")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                "--fasta",
+                str(out),
+                "--set",
+                "data.test_chroms=[chrE]",
+                "--out",
+                str(tmp_path / "held_out.bed"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "held_out.bed").read_text() == "chr6\t0\t60000\ttrain\nchrE\t0\t40000\ttest\n"
-    assert main(["data", "split", "--fasta", str(out), "--intervals", str(root / "sequences_human.bed"),
-                 "--out", str(tmp_path / "basenji.bed")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                "--fasta",
+                str(out),
+                "--intervals",
+                str(root / "sequences_human.bed"),
+                "--out",
+                str(tmp_path / "basenji.bed"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "basenji.bed").read_text() == (root / "sequences_human.bed").read_text()
 
 
@@ -94,8 +125,23 @@ def test_split_with_a_shipped_config_name(tmp_path):
     names = [n for n in available_configs() if n.startswith("dna/")]
     if not names:
         pytest.skip("no shipped DNA config in this checkout yet")
-    assert main(["data", "split", "--fasta", str(demo.HUMAN_FASTA), "--config", names[0],
-                 "--set", "data.valid_fraction=0.2", "--out", str(tmp_path / "s.bed")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                "--fasta",
+                str(demo.HUMAN_FASTA),
+                "--config",
+                names[0],
+                "--set",
+                "data.valid_fraction=0.2",
+                "--out",
+                str(tmp_path / "s.bed"),
+            ]
+        )
+        == 0
+    )
     splits = read_split_bed(tmp_path / "s.bed", Genome(demo.HUMAN_FASTA))
     assert splits["valid"][0].end - splits["valid"][0].start == round(2_229_817 * 0.2)
 
@@ -105,8 +151,21 @@ def test_bad_input_through_the_cli_is_one_line_and_writes_nothing(tmp_path, caps
     assert main(["data", "prepare", "--fasta", str(tmp_path / "reads.fq"), "--out", str(tmp_path / "o.fa.gz")]) == 2
     assert main(["data", "sizes", "--fasta", str(tmp_path / "none.fa"), "--out", str(tmp_path / "s")]) == 2
     (tmp_path / "s.bed").write_text(f"{HUMAN}\t0\t100\ttrain\n{HUMAN}\t100\t200\tholdout\n")
-    assert main(["data", "split", "--fasta", str(demo.HUMAN_FASTA), "--intervals", str(tmp_path / "s.bed"),
-                 "--out", str(tmp_path / "o.bed")]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                "--fasta",
+                str(demo.HUMAN_FASTA),
+                "--intervals",
+                str(tmp_path / "s.bed"),
+                "--out",
+                str(tmp_path / "o.bed"),
+            ]
+        )
+        == 2
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("hnet-genomics: error: ") for line in lines)
     assert "reads.fq:1: looks like FASTQ" in lines[0]
@@ -117,9 +176,22 @@ def test_bad_input_through_the_cli_is_one_line_and_writes_nothing(tmp_path, caps
 
 def test_error_exit_code_from_a_real_process(tmp_path):
     (tmp_path / "page.fa").write_text("<html><body>Not Found</body></html>\n")
-    proc = subprocess.run([sys.executable, "-m", "hnet_genomics.cli", "data", "prepare", "--fasta",
-                           str(tmp_path / "page.fa"), "--out", str(tmp_path / "o.fa.gz")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hnet_genomics.cli",
+            "data",
+            "prepare",
+            "--fasta",
+            str(tmp_path / "page.fa"),
+            "--out",
+            str(tmp_path / "o.fa.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("page.fa:1: looks like HTML/XML, not FASTA (a failed download?)")
     assert not (tmp_path / "o.fa.gz").exists()

@@ -6,8 +6,13 @@ from torch.utils.data import DataLoader
 
 from hnet_genomics.config import DataConfig
 from hnet_genomics.data import demo
-from hnet_genomics.data.datasets import (EvalWindowDataset, PackedBatchSampler, RandomWindowDataset,
-                                         collate_packed, collate_padded)
+from hnet_genomics.data.datasets import (
+    EvalWindowDataset,
+    PackedBatchSampler,
+    RandomWindowDataset,
+    collate_packed,
+    collate_padded,
+)
 from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.data.intervals import Interval, make_splits
@@ -84,8 +89,9 @@ def test_reverse_complement_augmentation_happens_about_half_the_time(human):
 
 
 def test_intervals_shorter_than_the_window_are_skipped_and_all_too_short_is_an_error(human):
-    ds = RandomWindowDataset(human, [Interval(HUMAN, 0, 100), Interval(HUMAN, 5_000, 6_000)], 500,
-                             DataConfig(rc_prob=0.0), seed=0)
+    ds = RandomWindowDataset(
+        human, [Interval(HUMAN, 0, 100), Interval(HUMAN, 5_000, 6_000)], 500, DataConfig(rc_prob=0.0), seed=0
+    )
     region = human.fetch(HUMAN, 5_000, 6_000)
     assert all(bytes(it["input_ids"].tolist()) in region for it in take(ds, 10))
     with pytest.raises(DataError, match=r"human_chr6p21_hla\.fa\.gz: window length 2,229,818 is longer than every"):
@@ -95,7 +101,7 @@ def test_intervals_shorter_than_the_window_are_skipped_and_all_too_short_is_an_e
 def test_drop_policy_skips_windows_above_the_n_fraction(tmp_path, human):
     seq = human.fetch(HUMAN, 0, 4_000)
     seq = seq[:1_000] + b"N" * 1_000 + seq[2_000:]  # a real assembly gap
-    (tmp_path / "gap.fa").write_bytes(b">g\n" + b"\n".join(seq[i:i + 80] for i in range(0, len(seq), 80)) + b"\n")
+    (tmp_path / "gap.fa").write_bytes(b">g\n" + b"\n".join(seq[i : i + 80] for i in range(0, len(seq), 80)) + b"\n")
     g = Genome(tmp_path / "gap.fa")
     cfg = DataConfig(n_policy="drop", max_n_fraction=0.05, rc_prob=0.0)
     for it in take(RandomWindowDataset(g, [Interval("g", 0, 4_000)], 200, cfg, seed=0), 50):
@@ -132,8 +138,9 @@ def test_collate_padded_right_pads_with_zero_and_masks_padding(human):
 
 
 def test_collate_packed_concatenates_with_cu_seqlens(human):
-    ds = EvalWindowDataset(human, [Interval(HUMAN, 0, 1_300), Interval(HUMAN, 9_000, 9_500)], 1_000,
-                           DataConfig(emit_soft_mask=True))
+    ds = EvalWindowDataset(
+        human, [Interval(HUMAN, 0, 1_300), Interval(HUMAN, 9_000, 9_500)], 1_000, DataConfig(emit_soft_mask=True)
+    )
     batch = collate_packed([ds[i] for i in range(len(ds))])
     assert batch["cu_seqlens"].tolist() == [0, 1_000, 1_300, 1_800] and batch["cu_seqlens"].dtype == torch.int32
     assert batch["input_ids"].shape == batch["mask"].shape == batch["loss_mask"].shape == (1, 1_800)

@@ -19,16 +19,18 @@ def human():
 
 
 def wrap(seq: bytes, width: int = 60, eol: bytes = b"\n") -> bytes:
-    return b"".join(seq[i:i + width] + eol for i in range(0, len(seq), width))
+    return b"".join(seq[i : i + width] + eol for i in range(0, len(seq), width))
 
 
 @pytest.fixture(scope="module")
 def records(human):
     """Three real pieces of the two demo genomes, as (name, bases)."""
     ecoli = Genome(demo.ECOLI_FASTA)
-    return [("hla_a", human.fetch(HUMAN, 100_000, 103_000)),
-            ("ecoli_ori", ecoli.fetch("K-12-MG1655", 3_923_000, 3_925_500)),
-            ("hla_b", human.fetch(HUMAN, 2_000_000, 2_000_777))]
+    return [
+        ("hla_a", human.fetch(HUMAN, 100_000, 103_000)),
+        ("ecoli_ori", ecoli.fetch("K-12-MG1655", 3_923_000, 3_925_500)),
+        ("hla_b", human.fetch(HUMAN, 2_000_000, 2_000_777)),
+    ]
 
 
 def write_fasta(path, records, width=60, eol=b"\n"):

@@ -16,7 +16,7 @@ from hnet_genomics.data.genome import Genome
 def plain_gzip(tmp_path):
     """80 kb of the embedded human region as one plain-gzip FASTA with 60-base lines."""
     seq = Genome(demo.HUMAN_FASTA).fetch("BA000025.2", 0, 80_000)
-    text = b">chr6\n" + b"\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + b"\n"
+    text = b">chr6\n" + b"\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + b"\n"
     path = tmp_path / "genomes" / "hla.fa.gz"
     path.parent.mkdir()
     path.write_bytes(gzip.compress(text))

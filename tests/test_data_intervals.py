@@ -23,8 +23,12 @@ def two_chroms(tmp_path_factory):
     h = Genome(demo.HUMAN_FASTA).fetch(HUMAN, 0, 300_000)
     e = Genome(demo.ECOLI_FASTA).fetch("K-12-MG1655", 0, 200_000)
     path = tmp_path_factory.mktemp("g") / "two.fa"
-    path.write_bytes(b"".join(b">" + n + b"\n" + b"\n".join(s[i:i + 80] for i in range(0, len(s), 80)) + b"\n"
-                              for n, s in [(b"chrH", h), (b"chrE", e)]))
+    path.write_bytes(
+        b"".join(
+            b">" + n + b"\n" + b"\n".join(s[i : i + 80] for i in range(0, len(s), 80)) + b"\n"
+            for n, s in [(b"chrH", h), (b"chrE", e)]
+        )
+    )
     return Genome(path)
 
 
@@ -34,12 +38,17 @@ def write_bed(path, text):
 
 
 def test_basenji_bed_is_read_unsorted_and_overlapping(human, tmp_path):
-    bed = write_bed(tmp_path / "s.bed", f"# comment\n{HUMAN}\t200000\t331072\tvalid\n{HUMAN}\t0\t131072\ttrain\n"
-                                        f"{HUMAN}\t100000\t231072\ttrain\n{HUMAN}\t2098745\t{SIZE}\ttest\n")
+    bed = write_bed(
+        tmp_path / "s.bed",
+        f"# comment\n{HUMAN}\t200000\t331072\tvalid\n{HUMAN}\t0\t131072\ttrain\n"
+        f"{HUMAN}\t100000\t231072\ttrain\n{HUMAN}\t2098745\t{SIZE}\ttest\n",
+    )
     splits = read_split_bed(bed, human)
-    assert splits == {"train": [Interval(HUMAN, 0, 131072), Interval(HUMAN, 100000, 231072)],
-                      "valid": [Interval(HUMAN, 200000, 331072)],
-                      "test": [Interval(HUMAN, 2098745, SIZE)]}
+    assert splits == {
+        "train": [Interval(HUMAN, 0, 131072), Interval(HUMAN, 100000, 231072)],
+        "valid": [Interval(HUMAN, 200000, 331072)],
+        "test": [Interval(HUMAN, 2098745, SIZE)],
+    }
 
 
 def test_split_bed_roundtrip(human, tmp_path):
@@ -68,9 +77,14 @@ def test_bed_unknown_split_value(human, tmp_path):
         read_split_bed(bed, human)
 
 
-@pytest.mark.parametrize("line, message", [(f"{HUMAN}\t0\t1000", "a BED line needs 4 columns"),
-                                           (f"{HUMAN}\t0\tten\ttrain", "start '0' and end 'ten' must be integers"),
-                                           (f"{HUMAN}\t500\t500\ttrain", r"empty interval .*\(need 0 <= start < end")])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (f"{HUMAN}\t0\t1000", "a BED line needs 4 columns"),
+        (f"{HUMAN}\t0\tten\ttrain", "start '0' and end 'ten' must be integers"),
+        (f"{HUMAN}\t500\t500\ttrain", r"empty interval .*\(need 0 <= start < end"),
+    ],
+)
 def test_malformed_bed_lines(human, tmp_path, line, message):
     bed = write_bed(tmp_path / "s.bed", f"{HUMAN}\t0\t10\ttrain\n{line}\n")
     with pytest.raises(DataError, match=rf"s\.bed:2: {message}"):
@@ -79,9 +93,11 @@ def test_malformed_bed_lines(human, tmp_path, line, message):
 
 def test_fraction_split_holds_out_the_end_of_every_record(two_chroms):
     splits = make_splits(two_chroms, DataConfig(valid_fraction=0.1, test_fraction=0.2))
-    assert splits == {"train": [Interval("chrH", 0, 210_000), Interval("chrE", 0, 140_000)],
-                      "valid": [Interval("chrH", 210_000, 240_000), Interval("chrE", 140_000, 160_000)],
-                      "test": [Interval("chrH", 240_000, 300_000), Interval("chrE", 160_000, 200_000)]}
+    assert splits == {
+        "train": [Interval("chrH", 0, 210_000), Interval("chrE", 0, 140_000)],
+        "valid": [Interval("chrH", 210_000, 240_000), Interval("chrE", 140_000, 160_000)],
+        "test": [Interval("chrH", 240_000, 300_000), Interval("chrE", 160_000, 200_000)],
+    }
 
 
 def test_fraction_split_partitions_each_record_exactly(human):
@@ -93,8 +109,7 @@ def test_fraction_split_partitions_each_record_exactly(human):
 
 def test_held_out_chromosomes(two_chroms):
     splits = make_splits(two_chroms, DataConfig(test_chroms=["chrE"]))
-    assert splits == {"train": [Interval("chrH", 0, 300_000)], "valid": [],
-                      "test": [Interval("chrE", 0, 200_000)]}
+    assert splits == {"train": [Interval("chrH", 0, 300_000)], "valid": [], "test": [Interval("chrE", 0, 200_000)]}
     with pytest.raises(ConfigError, match="data.valid_chroms: 'chr9' is not a record"):
         make_splits(two_chroms, DataConfig(valid_chroms=["chr9"]))
     with pytest.raises(DataError, match="train split is empty"):
@@ -112,8 +127,9 @@ def test_bed_tiled_into_context_length_windows_clamped_at_chromosome_ends(two_ch
     splits = make_splits(two_chroms, DataConfig(), bed, seq_len=1000)
     assert splits["train"] == [Interval("chrH", 0, 1000), Interval("chrH", 1000, 2000), Interval("chrH", 1750, 2750)]
     assert splits["valid"] == [Interval("chrE", 199_000, 200_000)]
-    assert tile_intervals([Interval("chrE", 199_990, 200_000)], 1000, two_chroms.sizes) == \
-        [Interval("chrE", 199_000, 200_000)]
+    assert tile_intervals([Interval("chrE", 199_990, 200_000)], 1000, two_chroms.sizes) == [
+        Interval("chrE", 199_000, 200_000)
+    ]
     assert tile_intervals([Interval("chrH", 0, 10)], 1000, two_chroms.sizes) == [Interval("chrH", 0, 1000)]
 
 

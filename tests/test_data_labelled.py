@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from hnet_genomics.data import demo
+from hnet_genomics.data.labelled import read_labelled
 from hnet_genomics.errors import DataError
 from hnet_genomics.tasks.batching import fit_to_context, pad_batch
 from hnet_genomics.tasks.labels import label_space
-from hnet_genomics.data.labelled import read_labelled
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +29,29 @@ def _records(data):
 
 def test_csv_fasta_and_genomic_benchmarks_layouts_read_identical_records(tmp_path, tfbs_sample):
     csv_path = tmp_path / "task.csv"
-    csv_path.write_text("sequence,label,name\n" + "".join(
-        f"{s.decode()},{lab},{n}\n" for s, lab, n in zip(tfbs_sample.sequences, tfbs_sample.labels,
-                                                          tfbs_sample.names)))
+    csv_path.write_text(
+        "sequence,label,name\n"
+        + "".join(
+            f"{s.decode()},{lab},{n}\n"
+            for s, lab, n in zip(tfbs_sample.sequences, tfbs_sample.labels, tfbs_sample.names)
+        )
+    )
     nt_path = tmp_path / "nt_task" / "train.fna"  # Nucleotide Transformer layout: >name|label
     nt_path.parent.mkdir()
-    nt_path.write_text("".join(f">{n}|{lab}\n{s[:80].decode()}\n{s[80:].decode()}\n"
-                               for s, lab, n in zip(tfbs_sample.sequences, tfbs_sample.labels, tfbs_sample.names)))
+    nt_path.write_text(
+        "".join(
+            f">{n}|{lab}\n{s[:80].decode()}\n{s[80:].decode()}\n"
+            for s, lab, n in zip(tfbs_sample.sequences, tfbs_sample.labels, tfbs_sample.names)
+        )
+    )
     gz_path = tmp_path / "task.fa.gz"
     with gzip.open(gz_path, "wt") as fh:
-        fh.write("".join(f">{n} cell=ES label={lab}\n{s.decode()}\n"
-                         for s, lab, n in zip(tfbs_sample.sequences, tfbs_sample.labels, tfbs_sample.names)))
+        fh.write(
+            "".join(
+                f">{n} cell=ES label={lab}\n{s.decode()}\n"
+                for s, lab, n in zip(tfbs_sample.sequences, tfbs_sample.labels, tfbs_sample.names)
+            )
+        )
     gb_dir = tmp_path / "gb_task" / "train"
     for i, (s, lab) in enumerate(zip(tfbs_sample.sequences, tfbs_sample.labels)):
         (gb_dir / lab).mkdir(parents=True, exist_ok=True)
@@ -55,8 +67,10 @@ def test_csv_fasta_and_genomic_benchmarks_layouts_read_identical_records(tmp_pat
 
 def test_soft_masking_is_upper_cased_by_default_and_kept_on_request(tfbs_sample, tmp_path):
     path = tmp_path / "t.csv"
-    path.write_text("sequence,label\n" + "".join(f"{s.decode()},{lab}\n"
-                                                 for s, lab in zip(tfbs_sample.sequences, tfbs_sample.labels)))
+    path.write_text(
+        "sequence,label\n"
+        + "".join(f"{s.decode()},{lab}\n" for s, lab in zip(tfbs_sample.sequences, tfbs_sample.labels))
+    )
     kept = read_labelled(path, soft_mask="keep").sequences
     assert kept == tfbs_sample.sequences
     assert read_labelled(path).sequences == [s.upper() for s in kept]
@@ -89,13 +103,16 @@ def test_padding_is_right_aligned_with_a_mask_of_real_bases(tfbs_sample):
     assert bytes(ids[0, :50].tolist()) == seqs[0] and not mask[0, 50:].any()
 
 
-@pytest.mark.parametrize("body, message", [
-    ("sequence,label\nACGTNNAC,1\nACG@TT,0\n", r"t\.csv:3: character '@' is not an IUPAC"),
-    ("sequence,label\nACGTNNAC,1\n,0\n", r"t\.csv:3: empty sequence"),
-    ("sequence,label\nACGTNNAC,1\nACGT,\n", r"t\.csv:3: empty label"),
-    ("seq,label\nACGT,1\n", r"t\.csv:1: header .* lacks column"),
-    ("sequence,label\n", r"t\.csv: no labelled sequences"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("sequence,label\nACGTNNAC,1\nACG@TT,0\n", r"t\.csv:3: character '@' is not an IUPAC"),
+        ("sequence,label\nACGTNNAC,1\n,0\n", r"t\.csv:3: empty sequence"),
+        ("sequence,label\nACGTNNAC,1\nACGT,\n", r"t\.csv:3: empty label"),
+        ("seq,label\nACGT,1\n", r"t\.csv:1: header .* lacks column"),
+        ("sequence,label\n", r"t\.csv: no labelled sequences"),
+    ],
+)
 def test_malformed_csv_rows_are_reported_by_file_and_line(tmp_path, body, message):
     path = tmp_path / "t.csv"
     path.write_text(body)
@@ -150,12 +167,22 @@ def test_csv_with_a_byte_order_mark_and_crlf_reads_like_a_plain_one(tmp_path):
     assert _records(read_labelled(bom)) == _records(read_labelled(plain))
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"sequence,label\nACGT,0\nACGT,caf\xe9\n", r"t\.csv:3: byte 0xe9 is not UTF-8 text"),
-    (gzip.compress(b"sequence,label\n" + b"".join(np.random.default_rng(i).choice(list(b"ACGT"), 40).astype(np.uint8).tobytes()
-                                                    + b",1\n" for i in range(2000)))[:3000],
-     r"t\.csv:\d+: truncated or corrupt gzip"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"sequence,label\nACGT,0\nACGT,caf\xe9\n", r"t\.csv:3: byte 0xe9 is not UTF-8 text"),
+        (
+            gzip.compress(
+                b"sequence,label\n"
+                + b"".join(
+                    np.random.default_rng(i).choice(list(b"ACGT"), 40).astype(np.uint8).tobytes() + b",1\n"
+                    for i in range(2000)
+                )
+            )[:3000],
+            r"t\.csv:\d+: truncated or corrupt gzip",
+        ),
+    ],
+)
 def test_undecodable_or_truncated_task_files_name_the_line(tmp_path, content, message):
     path = tmp_path / "t.csv"
     path.write_bytes(content)

@@ -16,8 +16,13 @@ from hnet_genomics.cli import main
 from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.errors import CheckpointError, ConfigError, DataError
-from hnet_genomics.export.boundaries import (base_level_decisions, export_boundaries, predict_blocks, routing_pass,
-                                             window_disagreement)
+from hnet_genomics.export.boundaries import (
+    base_level_decisions,
+    export_boundaries,
+    predict_blocks,
+    routing_pass,
+    window_disagreement,
+)
 from hnet_genomics.export.regions import Region, read_regions
 from hnet_genomics.export.tracks import FORMATS, StageTrackWriter
 from hnet_genomics.export.windows import plan_windows
@@ -82,9 +87,10 @@ def test_routing_pass_matches_full_forward(model, dna_batch):
         assert torch.equal(p[valid], op[ov])
 
 
-@pytest.mark.parametrize("length,window,overlap,phase", [(2500, 1024, 256, 0), (2500, 1024, 256, 300),
-                                                         (1024, 1024, 256, 0), (5, 1024, 0, 0),
-                                                         (3001, 600, 599, 17)])
+@pytest.mark.parametrize(
+    "length,window,overlap,phase",
+    [(2500, 1024, 256, 0), (2500, 1024, 256, 300), (1024, 1024, 256, 0), (5, 1024, 0, 0), (3001, 600, 599, 17)],
+)
 def test_windows_tile_each_region_with_at_least_overlap_left_context(length, window, overlap, phase):
     region = Region("r", 1000, 1000 + length)
     wins = list(plan_windows(region, window, overlap, phase))
@@ -145,7 +151,7 @@ def test_bedgraph_and_bigwig_carry_the_model_probability_of_every_base(model, ex
             bg = np.full(len(r), np.nan)
             for _, a, b, v in rows:
                 if r.start <= int(a) < r.end:
-                    bg[int(a) - r.start:int(b) - r.start] = float(v)
+                    bg[int(a) - r.start : int(b) - r.start] = float(v)
             np.testing.assert_allclose(bg, probs, atol=6e-5)
 
 
@@ -158,7 +164,8 @@ def test_bigbed_and_tabix_hold_the_same_chunks_as_the_bed(model, exported):
         tbx = pysam.TabixFile(str(out / f"hla.stage{s + 1}.bed.gz"))
         r = REGIONS[1]
         assert [ln.split("\t") for ln in tbx.fetch(CHROM, r.start + 100, r.start + 200)] == [
-            f for f in rows if int(f[1]) < r.start + 200 and int(f[2]) > r.start + 100]
+            f for f in rows if int(f[1]) < r.start + 200 and int(f[2]) > r.start + 100
+        ]
 
 
 def test_stage2_boundaries_sit_on_stage1_boundaries(model, exported):
@@ -219,12 +226,15 @@ def test_batch_decisions_do_not_depend_on_batch_neighbours(model, dna_batch):
 # ---- bad input -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line,message", [
-    (f"{CHROM}\t2229000\t2230000", "runs past the end of 'BA000025.2' (length 2,229,817)"),
-    ("chr6\t0\t100", "chromosome 'chr6' is not in"),
-    (f"{CHROM}\t500\t500", "empty interval"),
-    (f"{CHROM}\t500\tx", "must be integers"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        (f"{CHROM}\t2229000\t2230000", "runs past the end of 'BA000025.2' (length 2,229,817)"),
+        ("chr6\t0\t100", "chromosome 'chr6' is not in"),
+        (f"{CHROM}\t500\t500", "empty interval"),
+        (f"{CHROM}\t500\tx", "must be integers"),
+    ],
+)
 def test_bad_regions_name_the_bed_line(genome, tmp_path, line, message):
     bed = tmp_path / "regions.bed"
     bed.write_text(f"track name=x\n{CHROM}\t0\t10\n{line}\n")
@@ -250,27 +260,55 @@ def saved_models(tmp_path_factory):
 def test_cli_exports_tracks(saved_models, tmp_path, capsys):
     bed = tmp_path / "r.bed"
     bed.write_text(f"{CHROM}\t5000\t6000\n")
-    rc = main(["boundaries", "--model", str(saved_models / "hnet"), "--fasta", str(demo.HUMAN_FASTA),
-               "--regions", str(bed), "--out", str(tmp_path / "x"), "--formats", "bed,bigwig", "--no-progress"])
+    rc = main(
+        [
+            "boundaries",
+            "--model",
+            str(saved_models / "hnet"),
+            "--fasta",
+            str(demo.HUMAN_FASTA),
+            "--regions",
+            str(bed),
+            "--out",
+            str(tmp_path / "x"),
+            "--formats",
+            "bed,bigwig",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.bed", "x.chrom.sizes", "x.stage1.bed", "x.stage1.bw",
-                                                          "x.tracks.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r.bed",
+        "x.chrom.sizes",
+        "x.stage1.bed",
+        "x.stage1.bw",
+        "x.tracks.json",
+    ]
     assert "1,000 bp in 1 region(s)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case,message", [
-    ("iso", "isotropic model .* has no chunk boundaries"),
-    ("underfile", "afile is a file, not a folder"),
-    ("dir", "is a folder; --out is a file-name prefix"),
-    ("format", "unknown format 'wig'"),
-    ("overlap", "--overlap must be in"),
-    ("device", "--device: 'gpu0' is not a torch device"),
-    pytest.param("cuda", "torch sees no CUDA GPU", marks=pytest.mark.skipif(torch.cuda.is_available(),
-                                                                             reason="a GPU is visible")),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("iso", "isotropic model .* has no chunk boundaries"),
+        ("underfile", "afile is a file, not a folder"),
+        ("dir", "is a folder; --out is a file-name prefix"),
+        ("format", "unknown format 'wig'"),
+        ("overlap", "--overlap must be in"),
+        ("device", "--device: 'gpu0' is not a torch device"),
+        pytest.param(
+            "cuda",
+            "torch sees no CUDA GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible"),
+        ),
+    ],
+)
 def test_cli_rejects_bad_input_with_one_line(saved_models, tmp_path, capsys, case, message):
-    args = {"--model": str(saved_models / ("iso" if case == "iso" else "hnet")), "--fasta": str(demo.HUMAN_FASTA),
-            "--out": str({"underfile": tmp_path / "afile/x", "dir": tmp_path}.get(case, tmp_path / "x"))}
+    args = {
+        "--model": str(saved_models / ("iso" if case == "iso" else "hnet")),
+        "--fasta": str(demo.HUMAN_FASTA),
+        "--out": str({"underfile": tmp_path / "afile/x", "dir": tmp_path}.get(case, tmp_path / "x")),
+    }
     (tmp_path / "afile").write_text("mine\n")
     if case == "format":
         args["--formats"] = "bed,wig"
@@ -324,19 +362,32 @@ def test_failed_export_leaves_no_partial_files(genome, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_rerun_with_fewer_formats_removes_what_the_earlier_run_wrote_and_nothing_else(saved_models, tmp_path,
-                                                                                          capsys):
+def test_a_rerun_with_fewer_formats_removes_what_the_earlier_run_wrote_and_nothing_else(saved_models, tmp_path, capsys):
     bed = tmp_path / "r.bed"
     bed.write_text(f"{CHROM}\t5000\t6000\n")
-    args = ["boundaries", "--model", str(saved_models / "hnet"), "--fasta", str(demo.HUMAN_FASTA), "--regions",
-            str(bed), "--out", str(tmp_path / "t" / "x"), "--quiet"]
+    args = [
+        "boundaries",
+        "--model",
+        str(saved_models / "hnet"),
+        "--fasta",
+        str(demo.HUMAN_FASTA),
+        "--regions",
+        str(bed),
+        "--out",
+        str(tmp_path / "t" / "x"),
+        "--quiet",
+    ]
     assert main(args) == 0  # every format; the folder t/ is created
     (tmp_path / "t" / "x.stage2.bw").write_text("not ours\n")  # named like a track, but no run of ours wrote it
     capsys.readouterr()
     assert main([*args, "--formats", "bed"]) == 0
     err = capsys.readouterr().err
-    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["x.chrom.sizes", "x.stage1.bed", "x.stage2.bw",
-                                                                  "x.tracks.json"]
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "x.chrom.sizes",
+        "x.stage1.bed",
+        "x.stage2.bw",
+        "x.tracks.json",
+    ]
     for name in ("x.stage1.bw", "x.stage1.bb", "x.stage1.bedGraph", "x.stage1.bed.gz", "x.stage1.bed.gz.tbi"):
         assert f"removed {tmp_path / 't' / name} (written by the earlier run at this prefix" in err
     assert f"warning: {tmp_path / 't' / 'x.stage2.bw'} was not written by this run (left as it is" in err

@@ -29,8 +29,9 @@ def cpg_chunks(tmp_path_factory) -> tuple:
     starts = np.concatenate(([0], np.flatnonzero((seq[:-1] == ord("C")) & (seq[1:] == ord("G"))) + 1)) + START
     ends = np.append(starts[1:], END)
     path = tmp_path_factory.mktemp("cpg") / "cpg.stage1.bed"
-    path.write_text('track name="cpg"\n' + "".join(f"{CHROM}\t{a}\t{b}\tc\t0\t.\t{a}\t{b}\t0,0,0\n"
-                                                      for a, b in zip(starts, ends)))
+    path.write_text(
+        'track name="cpg"\n' + "".join(f"{CHROM}\t{a}\t{b}\tc\t0\t.\t{a}\t{b}\t0,0,0\n" for a, b in zip(starts, ends))
+    )
     return path, starts, ends
 
 
@@ -54,8 +55,9 @@ def test_shuffle_null_matches_explicit_shuffling(cpg_chunks, exons):
     res = en.edge_enrichment(bounds, regions, edges, flank=10, n_permutations=200, seed=1)
     rng = np.random.default_rng(2)
     n = len(bounds[CHROM])
-    shuffled = [en._near(rng.choice(np.arange(START + 1, END), n, replace=False), edges[CHROM], 10).sum()
-                for _ in range(200)]
+    shuffled = [
+        en._near(rng.choice(np.arange(START + 1, END), n, replace=False), edges[CHROM], 10).sum() for _ in range(200)
+    ]
     assert res.n_boundaries == n and res.n_edges > 100
     assert abs(np.mean(shuffled) - res.expected) < 4 * np.std(shuffled) / np.sqrt(200)
 
@@ -68,8 +70,7 @@ def test_boundaries_planted_at_exon_edges_are_enriched_and_random_ones_are_not(e
     regions = {CHROM: (np.array([START]), np.array([END]))}
     edges = {CHROM: pos}
     null = en.edge_enrichment({CHROM: np.sort(background)}, regions, edges, flank=5, n_permutations=999)
-    planted = en.edge_enrichment({CHROM: np.union1d(background, pos + 2)}, regions, edges, flank=5,
-                                 n_permutations=999)
+    planted = en.edge_enrichment({CHROM: np.union1d(background, pos + 2)}, regions, edges, flank=5, n_permutations=999)
     assert 0.7 < null.ratio < 1.3 and null.p_enrichment > 0.01
     assert planted.ratio > 1.5 and planted.p_enrichment == pytest.approx(1 / 1000)
 
@@ -95,11 +96,29 @@ def test_chunk_lengths_are_split_by_the_middle_base():
 def test_enrichment_command_writes_reports_on_real_exons(cpg_chunks, tmp_path, capsys):
     path, starts, _ = cpg_chunks
     out = tmp_path / "enrich"
-    rc = main(["enrichment", "--boundaries", str(path), "--annotation", str(demo.HUMAN_EXONS_BED),
-               "--out", str(out), "--flank", "0,10", "--permutations", "200"])
+    rc = main(
+        [
+            "enrichment",
+            "--boundaries",
+            str(path),
+            "--annotation",
+            str(demo.HUMAN_EXONS_BED),
+            "--out",
+            str(out),
+            "--flank",
+            "0,10",
+            "--permutations",
+            "200",
+        ]
+    )
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["chunk_lengths.tsv", "edge_density.png", "edge_profile.tsv",
-                                                     "enrichment.tsv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "chunk_lengths.tsv",
+        "edge_density.png",
+        "edge_profile.tsv",
+        "enrichment.tsv",
+        "summary.json",
+    ]
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["enrichment"]
     assert [r["flank"] for r in rows] == [0, 10] and rows[0]["n_boundaries"] == len(starts) - 1
@@ -129,11 +148,17 @@ def test_the_density_figure_title_stays_inside_the_figure():
     """Four flanks with their ratios and p-values used to run off the panel's edge."""
     import matplotlib.pyplot as plt
 
-    rows = [en.EdgeEnrichment(k, "both", 10_000, 156, 500, 480.0, 1.0417, 0.0123, 0.99, 10_000)
-            for k in (0, 5, 10, 25)]
+    rows = [en.EdgeEnrichment(k, "both", 10_000, 156, 500, 480.0, 1.0417, 0.0123, 0.99, 10_000) for k in (0, 5, 10, 25)]
     offsets = np.arange(-100, 101)
-    fig = en.edge_figure(offsets, {"5prime": np.full(201, 0.3)}, 0.3, np.array([3, 4, 5]), np.array([2, 3]), rows,
-                         "human_chr6p21_hla.exons.bed")
+    fig = en.edge_figure(
+        offsets,
+        {"5prime": np.full(201, 0.3)},
+        0.3,
+        np.array([3, 4, 5]),
+        np.array([2, 3]),
+        rows,
+        "human_chr6p21_hla.exons.bed",
+    )
     fig.canvas.draw()
     title = fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
     box = fig.bbox

@@ -21,8 +21,9 @@ CHROM = "BA000025.2"
 BED_LINES = f"{CHROM}\t40000\t43000\n{CHROM}\t5000\t7000\n{CHROM}\t20000\t21000\n"  # unsorted on purpose
 
 
-@pytest.mark.parametrize("lengths,n", [([10, 10, 10, 10], 2), ([100, 1, 1, 1, 1], 3), ([5, 7, 9, 11, 13, 2], 4),
-                                       ([3, 3], 5), ([1000], 3)])
+@pytest.mark.parametrize(
+    "lengths,n", [([10, 10, 10, 10], 2), ([100, 1, 1, 1, 1], 3), ([5, 7, 9, 11, 13, 2], 4), ([3, 3], 5), ([1000], 3)]
+)
 def test_shards_partition_the_sorted_regions_into_contiguous_length_balanced_groups(lengths, n):
     regions, start = [], 0
     for length in lengths:
@@ -52,8 +53,23 @@ def hnet2(tmp_path_factory):
 
 def export(model: Path, tmp: Path, out: str, *extra: str) -> int:
     (tmp / "r.bed").write_text(BED_LINES)
-    return main(["boundaries", "--model", str(model), "--fasta", str(demo.HUMAN_FASTA), "--regions",
-                 str(tmp / "r.bed"), "--out", str(tmp / out), "--window", "512", "--no-progress", *extra])
+    return main(
+        [
+            "boundaries",
+            "--model",
+            str(model),
+            "--fasta",
+            str(demo.HUMAN_FASTA),
+            "--regions",
+            str(tmp / "r.bed"),
+            "--out",
+            str(tmp / out),
+            "--window",
+            "512",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def data(path: Path) -> list[str]:
@@ -67,8 +83,10 @@ def sharded(hnet2, tmp_path_factory):
     assert export(hnet2, tmp, "full") == 0
     for k in range(1, 5):
         assert export(hnet2, tmp, f"s{k}", "--shard", f"{k}/4", "--formats", "bed,bedgraph") == 0
-    assert main(["merge-tracks", "--shards", *(str(tmp / f"s{k}") for k in (3, 1, 4, 2)), "--out",
-                 str(tmp / "merged")]) == 0
+    assert (
+        main(["merge-tracks", "--shards", *(str(tmp / f"s{k}") for k in (3, 1, 4, 2)), "--out", str(tmp / "merged")])
+        == 0
+    )
     return tmp
 
 
@@ -83,8 +101,9 @@ def test_merged_shards_equal_the_unsharded_export_in_every_format(sharded):
             records = list(full.records(CHROM))
             assert records and list(merged.records(CHROM)) == records
         with pysam.TabixFile(str(sharded / f"merged.stage{s}.bed.gz")) as tbx:
-            assert [ln.split("\t")[:3] for ln in tbx.fetch(CHROM, 0, 50000)] == \
-                   [ln.split("\t")[:3] for ln in data(sharded / f"full.stage{s}.bed")]
+            assert [ln.split("\t")[:3] for ln in tbx.fetch(CHROM, 0, 50000)] == [
+                ln.split("\t")[:3] for ln in data(sharded / f"full.stage{s}.bed")
+            ]
     assert (sharded / "merged.chrom.sizes").read_text() == (sharded / "full.chrom.sizes").read_text()
 
 
@@ -101,20 +120,22 @@ def fake_shard(sharded: Path, tmp: Path, like: str, exts: tuple[str, ...], shard
     return str(tmp / "x")
 
 
-@pytest.mark.parametrize("case,message", [
-    ("incomplete", r"shard\(s\) 2/4, 4/4 missing; a merge needs all 4 shards"),
-    ("duplicate", r"shard 1/4 is given twice"),
-    ("unsharded", "an unsharded export"),
-    ("other-export", "another model, genome, region set or window"),
-    ("other-count", "is one of 4"),
-    ("no-manifest", r"tracks\.json: missing; merge-tracks takes the prefixes"),
-    ("overlap", "overlap or interleave"),
-    ("sizes", "differs from .*chrom.sizes"),
-    ("bedgraph", r"stage1.bedGraph: missing \(export the shards with --formats bed,bedgraph\)"),
-    ("stages", "more chunking stages"),
-])
-def test_merge_refuses_shards_that_do_not_fit_together_with_one_line(sharded, hnet2, tmp_path, capsys, case,
-                                                                     message):
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("incomplete", r"shard\(s\) 2/4, 4/4 missing; a merge needs all 4 shards"),
+        ("duplicate", r"shard 1/4 is given twice"),
+        ("unsharded", "an unsharded export"),
+        ("other-export", "another model, genome, region set or window"),
+        ("other-count", "is one of 4"),
+        ("no-manifest", r"tracks\.json: missing; merge-tracks takes the prefixes"),
+        ("overlap", "overlap or interleave"),
+        ("sizes", "differs from .*chrom.sizes"),
+        ("bedgraph", r"stage1.bedGraph: missing \(export the shards with --formats bed,bedgraph\)"),
+        ("stages", "more chunking stages"),
+    ],
+)
+def test_merge_refuses_shards_that_do_not_fit_together_with_one_line(sharded, hnet2, tmp_path, capsys, case, message):
     shards = [str(sharded / f"s{k}") for k in range(1, 5)]
     if case == "incomplete":
         shards = [shards[0], shards[2]]
@@ -132,11 +153,17 @@ def test_merge_refuses_shards_that_do_not_fit_together_with_one_line(sharded, hn
         (tmp_path / "x.chrom.sizes").write_text((sharded / "s1.chrom.sizes").read_text())
         shards[0] = str(tmp_path / "x")
     elif case == "overlap":  # shard 1's manifest over shard 2's tracks
-        shards[0] = fake_shard(sharded, tmp_path, "s2", ("stage1.bed", "stage2.bed", "stage1.bedGraph",
-                                                         "stage2.bedGraph", "chrom.sizes"), shard=(1, 4))
+        shards[0] = fake_shard(
+            sharded,
+            tmp_path,
+            "s2",
+            ("stage1.bed", "stage2.bed", "stage1.bedGraph", "stage2.bedGraph", "chrom.sizes"),
+            shard=(1, 4),
+        )
     elif case == "sizes":
-        shards[1] = fake_shard(sharded, tmp_path, "s2", ("stage1.bed", "stage2.bed", "stage1.bedGraph",
-                                                         "stage2.bedGraph"))
+        shards[1] = fake_shard(
+            sharded, tmp_path, "s2", ("stage1.bed", "stage2.bed", "stage1.bedGraph", "stage2.bedGraph")
+        )
         (tmp_path / "x.chrom.sizes").write_text("chrZ\t10\n")
     elif case == "bedgraph":
         shards[0] = fake_shard(sharded, tmp_path, "s1", ("stage1.bed", "chrom.sizes"))
@@ -154,8 +181,20 @@ def test_merge_creates_the_output_folder_and_writes_its_own_manifest(sharded, tm
     import json
 
     out = tmp_path / "new" / "deeper" / "m"
-    assert main(["merge-tracks", "--shards", *(str(sharded / f"s{k}") for k in range(1, 5)), "--out", str(out),
-                 "--formats", "bed"]) == 0
+    assert (
+        main(
+            [
+                "merge-tracks",
+                "--shards",
+                *(str(sharded / f"s{k}") for k in range(1, 5)),
+                "--out",
+                str(out),
+                "--formats",
+                "bed",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads(Path(f"{out}.tracks.json").read_text())
     assert manifest["shard"] is None and manifest["files"] == ["m.chrom.sizes", "m.stage1.bed", "m.stage2.bed"]
     assert manifest["export"] == json.loads((sharded / "s1.tracks.json").read_text())["export"]

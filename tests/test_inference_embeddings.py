@@ -45,8 +45,7 @@ def direct(model, genome, span):
 
 @pytest.mark.parametrize("pooling", ["mean", "chunk", "last"])
 def test_embeddings_equal_the_model_features_the_task_heads_pool(model, genome, pooling):
-    items = list(embed_spans(InferenceEngine(model, batch_size=2), genome, SPANS, EmbeddingConfig(pooling), 1024,
-                             256))
+    items = list(embed_spans(InferenceEngine(model, batch_size=2), genome, SPANS, EmbeddingConfig(pooling), 1024, 256))
     assert [it.span for it in items] == SPANS  # one per span, in order, repeats kept
     for it in items:
         out, mask = direct(model, genome, it.span)
@@ -141,15 +140,32 @@ def test_csv_input_gives_npy_rows_and_an_index_in_input_order(saved, tmp_path):
 def test_bed_input_with_fasta_keeps_every_line_and_names_it(saved, tmp_path):
     bed = tmp_path / "r.bed.gz"
     bed.write_bytes(gzip.compress(f"track x\n{CHROM}\t1000\t1400\tfirst\n{CHROM}\t1200\t1300\n".encode()))
-    assert embed(saved, "--input", str(bed), "--fasta", str(demo.HUMAN_FASTA), "--out", str(tmp_path / "e.parquet"),
-                 "--per-chunk", "--pooling", "chunk") == 0
+    assert (
+        embed(
+            saved,
+            "--input",
+            str(bed),
+            "--fasta",
+            str(demo.HUMAN_FASTA),
+            "--out",
+            str(tmp_path / "e.parquet"),
+            "--per-chunk",
+            "--pooling",
+            "chunk",
+        )
+        == 0
+    )
     table = pd.read_parquet(tmp_path / "e.parquet")
     assert list(table["name"]) == ["first", f"{CHROM}:1200-1300"] and list(table["start"]) == [1000, 1200]
     assert np.stack(table["embedding"]).shape == (2, 96)
     chunks = pd.read_parquet(tmp_path / "e.chunks.parquet")
     for row, (s, e) in enumerate([(1000, 1400), (1200, 1300)]):
         c = chunks[chunks["row"] == row]
-        assert c["start"].iloc[0] == s and c["end"].iloc[-1] == e and (c["start"].iloc[1:].values == c["end"].iloc[:-1].values).all()
+        assert (
+            c["start"].iloc[0] == s
+            and c["end"].iloc[-1] == e
+            and (c["start"].iloc[1:].values == c["end"].iloc[:-1].values).all()
+        )
     vectors = np.stack(chunks["embedding"])
     np.testing.assert_allclose(np.stack(table["embedding"])[1], vectors[chunks["row"] == 1].mean(0), rtol=1e-5)
 
@@ -157,20 +173,35 @@ def test_bed_input_with_fasta_keeps_every_line_and_names_it(saved, tmp_path):
 def test_fasta_input_embeds_each_record(saved, tmp_path):
     seq = Genome(demo.HUMAN_FASTA).fetch(CHROM, 0, 700).decode()
     (tmp_path / "s.fa").write_text(f">a desc\n{seq[:300]}\n>b\n{seq[300:]}\n")
-    assert embed(saved, "--input", str(tmp_path / "s.fa"), "--out", str(tmp_path / "e.npy"), "--pooling", "last",
-                 "--window", "256") == 0
+    assert (
+        embed(
+            saved,
+            "--input",
+            str(tmp_path / "s.fa"),
+            "--out",
+            str(tmp_path / "e.npy"),
+            "--pooling",
+            "last",
+            "--window",
+            "256",
+        )
+        == 0
+    )
     index = pd.read_csv(tmp_path / "e.tsv", sep="\t")
     assert list(index["name"]) == ["a", "b"] and list(index["end"]) == [300, 400]
     assert np.load(tmp_path / "e.npy").shape == (2, 64)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--out", "{t}/e.txt"], "name the output OUT.npy"),
-    (["--input", "{t}/r.bed"], "a BED file needs --fasta"),
-    (["--stage", "2"], "--stage 2: this model has stages 0 (bases) to 1"),
-    (["--pooling", "chunk", "--stage", "0"], "--pooling chunk needs --stage 1"),
-    (["--input", "{t}/bad.bed", "--fasta", str(demo.HUMAN_FASTA)], "bad.bed:1: chromosome 'chr6' is not in"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--out", "{t}/e.txt"], "name the output OUT.npy"),
+        (["--input", "{t}/r.bed"], "a BED file needs --fasta"),
+        (["--stage", "2"], "--stage 2: this model has stages 0 (bases) to 1"),
+        (["--pooling", "chunk", "--stage", "0"], "--pooling chunk needs --stage 1"),
+        (["--input", "{t}/bad.bed", "--fasta", str(demo.HUMAN_FASTA)], "bad.bed:1: chromosome 'chr6' is not in"),
+    ],
+)
 def test_bad_input_is_one_line(saved, tmp_path, capsys, args, message):
     (tmp_path / "s.fa").write_text(">a\nACGTACGTAC\n")
     (tmp_path / "r.bed").write_text(f"{CHROM}\t0\t100\n")

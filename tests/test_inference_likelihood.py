@@ -45,8 +45,9 @@ def single_pass_bits(model, seq: bytes) -> np.ndarray:
 
 
 def stitched(model, genome, regions, window, overlap, strand="both", batch_size=4) -> dict[str, np.ndarray]:
-    blocks = list(likelihood_blocks(InferenceEngine(model, batch_size=batch_size), genome, regions, window, overlap,
-                                    strand))
+    blocks = list(
+        likelihood_blocks(InferenceEngine(model, batch_size=batch_size), genome, regions, window, overlap, strand)
+    )
     return {k: np.concatenate([b.tracks[k] for b in blocks]) for k in blocks[0].tracks}
 
 
@@ -70,9 +71,9 @@ def test_each_base_takes_its_value_from_the_window_with_the_most_context_on_its_
     for w, rev_end in reverse_keep_ends(plan_windows(region, window, overlap)):
         seq = genome.fetch(CHROM, w.start, w.end)
         a = w.start - region.start
-        fwd[w.keep_from - region.start:w.end - region.start] = single_pass_bits(model, seq)[w.keep_from - w.start:]
+        fwd[w.keep_from - region.start : w.end - region.start] = single_pass_bits(model, seq)[w.keep_from - w.start :]
         r = single_pass_bits(model, reverse_complement(seq))[::-1]
-        rev[a:rev_end - region.start] = r[: rev_end - w.start]
+        rev[a : rev_end - region.start] = r[: rev_end - w.start]
         assert w.keep_from - w.start >= overlap or w.start == region.start
         assert w.end - rev_end >= overlap or w.end == region.end  # at least overlap bases of right context
     assert not np.isnan(rev[:-1]).any() and not np.isnan(fwd[1:]).any()
@@ -102,8 +103,9 @@ def test_ambiguous_bases_have_no_value(model):
 def exported(model, genome, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bits")
     regions = [REGION, Region(CHROM, 2_229_817 - 500, 2_229_817)]
-    res = export_likelihood(InferenceEngine(model), genome, regions, tmp / "hla", ("bedgraph", "bigwig"), 300, 100,
-                            "both")
+    res = export_likelihood(
+        InferenceEngine(model), genome, regions, tmp / "hla", ("bedgraph", "bigwig"), 300, 100, "both"
+    )
     return tmp, regions, res
 
 
@@ -111,7 +113,8 @@ def test_bigwig_and_bedgraph_carry_every_base_value_rounded_to_a_thousandth_of_a
     tmp, regions, res = exported
     assert res.bases == sum(len(r) for r in regions)
     assert sorted(p.name for p in res.files) == sorted(
-        [f"hla.bits.{k}.{e}" for k in ("fwd", "rev", "mean") for e in ("bedGraph", "bw")] + ["hla.chrom.sizes"])
+        [f"hla.bits.{k}.{e}" for k in ("fwd", "rev", "mean") for e in ("bedGraph", "bw")] + ["hla.chrom.sizes"]
+    )
     values = stitched(model, genome, regions, 300, 100)
     for kind in ("fwd", "rev", "mean"):
         lines = (tmp / f"hla.bits.{kind}.bedGraph").read_text().splitlines()
@@ -123,7 +126,7 @@ def test_bigwig_and_bedgraph_carry_every_base_value_rounded_to_a_thousandth_of_a
         for line in lines[1:]:
             _, a, b, v = line.split("\t")
             r = next(r for r in regions if r.start <= int(a) < r.end)
-            track[offsets[r.start] + int(a) - r.start:offsets[r.start] + int(b) - r.start] = float(v)
+            track[offsets[r.start] + int(a) - r.start : offsets[r.start] + int(b) - r.start] = float(v)
         expected = values[kind]
         np.testing.assert_array_equal(np.isnan(track), np.isnan(expected))
         np.testing.assert_allclose(track, expected, atol=5e-4 + 1e-5)  # rounded to 3 decimals
@@ -148,17 +151,43 @@ def saved(tmp_path_factory):
 
 def run_cli(saved: Path, tmp: Path, out: str, *extra: str) -> int:
     (tmp / "r.bed").write_text(f"{CHROM}\t40000\t41000\n{CHROM}\t5000\t6200\n{CHROM}\t20000\t20500\n")
-    return main(["likelihood", "--model", str(saved), "--fasta", str(demo.HUMAN_FASTA), "--regions",
-                 str(tmp / "r.bed"), "--out", str(tmp / out), "--window", "512", "--quiet", *extra])
+    return main(
+        [
+            "likelihood",
+            "--model",
+            str(saved),
+            "--fasta",
+            str(demo.HUMAN_FASTA),
+            "--regions",
+            str(tmp / "r.bed"),
+            "--out",
+            str(tmp / out),
+            "--window",
+            "512",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_sharded_likelihood_merged_equals_the_unsharded_run(saved, tmp_path):
     assert run_cli(saved, tmp_path, "full", "--strand", "both") == 0
     for k in range(1, 5):
-        assert run_cli(saved, tmp_path, f"s{k}", "--strand", "both", "--shard", f"{k}/4",
-                       "--formats", "bedgraph") == 0
-    assert main(["merge-tracks", "--shards", *(str(tmp_path / f"s{k}") for k in (2, 4, 1, 3)), "--out",
-                 str(tmp_path / "merged"), "--formats", "bedgraph,bigwig"]) == 0
+        assert run_cli(saved, tmp_path, f"s{k}", "--strand", "both", "--shard", f"{k}/4", "--formats", "bedgraph") == 0
+    assert (
+        main(
+            [
+                "merge-tracks",
+                "--shards",
+                *(str(tmp_path / f"s{k}") for k in (2, 4, 1, 3)),
+                "--out",
+                str(tmp_path / "merged"),
+                "--formats",
+                "bedgraph,bigwig",
+            ]
+        )
+        == 0
+    )
     for kind in ("fwd", "rev", "mean"):
         full = (tmp_path / f"full.bits.{kind}.bedGraph").read_text().splitlines()[1:]
         merged = (tmp_path / f"merged.bits.{kind}.bedGraph").read_text().splitlines()[1:]
@@ -171,13 +200,31 @@ def test_sharded_likelihood_merged_equals_the_unsharded_run(saved, tmp_path):
 def test_cli_reports_mean_bits_and_refuses_bad_options(saved, tmp_path, capsys):
     assert run_cli(saved, tmp_path, "x") == 0
     assert capsys.readouterr().out == ""  # --quiet
-    assert main(["likelihood", "--model", str(saved), "--fasta", str(demo.HUMAN_FASTA), "--out",
-                 str(tmp_path / "y"), "--window", "256", "--regions", str(tmp_path / "r.bed")]) == 0
+    assert (
+        main(
+            [
+                "likelihood",
+                "--model",
+                str(saved),
+                "--fasta",
+                str(demo.HUMAN_FASTA),
+                "--out",
+                str(tmp_path / "y"),
+                "--window",
+                "256",
+                "--regions",
+                str(tmp_path / "r.bed"),
+            ]
+        )
+        == 0
+    )
     assert "mean bits per base: fwd" in capsys.readouterr().out
-    for extra, message in ((["--formats", "bed"], "--formats: unknown format 'bed'"),
-                           (["--precision", "fp16"], "--precision: 'fp16' is not one of"),
-                           (["--overlap", "600"], "--overlap must be in [0, window)"),
-                           (["--batch-size", "0"], "--batch-size: expected a positive integer")):
+    for extra, message in (
+        (["--formats", "bed"], "--formats: unknown format 'bed'"),
+        (["--precision", "fp16"], "--precision: 'fp16' is not one of"),
+        (["--overlap", "600"], "--overlap must be in [0, window)"),
+        (["--batch-size", "0"], "--batch-size: expected a positive integer"),
+    ):
         try:
             rc = run_cli(saved, tmp_path, "z", *extra)
         except SystemExit as e:  # the option parser's own one-line error

@@ -16,7 +16,6 @@ from hnet_genomics.data import demo
 from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.data.vcf import classify_allele, trim_shared
-from hnet_genomics.errors import DataError
 from hnet_genomics.export.variant_scores import score_vcf
 from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.inference.variants import VariantScoringConfig, boundary_shift, flank_lengths
@@ -24,9 +23,13 @@ from hnet_genomics.inference.variants import VariantScoringConfig, boundary_shif
 CHROM = "BA000025.2"
 LENGTH = 2_229_817
 WINDOW = 200
-HEADER = ["##fileformat=VCFv4.2", f"##contig=<ID={CHROM},length={LENGTH}>",
-          '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">', "##source=test",
-          "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+HEADER = [
+    "##fileformat=VCFv4.2",
+    f"##contig=<ID={CHROM},length={LENGTH}>",
+    '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">',
+    "##source=test",
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+]
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +140,14 @@ def test_every_allele_gets_a_status_and_skips_are_counted_by_reason(scored):
     assert status[(80_000, rows[8][2])] == "too_long"
     assert status[(90_000, ".")] == "no_alt"
     assert summary.records == len(rows) and summary.alleles == len(status) == 13
-    assert dict(summary.skipped) == {"contig_edge": 1, "symbolic": 1, "star": 1, "ref_mismatch": 1, "too_long": 1,
-                                     "no_alt": 1}
+    assert dict(summary.skipped) == {
+        "contig_edge": 1,
+        "symbolic": 1,
+        "star": 1,
+        "ref_mismatch": 1,
+        "too_long": 1,
+        "no_alt": 1,
+    }
     assert summary.ref_mismatch_records == 1
 
 
@@ -185,7 +194,7 @@ def test_bshift_counts_boundaries_the_allele_moves_from_the_model_masks(model, g
         assert np.array_equal(b_ref[:left], b_alt[:left])  # a causal router cannot move earlier boundaries
         k = 10
         if len(ref) == len(alt):  # same length: positionwise differences over allele +- k
-            expected = int((b_ref[left - k:left + len(ref) + k] != b_alt[left - k:left + len(ref) + k]).sum())
+            expected = int((b_ref[left - k : left + len(ref) + k] != b_alt[left - k : left + len(ref) + k]).sum())
             assert int(t["bshift"]) == expected
         assert int(t["bshift"]) == boundary_shift(b_ref, b_alt, left, len(ref), len(alt), k)
 
@@ -199,11 +208,24 @@ def test_boundary_shift_counts_inserted_and_deleted_boundaries():
     assert boundary_shift(b_ref, b_alt, 2, 3, 1, 0) == 1
 
 
-@pytest.mark.parametrize("ref,alt,kind,skip", [
-    ("A", "C", "SNV", None), ("AC", "GT", "MNV", None), ("A", "AT", "INS", None), ("AT", "A", "DEL", None),
-    ("ATG", "GC", "COMPLEX", None), ("A", "<DUP>", "", "symbolic"), ("A", "A[1:5[", "", "symbolic"),
-    ("A", "*", "", "star"), ("A", None, "", "no_alt"), ("A", "R", "", "non_acgtn"), ("A", "A" * 51, "", "too_long"),
-    ("A", "a", "", "no_change"), ("CAT", "CT", "DEL", None)])
+@pytest.mark.parametrize(
+    "ref,alt,kind,skip",
+    [
+        ("A", "C", "SNV", None),
+        ("AC", "GT", "MNV", None),
+        ("A", "AT", "INS", None),
+        ("AT", "A", "DEL", None),
+        ("ATG", "GC", "COMPLEX", None),
+        ("A", "<DUP>", "", "symbolic"),
+        ("A", "A[1:5[", "", "symbolic"),
+        ("A", "*", "", "star"),
+        ("A", None, "", "no_alt"),
+        ("A", "R", "", "non_acgtn"),
+        ("A", "A" * 51, "", "too_long"),
+        ("A", "a", "", "no_change"),
+        ("CAT", "CT", "DEL", None),
+    ],
+)
 def test_alleles_are_classified_by_kind_or_skip_reason(ref, alt, kind, skip):
     assert classify_allele(ref, alt, 50) == (kind, skip)
 
@@ -220,8 +242,9 @@ def test_multi_allelic_reference_window_runs_once(model, genome, tmp_path):
     alts = [b for b in "ACGT" if b != ref]
     rows = [(pos, ref, ",".join(alts), "")] + [(pos, ref, a, "") for a in alts]
     vcf = write_vcf(tmp_path / "m.vcf", rows)
-    summary = score_vcf(InferenceEngine(model), genome, vcf, tmp_path / "m.vcf.gz",
-                        VariantScoringConfig(window=WINDOW, strand="fwd"))
+    summary = score_vcf(
+        InferenceEngine(model), genome, vcf, tmp_path / "m.vcf.gz", VariantScoringConfig(window=WINDOW, strand="fwd")
+    )
     assert summary.scored == 6 and summary.windows_run == 1 + 3  # one REF window, three distinct ALT windows
     table = tsv(tmp_path / "m.tsv")
     by_alt = {}
@@ -260,8 +283,23 @@ def saved(tmp_path_factory):
 def cli(saved: Path, vcf: Path, out: Path, *extra: str, fasta=demo.HUMAN_FASTA) -> int:
     """The exit status, also when the option parser itself stops with its one-line error."""
     try:
-        return main(["score-variants", "--model", str(saved), "--fasta", str(fasta), "--vcf", str(vcf), "--out",
-                     str(out), "--window", str(WINDOW), "--quiet", *extra])
+        return main(
+            [
+                "score-variants",
+                "--model",
+                str(saved),
+                "--fasta",
+                str(fasta),
+                "--vcf",
+                str(vcf),
+                "--out",
+                str(out),
+                "--window",
+                str(WINDOW),
+                "--quiet",
+                *extra,
+            ]
+        )
     except SystemExit as e:
         return e.code
 
@@ -274,8 +312,26 @@ def one_line_error(capsys) -> str:
 
 def test_cli_scores_a_vcf_and_writes_vcf_index_and_tsv(saved, genome, tmp_path, capsys):
     vcf = write_vcf(tmp_path / "in.vcf", example_records(genome)[1:3])
-    assert main(["score-variants", "--model", str(saved), "--fasta", str(demo.HUMAN_FASTA), "--vcf", str(vcf),
-                 "--out", str(tmp_path / "o.vcf.gz"), "--window", str(WINDOW), "--strand", "fwd"]) == 0
+    assert (
+        main(
+            [
+                "score-variants",
+                "--model",
+                str(saved),
+                "--fasta",
+                str(demo.HUMAN_FASTA),
+                "--vcf",
+                str(vcf),
+                "--out",
+                str(tmp_path / "o.vcf.gz"),
+                "--window",
+                str(WINDOW),
+                "--strand",
+                "fwd",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 records, 2 ALT alleles: 2 scored" in out and "variants/s" in out
     assert all((tmp_path / f).is_file() for f in ("o.vcf.gz", "o.vcf.gz.tbi", "o.tsv"))
@@ -295,7 +351,7 @@ def numbered_genome(tmp_path_factory):
     """The first 5 kb of the HLA record, named '6' as Ensembl names chromosome 6."""
     path = tmp_path_factory.mktemp("g") / "six.fa"
     seq = Genome(demo.HUMAN_FASTA).fetch(CHROM, 0, 5000).decode()
-    path.write_text(">6\n" + "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\n")
+    path.write_text(">6\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n")
     return path
 
 
@@ -315,15 +371,18 @@ def test_unknown_contig_without_a_near_name_lists_the_fasta_records(saved, tmp_p
     assert "FASTA records: BA000025.2" in one_line_error(capsys)
 
 
-@pytest.mark.parametrize("case,message", [
-    ("unsorted", "record 2 (BA000025.2:100) comes after BA000025.2:200: the VCF is not sorted"),
-    ("length", "declares contig 'BA000025.2' with length 999 but it has 2,229,817 bases"),
-    ("not_vcf", "not a readable VCF, VCF.gz or BCF file"),
-    ("malformed", "malformed record after BA000025.2:100"),
-    ("missing", "no such file"),
-    ("out", "must end in .vcf.gz"),
-    ("max_len", "--max-len: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("unsorted", "record 2 (BA000025.2:100) comes after BA000025.2:200: the VCF is not sorted"),
+        ("length", "declares contig 'BA000025.2' with length 999 but it has 2,229,817 bases"),
+        ("not_vcf", "not a readable VCF, VCF.gz or BCF file"),
+        ("malformed", "malformed record after BA000025.2:100"),
+        ("missing", "no such file"),
+        ("out", "must end in .vcf.gz"),
+        ("max_len", "--max-len: expected a positive integer"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_problem(saved, genome, tmp_path, capsys, case, message):
     rows = [(200, ref_at(genome, 200), "A", ""), (100, ref_at(genome, 100), "A", "")]
     vcf = tmp_path / "in.vcf"

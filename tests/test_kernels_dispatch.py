@@ -9,13 +9,12 @@ import types
 
 import pytest
 import torch
+from conftest import small_model_config
 
 from hnet_genomics import build_model
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.kernels import dispatch, gpu_attention, gpu_mamba
 from hnet_genomics.model.geometry import Geometry
-
-from conftest import small_model_config
 
 GPU_PACKAGES = ("mamba_ssm", "causal_conv1d", "flash_attn")
 
@@ -77,9 +76,11 @@ def test_model_on_real_dna_is_bitwise_identical_under_auto_and_torch(backend, dn
 
 def test_gpu_wrappers_import_without_loading_gpu_packages():
     """A fresh interpreter, so packages other tests loaded on a GPU machine do not count."""
-    code = ("import sys; import hnet_genomics.kernels.gpu_mamba, hnet_genomics.kernels.gpu_conv, "
-            "hnet_genomics.kernels.gpu_attention, hnet_genomics.model.lm; "
-            f"print([n for n in {GPU_PACKAGES!r} if n in sys.modules])")
+    code = (
+        "import sys; import hnet_genomics.kernels.gpu_mamba, hnet_genomics.kernels.gpu_conv, "
+        "hnet_genomics.kernels.gpu_attention, hnet_genomics.model.lm; "
+        f"print([n for n in {GPU_PACKAGES!r} if n in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -110,8 +111,9 @@ def test_gpu_mode_refuses_a_missing_flash_attn_and_auto_falls_back(backend, monk
 def test_every_cuda_fallback_is_logged_and_warned_with_its_reason(backend, monkeypatch, caplog):
     backend("auto")
     available = {"ema", "ema_dechunk", "routing", "ssd", "rms_norm", "gated_rms_norm"}
-    monkeypatch.setattr(dispatch, "load", lambda op: (object(), "") if op in available
-                        else (None, f"ImportError: {op} is missing"))
+    monkeypatch.setattr(
+        dispatch, "load", lambda op: (object(), "") if op in available else (None, f"ImportError: {op} is missing")
+    )
     with caplog.at_level(logging.INFO, logger="hnet_genomics.kernels"), pytest.warns(UserWarning) as warned:
         table = dispatch.report("cuda", "pretrain")
     assert table["ssd"] == "mamba-ssm" and table["conv"].startswith("torch (causal-conv1d unavailable")

@@ -5,6 +5,7 @@ not load is skipped with the reason. The Triton kernel tests in test_kernels_tri
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import missing, small_model_config
 
 from hnet_genomics import build_model
 from hnet_genomics.kernels import attention as attn_k
@@ -14,8 +15,6 @@ from hnet_genomics.kernels import ema as ema_k
 from hnet_genomics.kernels import norm as norm_k
 from hnet_genomics.kernels import ssd as ssd_k
 from hnet_genomics.model.geometry import Geometry
-
-from conftest import missing, small_model_config
 
 pytestmark = pytest.mark.gpu  # skipped without CUDA (conftest), failed instead under HNET_TEST_REQUIRE=cuda
 
@@ -89,8 +88,11 @@ def test_causal_conv1d_equals_masked_taps(packed, dtype):
     zx = torch.randn(1 if packed else 2, 300, 120, device="cuda", generator=g).to(dtype)
     x = zx[..., 24:88]
     w, bias = torch.randn(64, 4, device="cuda", generator=g), torch.randn(64, device="cuda", generator=g)
-    geom = Geometry.from_cu_seqlens(CU.cuda(), 300) if packed else Geometry.padded(
-        torch.ones(2, 300, dtype=torch.bool, device="cuda"))
+    geom = (
+        Geometry.from_cu_seqlens(CU.cuda(), 300)
+        if packed
+        else Geometry.padded(torch.ones(2, 300, dtype=torch.bool, device="cuda"))
+    )
     ins, refs = leaves(x, w, bias), leaves(x.float(), w, bias)
     out = fast(*ins, geom.positions, has_resets=geom.has_resets, activation="silu")
     assert out.dtype == dtype
@@ -105,8 +107,11 @@ def test_flash_attention_equals_masked_softmax(window, packed):
     g = torch.Generator("cuda").manual_seed(2)
     b = 1 if packed else 2
     q, k, v = (torch.randn(b, 4, 300, 64, device="cuda", generator=g).bfloat16() for _ in range(3))
-    geom = Geometry.from_cu_seqlens(CU.cuda(), 300) if packed else Geometry.padded(
-        torch.ones(b, 300, dtype=torch.bool, device="cuda"))
+    geom = (
+        Geometry.from_cu_seqlens(CU.cuda(), 300)
+        if packed
+        else Geometry.padded(torch.ones(b, 300, dtype=torch.bool, device="cuda"))
+    )
     ins, refs = leaves(q, k, v), leaves(q.float(), k.float(), v.float())
     out = fast(*ins, geom.seq_idx, window, single_sequence_rows=not packed)
     ref = attn_k.attention_ref(*refs, geom.seq_idx, window)
@@ -141,8 +146,13 @@ def test_triton_dechunk_equals_reference_at_training_size(dtype):
     small = slice(0, 400)
     ins, refs = leaves(x[:, small], p[:, small]), leaves(x[:, small].float(), p[:, small])
     idx_small = idx.clamp(max=399)
-    compare(fast(*ins, idx_small), ema_k.ema_dechunk_ref(*refs, idx_small), ins, refs,
-            FP32 if dtype == torch.float32 else BF16)
+    compare(
+        fast(*ins, idx_small),
+        ema_k.ema_dechunk_ref(*refs, idx_small),
+        ins,
+        refs,
+        FP32 if dtype == torch.float32 else BF16,
+    )
 
 
 def test_triton_dechunk_equals_reference_chunk_scan_reuse():
@@ -199,8 +209,11 @@ def test_fused_mamba2_mixer_equals_the_torch_mixer(packed, torch_path):
     torch.manual_seed(0)
     mixer = Mamba2(128, SSMConfig(d_state=64, expand=2, d_conv=4, chunk_size=64, head_dim=32, ngroups=2)).cuda()
     hidden = torch.randn(1 if packed else 2, 300, 128, device="cuda")
-    geom = Geometry.from_cu_seqlens(CU.cuda(), 300) if packed else Geometry.padded(
-        torch.ones(2, 300, dtype=torch.bool, device="cuda"))
+    geom = (
+        Geometry.from_cu_seqlens(CU.cuda(), 300)
+        if packed
+        else Geometry.padded(torch.ones(2, 300, dtype=torch.bool, device="cuda"))
+    )
     ins, refs = leaves(hidden), leaves(hidden)
     params = list(mixer.parameters())
     out = mixer(ins[0], geom)
@@ -233,8 +246,9 @@ def test_fused_routing_launches_on_a_packed_row_beyond_the_grid_axis_limit():
     torch.testing.assert_close(p, routing_k.routing_probs_ref(q, k, starts), **FP32)
 
 
-@pytest.mark.parametrize("name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny",
-                                  "dna/transformer_tiny"])
+@pytest.mark.parametrize(
+    "name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny", "dna/transformer_tiny"]
+)
 def test_bf16_autocast_training_on_packed_dna_stays_finite(name, dna_batch):
     torch.manual_seed(0)
     model = build_model(small_model_config(name)).cuda()

@@ -2,9 +2,10 @@
 
 A wrong argument order, dtype or layout in ``kernels/gpu_mamba.py`` or ``gpu_conv.py`` fails here instead of in
 a user's first GPU hour. mamba-ssm's Python sources (a wheel built without its CUDA extension, see .ci/run)
-run as they are; the test process picks the autotuning config with the largest tiles instead of benchmarking, makes
-``torch.cuda.device`` a no-op and answers the SM count the backward kernels size their grids by. causal-conv1d's compiled module is replaced by a CPU stand-in that enforces its
-input contract (``causal_conv1d_cpu.py``). The interpreter's bf16 ``tl.dot`` is wrong, so everything here is
+run as they are; the test process picks the autotuning config with the largest tiles instead of benchmarking,
+makes ``torch.cuda.device`` a no-op and answers the SM count the backward kernels size their grids by.
+causal-conv1d's compiled module is replaced by a CPU stand-in that enforces its input contract
+(``causal_conv1d_cpu.py``). The interpreter's bf16 ``tl.dot`` is wrong, so everything here is
 fp32 (plus bf16 *inputs* to the conv, which has no dot); bf16 arithmetic is checked by the GPU suite.
 
 On a machine with a GPU this module is skipped: test_kernels_gpu.py runs the real kernels there.
@@ -16,7 +17,6 @@ import os
 
 import pytest
 import torch
-
 from conftest import missing
 
 if torch.cuda.is_available():
@@ -28,12 +28,12 @@ for package, dist in (("triton", "triton"), ("mamba_ssm", "mamba-ssm")):
 
 import causal_conv1d_cpu  # noqa: E402
 
+from hnet_genomics.config import SSMConfig  # noqa: E402
 from hnet_genomics.kernels import dispatch, gpu_mamba  # noqa: E402
 from hnet_genomics.kernels import norm as norm_k  # noqa: E402
 from hnet_genomics.kernels import ssd as ssd_k  # noqa: E402
 from hnet_genomics.model.geometry import Geometry  # noqa: E402
 from hnet_genomics.model.mamba2 import Mamba2  # noqa: E402
-from hnet_genomics.config import SSMConfig  # noqa: E402
 
 TOL = dict(rtol=1e-4, atol=1e-5)
 CU = torch.tensor([0, 37, 38, 90, 131])  # packed lengths 37, 1, 52, 41
@@ -85,6 +85,7 @@ def conv_extension(monkeypatch):
 
 def route_cpu_tensors_to(monkeypatch, ops):
     """Let ``ops`` take their GPU provider for CPU tensors (the interpreter runs the Triton code)."""
+
     def gpu_kernel(op, like):
         if op not in ops:
             return None
@@ -136,7 +137,11 @@ def test_mamba_chunk_scan_carries_an_initial_state_and_returns_the_final_one():
     g = torch.Generator().manual_seed(3)
     b, l, h, p, n = 2, 50, 2, 8, 16
     x, dt = torch.randn(b, l, h, p, generator=g), torch.rand(b, l, h, generator=g) * 0.2 + 0.01
-    A, Bm, Cm = -torch.rand(h, generator=g) - 0.5, torch.randn(b, l, 1, n, generator=g), torch.randn(b, l, 1, n, generator=g)
+    A, Bm, Cm = (
+        -torch.rand(h, generator=g) - 0.5,
+        torch.randn(b, l, 1, n, generator=g),
+        torch.randn(b, l, 1, n, generator=g),
+    )
     init = torch.randn(b, h, p, n, generator=g)
     y, final = gpu_mamba.ssd_scan(x, dt, A, Bm, Cm, chunk_size=16, initial_state=init, return_final_state=True)
     y_ref, final_ref = ssd_k.ssd_scan_ref(x, dt, A, Bm, Cm, initial_state=init, return_final_state=True)
@@ -174,11 +179,15 @@ def _mixer_run(mixer, hidden, geom):
     return out, grads(out, params)
 
 
-@pytest.mark.parametrize("ops,packed,ngroups", [
-    (("ssd", "gated_rms_norm"), False, 1),
-    (("ssd", "gated_rms_norm", "conv"), True, 2),
-    (("mamba2_fused",), True, 2),
-], ids=["scan+norm", "scan+norm+conv", "fused"])
+@pytest.mark.parametrize(
+    "ops,packed,ngroups",
+    [
+        (("ssd", "gated_rms_norm"), False, 1),
+        (("ssd", "gated_rms_norm", "conv"), True, 2),
+        (("mamba2_fused",), True, 2),
+    ],
+    ids=["scan+norm", "scan+norm+conv", "fused"],
+)
 def test_mamba2_mixer_on_gpu_providers_equals_the_torch_mixer(ops, packed, ngroups, monkeypatch, request):
     """The model's Mamba-2 block, forward and every parameter gradient, on mamba-ssm's unfused kernels (and
     causal-conv1d's interface), or on ``mamba_split_conv1d_scan_combined``, against the pure-torch path."""
@@ -187,8 +196,11 @@ def test_mamba2_mixer_on_gpu_providers_equals_the_torch_mixer(ops, packed, ngrou
     mixer = _mixer(ngroups)
     cu = CU[CU <= 90]  # lengths 37, 1, 52
     hidden = torch.randn(1, int(cu[-1]), 32, generator=torch.Generator().manual_seed(6))
-    geom = Geometry.from_cu_seqlens(cu, hidden.shape[1]) if packed else Geometry.padded(
-        torch.ones(hidden.shape[:2], dtype=torch.bool))
+    geom = (
+        Geometry.from_cu_seqlens(cu, hidden.shape[1])
+        if packed
+        else Geometry.padded(torch.ones(hidden.shape[:2], dtype=torch.bool))
+    )
     ref, ref_grads = _mixer_run(mixer, hidden, geom)
     with monkeypatch.context() as mp:
         route_cpu_tensors_to(mp, ops)

@@ -21,13 +21,13 @@ try:
 except ImportError as e:
     missing("triton", f"does not import ({e})")
 
+from conftest import small_model_config  # noqa: E402
+
 from hnet_genomics import build_model  # noqa: E402
 from hnet_genomics.kernels import ema as ema_k  # noqa: E402
 from hnet_genomics.kernels import routing as routing_k  # noqa: E402
 from hnet_genomics.kernels.triton.ema_dechunk import ema_dechunk_triton, ema_scan_triton  # noqa: E402
 from hnet_genomics.kernels.triton.routing import routing_fused_triton  # noqa: E402
-
-from conftest import small_model_config  # noqa: E402
 
 TOL = dict(rtol=1e-4, atol=2e-5)
 
@@ -174,8 +174,12 @@ def test_fused_routing_in_training_dtypes(dtype):
     weight = torch.randn(p.shape, generator=g).to(DEVICE)
     for got, want in zip(_grads(p, (q, k), weight), _grads(p_ref, (q, k), weight)):
         assert got.dtype == dtype
-        torch.testing.assert_close(got.float(), want.float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-4,
-                                   atol=1e-2 if dtype == torch.bfloat16 else 2e-5)
+        torch.testing.assert_close(
+            got.float(),
+            want.float(),
+            rtol=1e-2 if dtype == torch.bfloat16 else 1e-4,
+            atol=1e-2 if dtype == torch.bfloat16 else 2e-5,
+        )
 
 
 def test_routing_grid_puts_long_packed_rows_on_the_unlimited_axis():

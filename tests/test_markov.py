@@ -53,7 +53,8 @@ def test_order0_bpb_is_the_cross_entropy_of_test_bases_under_train_composition(g
     train, test = composition(splits["train"]), composition(splits["test"])
     n_train = sum(train[b] for b in "ACGT")
     expected = -sum(test[b] * math.log2((train[b] + 0.5) / (n_train + 2)) for b in "ACGT") / sum(
-        test[b] for b in "ACGT")
+        test[b] for b in "ACGT"
+    )
     result = MarkovModel(0).fit(genome, splits["train"]).bpb(genome, splits["test"])
     assert result["bases"] == sum(test[b] for b in "ACGT")
     assert result["bpb"] == pytest.approx(expected, rel=1e-9)

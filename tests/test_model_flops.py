@@ -6,8 +6,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hnet_genomics import build_model, load_config
 
-MATCHED = [("dna/hnet_1stage_tiny", "dna/mamba2_tiny_flops"), ("dna/hnet_1stage_tiny", "dna/transformer_tiny_flops"),
-           ("dna/hnet_1stage", "dna/mamba2_flops"), ("dna/hnet_1stage", "dna/transformer_flops")]
+MATCHED = [
+    ("dna/hnet_1stage_tiny", "dna/mamba2_tiny_flops"),
+    ("dna/hnet_1stage_tiny", "dna/transformer_tiny_flops"),
+    ("dna/hnet_1stage", "dna/mamba2_flops"),
+    ("dna/hnet_1stage", "dna/transformer_flops"),
+]
 
 
 def flops_at_target(name: str) -> float:
@@ -20,9 +24,15 @@ def test_flop_matched_baselines_cost_what_the_hnet_costs_at_its_target_compressi
     assert flops_at_target(baseline) == pytest.approx(flops_at_target(hnet), rel=0.05)
 
 
-@pytest.mark.parametrize("hnet,baseline", [("dna/hnet_1stage_tiny", "dna/mamba2_tiny"),
-                                           ("dna/hnet_1stage_tiny", "dna/transformer_tiny"),
-                                           ("dna/hnet_1stage", "dna/mamba2"), ("dna/hnet_1stage", "dna/transformer")])
+@pytest.mark.parametrize(
+    "hnet,baseline",
+    [
+        ("dna/hnet_1stage_tiny", "dna/mamba2_tiny"),
+        ("dna/hnet_1stage_tiny", "dna/transformer_tiny"),
+        ("dna/hnet_1stage", "dna/mamba2"),
+        ("dna/hnet_1stage", "dna/transformer"),
+    ],
+)
 def test_parameter_matched_baselines_have_the_hnets_parameter_count(hnet, baseline):
     params = [build_model(load_config(n)).num_parameters() for n in (hnet, baseline)]
     assert params[1] == pytest.approx(params[0], rel=0.15)

@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from conftest import small_model_config
 
 from hnet_genomics.model.chunking import ratio_loss
 from hnet_genomics.model.lm import HNetLM
-
-from conftest import small_model_config
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -87,8 +86,9 @@ def test_packed_equals_padded_outputs_and_gradients(hnet_config, dna_batch):
         torch.testing.assert_close(g_pack[name], g_pad[name], rtol=1e-3, atol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny",
-                                  "dna/transformer_tiny"])
+@pytest.mark.parametrize(
+    "name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny", "dna/transformer_tiny"]
+)
 def test_step_by_step_logits_equal_full_forward(name, dna_batch):
     """Tolerance: 1e-4 absolute on logits in fp32 (chunked scan vs recurrence round differently)."""
     torch.manual_seed(0)

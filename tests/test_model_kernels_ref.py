@@ -104,8 +104,9 @@ def test_packed_sdpa_attention_equals_masked_softmax_forward_and_backward(window
     ref = attn_k.attention_ref(q.double(), k.double(), v.double(), seq_idx, window)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=2e-6)  # the reference softmax runs in fp32
     weight = torch.randn(out.shape, dtype=torch.float64)
-    for got, want in zip(torch.autograd.grad((out * weight).sum(), (q, k, v)),
-                         torch.autograd.grad((ref * weight).sum(), (q, k, v))):
+    for got, want in zip(
+        torch.autograd.grad((out * weight).sum(), (q, k, v)), torch.autograd.grad((ref * weight).sum(), (q, k, v))
+    ):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -115,8 +116,9 @@ def test_blocked_window_attention_on_one_long_sequence_per_row(window, monkeypat
     torch.manual_seed(8)
     q, k, v = (torch.randn(2, 2, 1000, 8) for _ in range(3))
     seq_idx = torch.zeros(2, 1000, dtype=torch.long)
-    torch.testing.assert_close(attn_k.attention(q, k, v, seq_idx, window), attn_k.attention_ref(q, k, v, seq_idx, window),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        attn_k.attention(q, k, v, seq_idx, window), attn_k.attention_ref(q, k, v, seq_idx, window), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_packed_attention_never_builds_a_mask_over_the_whole_row(monkeypatch):

@@ -32,7 +32,7 @@ def test_tiny_hnet_learns_human_dna_and_compression_settles_near_target():
     ratios = []
     for _ in range(steps):
         starts = torch.randint(0, train_end - length, (batch,), generator=g).tolist()
-        x = torch.stack([train[s:s + length] for s in starts])
+        x = torch.stack([train[s : s + length] for s in starts])
         out = model(x)
         ratios.append(out.compression_ratios()[0])
         ce = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256), x[:, 1:].reshape(-1))

@@ -20,8 +20,12 @@ pytestmark = pytest.mark.skipif(shutil.which("hnet-genomics") is None, reason="p
 
 
 def dry_run(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "-n", "-p", "--cores", "2", "-s", str(snakefile), "--directory",
-                           str(workdir), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*SNAKEMAKE, "-n", "-p", "--cores", "2", "-s", str(snakefile), "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -34,14 +38,37 @@ def shell_commands(output: str) -> list[str]:
 
 
 EXPECTED = {
-    ("demo", "pretrain_hg38"): {"prepare_genome", "chrom_sizes", "split_intervals", "pretrain", "evaluate",
-                                "markov_reference", "export_boundaries", "boundary_enrichment", "report"},
-    ("hg38", "pretrain_hg38"): {"fetch_hg38", "chrom_sizes", "split_intervals", "pretrain", "evaluate",
-                                "markov_reference", "export_boundaries", "report"},
+    ("demo", "pretrain_hg38"): {
+        "prepare_genome",
+        "chrom_sizes",
+        "split_intervals",
+        "pretrain",
+        "evaluate",
+        "markov_reference",
+        "export_boundaries",
+        "boundary_enrichment",
+        "report",
+    },
+    ("hg38", "pretrain_hg38"): {
+        "fetch_hg38",
+        "chrom_sizes",
+        "split_intervals",
+        "pretrain",
+        "evaluate",
+        "markov_reference",
+        "export_boundaries",
+        "report",
+    },
     ("demo", "finetune"): {"prepare_genome", "split_intervals", "pretrain", "finetune_task", "make_demo_task"},
     ("demo", "boundaries"): {"prepare_genome", "split_intervals", "pretrain", "custom_boundaries"},
-    ("demo", "compare_baselines"): {"prepare_genome", "split_intervals", "pretrain", "evaluate", "markov_reference",
-                                    "compare"},
+    ("demo", "compare_baselines"): {
+        "prepare_genome",
+        "split_intervals",
+        "pretrain",
+        "evaluate",
+        "markov_reference",
+        "compare",
+    },
 }
 
 
@@ -50,8 +77,9 @@ def plans(tmp_path_factory) -> dict[tuple[str, str], subprocess.CompletedProcess
     """Dry runs of every target for both genomes, started side by side (each is mostly interpreter start-up)."""
     cases = [(genome, target) for genome in ("demo", "hg38") for target in TARGETS]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        runs = [pool.submit(dry_run, tmp_path_factory.mktemp(f"{g}_{t}"), t, "--config", f"genome={g}")
-                for g, t in cases]
+        runs = [
+            pool.submit(dry_run, tmp_path_factory.mktemp(f"{g}_{t}"), t, "--config", f"genome={g}") for g, t in cases
+        ]
         return {case: run.result() for case, run in zip(cases, runs)}
 
 
@@ -84,8 +112,10 @@ def test_demo_tasks_are_built_by_the_cli_and_stranded_ones_skip_rc_averaging(pla
     commands = shell_commands(plans["demo", "finetune"].stdout)
     made = [c for c in commands if c.startswith("hnet-genomics make-task ")]
     assert sorted(c.split()[2] for c in made) == ["exon-starts", "species"]
-    tuned = {task: next(c for c in commands if f"--out results/demo/finetune/{task} " in c)
-             for task in ("exon_starts", "species")}
+    tuned = {
+        task: next(c for c in commands if f"--out results/demo/finetune/{task} " in c)
+        for task in ("exon_starts", "species")
+    }
     assert "--rc-tta" not in tuned["exon_starts"] and "--rc-tta" in tuned["species"]
     assert "--train results/demo/tasks/demo-exon-starts/train.csv.gz" in tuned["exon_starts"]
 
@@ -98,7 +128,9 @@ def test_comparison_trains_every_run_per_seed_and_reuses_the_main_run_for_seed_0
     plain = [c for c in pretrains if "--out results/demo/pretrain/hnet_1stage " in c]
     assert len(plain) == 1 and "train.seed" not in plain[0]
     compare = next(c for c in commands if c.startswith("hnet-genomics compare"))
-    assert "hnet_1stage=results/demo/pretrain/hnet_1stage hnet_1stage=results/demo/pretrain/hnet_1stage-seed1" in compare
+    assert (
+        "hnet_1stage=results/demo/pretrain/hnet_1stage hnet_1stage=results/demo/pretrain/hnet_1stage-seed1" in compare
+    )
     assert "--test " in compare and "transformer_flops=results/demo/eval/transformer_flops-seed1.test.json" in compare
     assert "--reference hnet_1stage" in compare
 
@@ -124,8 +156,9 @@ def test_hg38_switches_to_the_download_and_the_paper_model(tmp_path):
 
 
 def test_command_line_overrides_reach_the_jobs(tmp_path):
-    out = dry_run(tmp_path, "pretrain_hg38", "--config", "max_steps=20", "seq_len=256", "main_model=mamba2",
-                  "markov_order=4").stdout
+    out = dry_run(
+        tmp_path, "pretrain_hg38", "--config", "max_steps=20", "seq_len=256", "main_model=mamba2", "markov_order=4"
+    ).stdout
     commands = "\n".join(shell_commands(out))
     assert "--config dna/mamba2_tiny" in commands and "--max-steps 20 --seq-len 256 --batch-size 8" in commands
     assert "--order 4 " in commands
@@ -135,19 +168,23 @@ def test_profiles_parse_and_plan_the_workflow(tmp_path):
     result = dry_run(tmp_path, "pretrain_hg38", "--profile", str(REPO / "pipelines/profiles/workstation"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    result = dry_run(tmp_path, "pretrain_hg38", "--profile", str(REPO / "pipelines/profiles/slurm"),
-                     "--config", "genome=hg38")
+    result = dry_run(
+        tmp_path, "pretrain_hg38", "--profile", str(REPO / "pipelines/profiles/slurm"), "--config", "genome=hg38"
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["genome=missing/genome.fa"], "pipeline config key 'genome': no such file or directory: missing/genome.fa"),
-    (["max_step=20"], "pipeline config key 'max_step': unknown key"),
-    (["main_model=hyena"], "pipeline config key 'main_model': 'hyena' is not a run in models"),
-    (["seq_len=-5"], "pipeline config key 'seq_len': -5 is less than the minimum of 1"),
-    (["annotation=nowhere.bed"], "pipeline config key 'annotation': no such file or directory"),
-    (["hg38_source=ensembl"], "pipeline config key 'hg38_source'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["genome=missing/genome.fa"], "pipeline config key 'genome': no such file or directory: missing/genome.fa"),
+        (["max_step=20"], "pipeline config key 'max_step': unknown key"),
+        (["main_model=hyena"], "pipeline config key 'main_model': 'hyena' is not a run in models"),
+        (["seq_len=-5"], "pipeline config key 'seq_len': -5 is less than the minimum of 1"),
+        (["annotation=nowhere.bed"], "pipeline config key 'annotation': no such file or directory"),
+        (["hg38_source=ensembl"], "pipeline config key 'hg38_source'"),
+    ],
+)
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, args, message):
     result = dry_run(tmp_path, "pretrain_hg38", "--config", *args)
     assert result.returncode != 0
@@ -166,13 +203,21 @@ def test_bad_model_config_is_reported_with_its_run_name(tmp_path):
 FINETUNE_DEFAULTS = yaml.safe_load((REPO / "pipelines/config.yaml").read_text())["finetune"]
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ({"compare": {"seeds": [0, 0], "reference": "main"}},
-     "pipeline config key 'compare.seeds'"),
-    ({"compare": {"seeds": [0], "reference": "hyena"}}, "pipeline config key 'compare.reference': 'hyena' is not a run"),
-    ({"finetune": {**FINETUNE_DEFAULTS, "lr": -1}}, "pipeline config key 'finetune.lr': -1 is less than or equal to the minimum of 0"),
-    ({"boundaries": {"shards": 0}}, "pipeline config key 'boundaries.shards': 0 is less than the minimum of 1"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"compare": {"seeds": [0, 0], "reference": "main"}}, "pipeline config key 'compare.seeds'"),
+        (
+            {"compare": {"seeds": [0], "reference": "hyena"}},
+            "pipeline config key 'compare.reference': 'hyena' is not a run",
+        ),
+        (
+            {"finetune": {**FINETUNE_DEFAULTS, "lr": -1}},
+            "pipeline config key 'finetune.lr': -1 is less than or equal to the minimum of 0",
+        ),
+        ({"boundaries": {"shards": 0}}, "pipeline config key 'boundaries.shards': 0 is less than the minimum of 1"),
+    ],
+)
 def test_bad_compare_finetune_and_boundaries_settings_are_named(tmp_path, override, message):
     path = tmp_path / "override.yaml"
     path.write_text(yaml.safe_dump(override))
@@ -219,9 +264,16 @@ def test_paths_with_spaces_reach_every_job_as_one_argument(tmp_path):
     annotation = folder / "exons file.bed"
     annotation.write_text("chr1\t0\t2\n")
     path = tmp_path / "override.yaml"
-    path.write_text(yaml.safe_dump({"genome": str(genome), "annotation": str(annotation),
-                                    "pretrain_set": ["train.lr=1e-3", "data.test_fraction=0.2"],
-                                    "boundaries": {"shards": 2}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "genome": str(genome),
+                "annotation": str(annotation),
+                "pretrain_set": ["train.lr=1e-3", "data.test_fraction=0.2"],
+                "boundaries": {"shards": 2},
+            }
+        )
+    )
     result = dry_run(tmp_path, "all", "--configfile", str(path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     commands = shell_commands(result.stdout)
@@ -231,4 +283,6 @@ def test_paths_with_spaces_reach_every_job_as_one_argument(tmp_path):
     assert enrichment[enrichment.index("--annotation") + 1] == str(annotation)
     for command in commands:
         words = shlex.split(command.split(" > ")[0])
-        assert not any(w in ("genome.fa", "genomes/my", "file.bed") or w.startswith("genome.fa") for w in words), command
+        assert not any(w in ("genome.fa", "genomes/my", "file.bed") or w.startswith("genome.fa") for w in words), (
+            command
+        )

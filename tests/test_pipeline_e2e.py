@@ -14,16 +14,37 @@ REPO = Path(__file__).resolve().parents[1]
 CHROM = "BA000025.2"
 REGION = (2_100_000, 2_120_000)  # 20 kb inside the held-out test split
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("hnet-genomics") is None, reason="package not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("hnet-genomics") is None, reason="package not installed"),
+]
 
 
 def snakemake(workdir: Path, *config: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "pretrain_hg38", "--cores", "2", "-s",
-                           str(REPO / "Snakefile"), "--directory", str(workdir), "--show-failed-logs",
-                           "--config", "max_steps=10", "seq_len=256", "batch_size=4",
-                           "pretrain_set=[train.warmup_steps=2,train.val_every=5]", *config],
-                          capture_output=True, text=True, timeout=1500)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "pretrain_hg38",
+            "--cores",
+            "2",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--show-failed-logs",
+            "--config",
+            "max_steps=10",
+            "seq_len=256",
+            "batch_size=4",
+            "pretrain_set=[train.warmup_steps=2,train.val_every=5]",
+            *config,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
 
 
 def test_pretrain_hg38_survives_a_failed_job_and_finishes_on_rerun(tmp_path):
@@ -49,8 +70,11 @@ def test_pretrain_hg38_survives_a_failed_job_and_finishes_on_rerun(tmp_path):
     markov = json.loads((results / "eval/markov/order10.test.json").read_text())
     assert markov["model"] == "markov-10" and 1.85 < markov["bpb"] < 1.93
 
-    chunks = [line.split("\t") for line in (results / "tracks/hnet_1stage/hnet_1stage.stage1.bed").read_text()
-              .splitlines() if line and not line.startswith(("track", "#"))]
+    chunks = [
+        line.split("\t")
+        for line in (results / "tracks/hnet_1stage/hnet_1stage.stage1.bed").read_text().splitlines()
+        if line and not line.startswith(("track", "#"))
+    ]
     assert sum(int(c[2]) - int(c[1]) for c in chunks) == REGION[1] - REGION[0]  # chunks tile the region
     assert (results / "tracks/hnet_1stage/hnet_1stage.stage1.bw").is_file()
     assert (results / "enrichment/hnet_1stage/summary.json").is_file()

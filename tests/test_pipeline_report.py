@@ -20,8 +20,9 @@ from hnet_genomics.training.markov import markov_eval
 TEST_REGION = ("BA000025.2", 2_006_835, 2_229_817)  # held-out tail of the embedded region
 
 
-def fake_run(root: Path, name: str, val_bpb: float, flops: float | None = None,
-             curve: list[float] | None = None) -> Path:
+def fake_run(
+    root: Path, name: str, val_bpb: float, flops: float | None = None, curve: list[float] | None = None
+) -> Path:
     """A pretrain output directory as `hnet-genomics pretrain` lays it out (metrics.json + curves.png).
 
     ``curve``: validation bpb after 1, 2, 3, ... steps of 8,192 bases; the last value is the final one.
@@ -34,8 +35,15 @@ def fake_run(root: Path, name: str, val_bpb: float, flops: float | None = None,
     else:
         history = [{"step": s, "bases_seen": s * 8192, "val_bpb": v} for s, v in enumerate(curve, 1)]
         seen, val_bpb = len(curve) * 8192, curve[-1]
-    metrics = {"config": f"dna/{name}", "params": 512_345, "val_bpb": val_bpb, "compression_ratios": [2.9],
-               "bases_seen": seen, "bases_per_second": 1234.5, "history": history}
+    metrics = {
+        "config": f"dna/{name}",
+        "params": 512_345,
+        "val_bpb": val_bpb,
+        "compression_ratios": [2.9],
+        "bases_seen": seen,
+        "bases_per_second": 1234.5,
+        "history": history,
+    }
     if flops is not None:
         metrics["flops_per_base"] = flops
     (run / "metrics.json").write_text(json.dumps(metrics))
@@ -56,25 +64,57 @@ def tracks_and_enrichment(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tracks")
     prefix = root / "demo"
     chrom, start, end = TEST_REGION
-    lines = [f"{chrom}\t{s}\t{min(s + 40, end)}\tchunk\t0\t+\t{s}\t{min(s + 40, end)}\t0,0,0"
-             for s in range(start, end, 40)]
+    lines = [
+        f"{chrom}\t{s}\t{min(s + 40, end)}\tchunk\t0\t+\t{s}\t{min(s + 40, end)}\t0,0,0" for s in range(start, end, 40)
+    ]
     (root / "demo.stage1.bed").write_text("\n".join(lines) + "\n")
     (root / "demo.stage1.bedGraph").write_text(f"{chrom}\t{start}\t{end}\t0.5\n")
-    assert main(["enrichment", "--boundaries", str(root / "demo.stage1.bed"), "--annotation",
-                 str(HUMAN_EXONS_BED), "--out", str(root / "enrichment"), "--permutations", "50"]) == 0
+    assert (
+        main(
+            [
+                "enrichment",
+                "--boundaries",
+                str(root / "demo.stage1.bed"),
+                "--annotation",
+                str(HUMAN_EXONS_BED),
+                "--out",
+                str(root / "enrichment"),
+                "--permutations",
+                "50",
+            ]
+        )
+        == 0
+    )
     return prefix, root / "enrichment"
 
 
-def test_report_puts_model_and_markov_bpb_side_by_side_with_every_figure(tmp_path, markov_json,
-                                                                          tracks_and_enrichment):
+def test_report_puts_model_and_markov_bpb_side_by_side_with_every_figure(tmp_path, markov_json, tracks_and_enrichment):
     prefix, enrichment = tracks_and_enrichment
     run = fake_run(tmp_path, "hnet_1stage_tiny", val_bpb=1.97)
     evaluation = tmp_path / "eval.json"
     evaluation.write_text(json.dumps({"model": "hnet", "split": "test", "bpb": 1.9712, "bases": 222_764}))
     markov = json.loads(markov_json.read_text())
     out = tmp_path / "report" / "report.md"
-    assert main(["report", "--out", str(out), "--pretrain", str(run), "--eval", str(evaluation), "--markov",
-                 str(markov_json), "--enrichment", str(enrichment), "--tracks", str(prefix)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--out",
+                str(out),
+                "--pretrain",
+                str(run),
+                "--eval",
+                str(evaluation),
+                "--markov",
+                str(markov_json),
+                "--enrichment",
+                str(enrichment),
+                "--tracks",
+                str(prefix),
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert "| dna/hnet_1stage_tiny | test | 1.9712 | 222,764 |" in text
     assert f"| markov-4 | test | {markov['bpb']:.4f} | {markov['bases']:,} |" in text
@@ -108,9 +148,11 @@ def test_report_names_the_file_that_is_missing_or_broken(tmp_path, capsys):
 
 
 def test_compare_aggregates_seeds_sorts_by_mean_val_bpb_and_reports_test_bpb(tmp_path, markov_json):
-    runs = {"transformer": [fake_run(tmp_path, "t0", 1.99), fake_run(tmp_path, "t1", 2.01)],
-            "hnet_1stage": [fake_run(tmp_path, "h0", 1.93, flops=3.1e6), fake_run(tmp_path, "h1", 1.95, flops=3.1e6)],
-            "mamba2": [fake_run(tmp_path, "m0", 1.95)]}
+    runs = {
+        "transformer": [fake_run(tmp_path, "t0", 1.99), fake_run(tmp_path, "t1", 2.01)],
+        "hnet_1stage": [fake_run(tmp_path, "h0", 1.93, flops=3.1e6), fake_run(tmp_path, "h1", 1.95, flops=3.1e6)],
+        "mamba2": [fake_run(tmp_path, "m0", 1.95)],
+    }
     tests = {}
     for name, value in (("hnet_1stage", 1.90), ("hnet_1stage", 1.92), ("mamba2", 1.96)):
         path = tmp_path / f"{name}.{len(tests.get(name, []))}.test.json"
@@ -134,10 +176,14 @@ def test_compare_aggregates_seeds_sorts_by_mean_val_bpb_and_reports_test_bpb(tmp
 def test_data_efficiency_is_interpolated_on_the_reference_mean_curve(tmp_path):
     # seeds of the reference average to 2.4, 2.0, 1.8, 1.7; the baseline ends at 1.9 after 4 steps,
     # which the reference's mean curve crosses halfway between steps 2 and 3: 2.5 steps -> 4 / 2.5 = 1.6x.
-    runs = {"hnet": [fake_run(tmp_path, "h0", 0, curve=[2.5, 2.1, 1.9, 1.8]),
-                     fake_run(tmp_path, "h1", 0, curve=[2.3, 1.9, 1.7, 1.6])],
-            "mamba2": [fake_run(tmp_path, "m0", 0, curve=[2.6, 2.2, 2.0, 1.9])],
-            "better": [fake_run(tmp_path, "b0", 0, curve=[2.0, 1.7, 1.6, 1.5])]}
+    runs = {
+        "hnet": [
+            fake_run(tmp_path, "h0", 0, curve=[2.5, 2.1, 1.9, 1.8]),
+            fake_run(tmp_path, "h1", 0, curve=[2.3, 1.9, 1.7, 1.6]),
+        ],
+        "mamba2": [fake_run(tmp_path, "m0", 0, curve=[2.6, 2.2, 2.0, 1.9])],
+        "better": [fake_run(tmp_path, "b0", 0, curve=[2.0, 1.7, 1.6, 1.5])],
+    }
     paths = compare_runs(runs, tmp_path / "cmp", reference="hnet")
     summary = json.loads(paths["json"].read_text())["runs"]
     assert summary["mamba2"]["reference_bases_to_match"] == pytest.approx(2.5 * 8192)
@@ -159,8 +205,21 @@ def test_compare_rejects_malformed_arguments(tmp_path, capsys):
     assert main(["compare", "--runs", "no_equals_sign", "--out", str(tmp_path)]) == 2
     assert "--runs expects NAME=PATH, got 'no_equals_sign'" in capsys.readouterr().err
     run = fake_run(tmp_path, "h0", 1.9)
-    assert main(["compare", "--runs", f"h={run}", f"h={run}", "--test", f"h={tmp_path}/x.json",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--runs",
+                f"h={run}",
+                f"h={run}",
+                "--test",
+                f"h={tmp_path}/x.json",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "--test gives 1 file(s) for 'h' but --runs gives 2" in capsys.readouterr().err
     assert main(["compare", "--runs", f"h={run}", "--reference", "mamba2", "--out", str(tmp_path / "o")]) == 2
     assert "--reference 'mamba2' is not one of the runs (h)" in capsys.readouterr().err
@@ -171,14 +230,22 @@ def test_comparison_plot_shades_the_spread_over_seeds(tmp_path):
 
     from hnet_genomics.reporting.report import bpb_figure
 
-    runs = {"hnet": [fake_run(tmp_path, "h0", 0, curve=[2.5, 2.1, 1.9]),
-                     fake_run(tmp_path, "h1", 0, curve=[2.3, 1.9, 1.8])],
-            "mamba2": [fake_run(tmp_path, "m0", 0, curve=[2.6, 2.2, 2.0])]}
+    runs = {
+        "hnet": [
+            fake_run(tmp_path, "h0", 0, curve=[2.5, 2.1, 1.9]),
+            fake_run(tmp_path, "h1", 0, curve=[2.3, 1.9, 1.8]),
+        ],
+        "mamba2": [fake_run(tmp_path, "m0", 0, curve=[2.6, 2.2, 2.0])],
+    }
     paths = compare_runs(runs, tmp_path / "cmp")
     summary = json.loads(paths["json"].read_text())["runs"]
     assert summary["hnet"]["seed_range"] == [[8192, 2.3, 2.5], [16384, 1.9, 2.1], [24576, 1.8, 1.9]]
     assert summary["mamba2"]["seed_range"] == []  # one seed: no spread to show
-    fig = bpb_figure({n: summary[n]["curve"] for n in summary}, {"uniform": 2.0}, "t",
-                     bands={n: summary[n]["seed_range"] for n in summary})
+    fig = bpb_figure(
+        {n: summary[n]["curve"] for n in summary},
+        {"uniform": 2.0},
+        "t",
+        bands={n: summary[n]["seed_range"] for n in summary},
+    )
     bands = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
     assert len(bands) == 1 and "range over seeds" in fig.axes[0].get_title()

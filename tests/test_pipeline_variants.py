@@ -18,18 +18,40 @@ pytestmark = pytest.mark.skipif(shutil.which("hnet-genomics") is None, reason="p
 
 
 def dry_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "-s",
-                           str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "-p",
+            "--cores",
+            "2",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_variants_target_scores_the_example_vcf_and_writes_likelihood_tracks(tmp_path):
     result = dry_run(tmp_path, "variants")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    commands = re.findall(r"^Shell command: (hnet-genomics|OMP_NUM_THREADS=\d+ hnet-genomics|mkdir -p \S+ && "
-                          r"OMP_NUM_THREADS=\d+ hnet-genomics) (\S+)(.*)$", result.stdout, re.M)
+    commands = re.findall(
+        r"^Shell command: (hnet-genomics|OMP_NUM_THREADS=\d+ hnet-genomics|mkdir -p \S+ && "
+        r"OMP_NUM_THREADS=\d+ hnet-genomics) (\S+)(.*)$",
+        result.stdout,
+        re.M,
+    )
     by_command = {c[1]: c[2] for c in commands}
-    assert f"--vcf {EXAMPLE_VCF} --out results/demo/variants/scores.vcf.gz --strand both" in by_command["score-variants"]
+    assert (
+        f"--vcf {EXAMPLE_VCF} --out results/demo/variants/scores.vcf.gz --strand both" in by_command["score-variants"]
+    )
     assert "--regions " in by_command["likelihood"] and "demo_test_region.bed" in by_command["likelihood"]
     assert "--out results/demo/likelihood/demo --strand both" in by_command["likelihood"]
 
@@ -38,7 +60,8 @@ def test_variants_target_on_another_genome_asks_for_its_vcf(tmp_path):
     result = dry_run(tmp_path, "variants", "--config", "genome=hg38")
     assert result.returncode != 0
     assert "pipeline config key 'variants.vcf': demo-variants lies on the demo genome, not on hg38" in (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )
 
 
 def test_example_vcf_is_sorted_real_coordinate_and_documents_its_simulation():

@@ -24,16 +24,42 @@ from hnet_genomics.data import demo
 pytestmark = pytest.mark.slow  # real processes, real signals: about a minute in all
 
 CHROM = "BA000025.2"
-TRAIN = ["--config", "dna/hnet_1stage_tiny", "--fasta", str(demo.HUMAN_FASTA), "--seq-len", "128",
-         "--batch-size", "2", "--set", "train.val_windows=2", "--set", "train.final_val_windows=2",
-         "--set", "train.warmup_steps=2", "--set", "model.ssm.chunk_size=32", "--set", "train.checkpoint_every=2",
-         "--set", "train.val_every=1000", "--threads", "1", "--quiet"]
+TRAIN = [
+    "--config",
+    "dna/hnet_1stage_tiny",
+    "--fasta",
+    str(demo.HUMAN_FASTA),
+    "--seq-len",
+    "128",
+    "--batch-size",
+    "2",
+    "--set",
+    "train.val_windows=2",
+    "--set",
+    "train.final_val_windows=2",
+    "--set",
+    "train.warmup_steps=2",
+    "--set",
+    "model.ssm.chunk_size=32",
+    "--set",
+    "train.checkpoint_every=2",
+    "--set",
+    "train.val_every=1000",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def start(*argv: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "hnet_genomics.cli", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hnet_genomics.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -98,8 +124,18 @@ def test_boundaries_killed_mid_run_leaves_no_temporaries_after_the_next_run(tmp_
     tracks.mkdir()
     (tracks / "notes.txt").write_text("the user's\n")
     # the whole 2.2 Mb region: about a minute and a half on one thread, so the signal lands mid-export
-    proc = start("boundaries", "--model", str(model_dir), "--fasta", str(demo.HUMAN_FASTA), "--out",
-                 str(tracks / "hla"), "--threads", "1", "--quiet")
+    proc = start(
+        "boundaries",
+        "--model",
+        str(model_dir),
+        "--fasta",
+        str(demo.HUMAN_FASTA),
+        "--out",
+        str(tracks / "hla"),
+        "--threads",
+        "1",
+        "--quiet",
+    )
     wait_for(lambda: len(leftovers(tracks)) >= 2, proc)  # the chunk BED and bedGraph are being written
     time.sleep(1.0)
     proc.send_signal(sig)
@@ -111,11 +147,27 @@ def test_boundaries_killed_mid_run_leaves_no_temporaries_after_the_next_run(tmp_
         assert proc.returncode == -signal.SIGKILL
         assert leftovers(tracks)  # SIGKILL gives no chance to clean up ...
     (tmp_path / "r.bed").write_text(f"{CHROM}\t10000\t12000\n")
-    again = start("boundaries", "--model", str(model_dir), "--fasta", str(demo.HUMAN_FASTA), "--regions",
-                  str(tmp_path / "r.bed"), "--out", str(tracks / "hla"), "--formats", "bed", "--quiet")
+    again = start(
+        "boundaries",
+        "--model",
+        str(model_dir),
+        "--fasta",
+        str(demo.HUMAN_FASTA),
+        "--regions",
+        str(tmp_path / "r.bed"),
+        "--out",
+        str(tracks / "hla"),
+        "--formats",
+        "bed",
+        "--quiet",
+    )
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     assert leftovers(tracks) == []  # ... so the next run at that prefix removes what the killed one left
-    assert sorted(p.name for p in tracks.iterdir()) == ["hla.chrom.sizes", "hla.stage1.bed", "hla.tracks.json",
-                                                        "notes.txt"]
+    assert sorted(p.name for p in tracks.iterdir()) == [
+        "hla.chrom.sizes",
+        "hla.stage1.bed",
+        "hla.tracks.json",
+        "notes.txt",
+    ]
     assert (tracks / "notes.txt").read_text() == "the user's\n"

@@ -11,11 +11,18 @@ import torch
 from hnet_genomics import build_model, cli, load_config
 from hnet_genomics.data import demo
 from hnet_genomics.data.encoding import reverse_complement
-from hnet_genomics.tasks.finetune import (FinetuneSettings, finetune_seed, kmer_seed, load_classifier, predict,
-                                          prepare_task, split_train_val)
+from hnet_genomics.data.labelled import read_labelled
+from hnet_genomics.tasks.finetune import (
+    FinetuneSettings,
+    finetune_seed,
+    kmer_seed,
+    load_classifier,
+    predict,
+    prepare_task,
+    split_train_val,
+)
 from hnet_genomics.tasks.heads import SequenceClassifier
 from hnet_genomics.tasks.kmer import kmer_counts
-from hnet_genomics.data.labelled import read_labelled
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +39,9 @@ def small_task(tfbs):
     train, test = tfbs
     rng = np.random.default_rng(0)
     pick = lambda d, n: sorted(rng.choice(len(d), n, replace=False).tolist())  # noqa: E731
-    settings = FinetuneSettings(epochs=1, seeds=1, batch_size=16, lr=3e-3, val_fraction=0.1, max_len=SMALL,
-                                on_long="truncate")
+    settings = FinetuneSettings(
+        epochs=1, seeds=1, batch_size=16, lr=3e-3, val_fraction=0.1, max_len=SMALL, on_long="truncate"
+    )
     with pytest.warns(UserWarning, match="truncating"):
         return prepare_task(train.subset(pick(train, 60)), test.subset(pick(test, 16)), settings), settings
 
@@ -99,19 +107,43 @@ def test_best_validation_epoch_is_kept_and_frozen_backbone_is_unchanged(small_ta
 
 
 def _write_csv(path, data):
-    path.write_text("sequence,label,name\n" + "".join(
-        f"{s.decode()},{lab},{n}\n" for s, lab, n in zip(data.sequences, data.labels, data.names)))
+    path.write_text(
+        "sequence,label,name\n"
+        + "".join(f"{s.decode()},{lab},{n}\n" for s, lab, n in zip(data.sequences, data.labels, data.names))
+    )
 
 
-def test_finetune_command_writes_per_seed_and_mean_metrics_and_a_reloadable_model(small_task, fast_config,
-                                                                                  tmp_path, capsys):
+def test_finetune_command_writes_per_seed_and_mean_metrics_and_a_reloadable_model(
+    small_task, fast_config, tmp_path, capsys
+):
     task, _ = small_task
     _write_csv(tmp_path / "train.csv", task.train)
     _write_csv(tmp_path / "test.csv", task.test)
     out = tmp_path / "run"
-    rc = cli.main(["finetune", "--config", str(fast_config), "--train", str(tmp_path / "train.csv"),
-                   "--test", str(tmp_path / "test.csv"), "--out", str(out), "--epochs", "1", "--seeds", "2",
-                   "--batch-size", "16", "--pooling", "chunk", "--rc-tta", "--baseline", "kmer"])
+    rc = cli.main(
+        [
+            "finetune",
+            "--config",
+            str(fast_config),
+            "--train",
+            str(tmp_path / "train.csv"),
+            "--test",
+            str(tmp_path / "test.csv"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--seeds",
+            "2",
+            "--batch-size",
+            "16",
+            "--pooling",
+            "chunk",
+            "--rc-tta",
+            "--baseline",
+            "kmer",
+        ]
+    )
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for name in ("model", "kmer"):
@@ -128,8 +160,24 @@ def test_finetune_command_writes_per_seed_and_mean_metrics_and_a_reloadable_mode
     assert "kmer: test_accuracy=" in capsys.readouterr().out
 
     kmer_only = tmp_path / "kmer_only"
-    assert cli.main(["finetune", "--baseline", "kmer", "--seeds", "1", "--train", str(tmp_path / "train.csv"),
-                     "--test", str(tmp_path / "test.csv"), "--out", str(kmer_only)]) == 0
+    assert (
+        cli.main(
+            [
+                "finetune",
+                "--baseline",
+                "kmer",
+                "--seeds",
+                "1",
+                "--train",
+                str(tmp_path / "train.csv"),
+                "--test",
+                str(tmp_path / "test.csv"),
+                "--out",
+                str(kmer_only),
+            ]
+        )
+        == 0
+    )
     assert list(json.loads((kmer_only / "metrics.json").read_text())["results"]) == ["kmer"]
     assert not (kmer_only / "best").exists()
 
@@ -142,9 +190,31 @@ def test_pretrained_model_directory_is_fine_tuned_as_a_linear_probe(small_task, 
     pretrained = build_model(load_config(fast_config))
     pretrained.trained_context = 100  # as `pretrain` records it: the default --max-len of a --model
     pretrained.save_pretrained(tmp_path / "pretrained")
-    assert cli.main(["finetune", "--model", str(tmp_path / "pretrained"), "--train", str(tmp_path / "train.csv"),
-                     "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "run"), "--seeds", "1",
-                     "--epochs", "2", "--freeze-backbone", "--pooling", "last", "--on-long", "truncate"]) == 0
+    assert (
+        cli.main(
+            [
+                "finetune",
+                "--model",
+                str(tmp_path / "pretrained"),
+                "--train",
+                str(tmp_path / "train.csv"),
+                "--test",
+                str(tmp_path / "test.csv"),
+                "--out",
+                str(tmp_path / "run"),
+                "--seeds",
+                "1",
+                "--epochs",
+                "2",
+                "--freeze-backbone",
+                "--pooling",
+                "last",
+                "--on-long",
+                "truncate",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["settings"]["backbone"].startswith("pretrained:") and metrics["settings"]["max_len"] == 100
     model, _ = load_classifier(tmp_path / "run" / "best")
@@ -156,8 +226,9 @@ def test_model_directory_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path, 
     (tmp_path / "notes.txt").write_text("not a model")
     csv = tmp_path / "t.csv"
     csv.write_text("sequence,label\nACGT,0\nACGA,1\n")
-    rc = cli.main(["finetune", "--model", str(tmp_path), "--train", str(csv), "--test", str(csv),
-                   "--out", str(tmp_path / "out")])
+    rc = cli.main(
+        ["finetune", "--model", str(tmp_path), "--train", str(csv), "--test", str(csv), "--out", str(tmp_path / "out")]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "not a saved model" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
@@ -167,8 +238,21 @@ def test_model_directory_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path, 
 def test_finetune_on_an_absent_gpu_is_a_one_line_error(tmp_path, capsys):
     csv = tmp_path / "t.csv"
     csv.write_text("sequence,label\nACGT,0\nACGA,1\n")
-    rc = cli.main(["finetune", "--baseline", "kmer", "--train", str(csv), "--test", str(csv), "--device", "cuda",
-                   "--out", str(tmp_path / "out")])
+    rc = cli.main(
+        [
+            "finetune",
+            "--baseline",
+            "kmer",
+            "--train",
+            str(csv),
+            "--test",
+            str(csv),
+            "--device",
+            "cuda",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "torch sees no CUDA GPU" in err and len(err.splitlines()) == 1
 
@@ -179,8 +263,7 @@ def test_gpu_fine_tuning_returns_a_cpu_model_that_predicts_as_it_scored(small_ta
     task, settings = small_task
     torch.manual_seed(0)
     backbone = build_model(load_config(fast_config))
-    on_gpu = FinetuneSettings(**{**settings.__dict__, "device": "cuda", "freeze_backbone": freeze,
-                                 "rc_tta": True})
+    on_gpu = FinetuneSettings(**{**settings.__dict__, "device": "cuda", "freeze_backbone": freeze, "rc_tta": True})
     result, model = finetune_seed(task, lambda: backbone, on_gpu, seed=0)
     assert next(model.parameters()).device.type == "cpu"
     probs = predict(model, task.test.sequences, "classification", rc_tta=True)

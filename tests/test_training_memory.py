@@ -4,16 +4,16 @@ import warnings
 
 import pytest
 import torch
+from conftest import small_model_config
 
 from hnet_genomics import build_model
 from hnet_genomics.training import pretrain
 from hnet_genomics.training.resources import measure_training_memory, saved_activation_bytes
 
-from conftest import small_model_config
 
-
-@pytest.mark.parametrize("name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny",
-                                  "dna/transformer_tiny"])
+@pytest.mark.parametrize(
+    "name", ["dna/hnet_1stage_tiny", "dna/hnet_2stage_tiny", "dna/mamba2_tiny", "dna/transformer_tiny"]
+)
 def test_two_short_measurements_predict_a_batch_of_four_longer_windows(name):
     torch.manual_seed(0)
     model = build_model(small_model_config(name))
@@ -41,8 +41,11 @@ def test_a_step_that_does_not_fit_is_flagged_with_the_windows_that_would(monkeyp
     estimate = measure_training_memory(model, 256)
     budget = estimate.step_bytes(10)  # free memory for ~8 windows at the 80 % threshold
     monkeypatch.setattr(pretrain, "available_bytes", lambda on_gpu: budget)
-    with pytest.warns(UserWarning, match=r"training may run out of memory: a step of 64 x 256 bases .* about \d windows "
-                                         r"fit: lower train.tokens_per_batch"):
+    with pytest.warns(
+        UserWarning,
+        match=r"training may run out of memory: a step of 64 x 256 bases .* about \d windows "
+        r"fit: lower train.tokens_per_batch",
+    ):
         pretrain.warn_if_memory_tight(config, model, on_gpu=False)
     monkeypatch.setattr(pretrain, "available_bytes", lambda on_gpu: 10 * estimate.step_bytes(64))
     with warnings.catch_warnings():

@@ -41,11 +41,20 @@ def test_parameter_stages_are_declared_by_the_modules_and_the_pad_trains_with_th
     model = build_model(load_config("dna/hnet_2stage_tiny"))
     stages = model.parameter_stages()
     assert set(stages) >= {n for n, _ in model.named_parameters()}
-    expect = {"embeddings.weight": 0, "lm_head.weight": 0, "backbone.encoder.blocks.0.mixer.in_proj.weight": 0,
-              "backbone.routing.q_proj.weight": 0, "backbone.residual_proj.bias": 0, "backbone.decoder.norm.weight": 0,
-              "backbone.pad": 1, "backbone.main.routing.k_proj.weight": 1,
-              "backbone.main.encoder.blocks.1.mixer.A_log": 1, "backbone.main.residual_proj.weight": 1,
-              "backbone.main.pad": 2, "backbone.main.main.blocks.2.mixer.out_proj.weight": 2}
+    expect = {
+        "embeddings.weight": 0,
+        "lm_head.weight": 0,
+        "backbone.encoder.blocks.0.mixer.in_proj.weight": 0,
+        "backbone.routing.q_proj.weight": 0,
+        "backbone.residual_proj.bias": 0,
+        "backbone.decoder.norm.weight": 0,
+        "backbone.pad": 1,
+        "backbone.main.routing.k_proj.weight": 1,
+        "backbone.main.encoder.blocks.1.mixer.A_log": 1,
+        "backbone.main.residual_proj.weight": 1,
+        "backbone.main.pad": 2,
+        "backbone.main.main.blocks.2.mixer.out_proj.weight": 2,
+    }
     assert {n: stages[n] for n in expect} == expect
 
 

@@ -17,9 +17,17 @@ from hnet_genomics.errors import CheckpointError, DataError
 from hnet_genomics.training.optim import lr_factor
 from hnet_genomics.training.pretrain import run_pretrain
 
-FAST = ["train.seq_len=128", "train.batch_size=2", "train.val_windows=4", "train.final_val_windows=4",
-        "train.val_every=1000",
-        "train.checkpoint_every=1000", "train.warmup_steps=2", "model.ssm.chunk_size=32", "data.rc_prob=0.5"]
+FAST = [
+    "train.seq_len=128",
+    "train.batch_size=2",
+    "train.val_windows=4",
+    "train.final_val_windows=4",
+    "train.val_every=1000",
+    "train.checkpoint_every=1000",
+    "train.warmup_steps=2",
+    "model.ssm.chunk_size=32",
+    "data.rc_prob=0.5",
+]
 
 
 def tiny(steps: int, extra=()):
@@ -42,11 +50,11 @@ def test_resume_continues_the_same_loss_curve(tmp_path):
     first = LossRecorder(stop_at=4)
     run_pretrain(tiny(8), demo.HUMAN_FASTA, tmp_path / "split", callbacks=[first], progress=False)
     second = LossRecorder()
-    metrics = run_pretrain(tiny(8), demo.HUMAN_FASTA, tmp_path / "split", resume=True, callbacks=[second],
-                           progress=False)
+    metrics = run_pretrain(
+        tiny(8), demo.HUMAN_FASTA, tmp_path / "split", resume=True, callbacks=[second], progress=False
+    )
     assert len(first.losses) == 4 and len(second.losses) == 4
-    torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(full.losses),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(full.losses), rtol=0, atol=1e-5)
     assert metrics["steps"] == 8 and metrics["bases_seen"] == 8 * 2 * 128
 
 
@@ -70,8 +78,7 @@ def test_resume_refuses_corrupt_or_mismatched_checkpoint_and_overwrites_nothing(
     last = tmp_path / "checkpoints" / "last.ckpt"
     good = last.read_bytes()
     with pytest.raises(CheckpointError, match="different model config.*d_model"):
-        run_pretrain(tiny(4, ["model.d_model=[64, 128]"]), demo.HUMAN_FASTA, tmp_path, resume=True,
-                     progress=False)
+        run_pretrain(tiny(4, ["model.d_model=[64, 128]"]), demo.HUMAN_FASTA, tmp_path, resume=True, progress=False)
     last.write_bytes(good[: len(good) // 2])
     with pytest.raises(CheckpointError, match="corrupt or unreadable"):
         run_pretrain(tiny(4), demo.HUMAN_FASTA, tmp_path, resume=True, progress=False)
@@ -90,8 +97,9 @@ class LrRecorder(L.Callback):
 
 def test_resume_trains_at_changed_stage_multipliers_and_accepts_older_checkpoints(tmp_path):
     first = LossRecorder(stop_at=4)
-    run_pretrain(tiny(8, ["train.lr_multipliers=[1.5, 1.0]"]), demo.HUMAN_FASTA, tmp_path, callbacks=[first],
-                 progress=False)
+    run_pretrain(
+        tiny(8, ["train.lr_multipliers=[1.5, 1.0]"]), demo.HUMAN_FASTA, tmp_path, callbacks=[first], progress=False
+    )
     last = tmp_path / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["config"]["train"]["lr_multipliers"] == [1.5, 1.0]
@@ -138,18 +146,62 @@ def test_kill_9_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_
 
 def test_cli_pretrain_and_eval_exit_codes(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    bad = subprocess.run([sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config", "dna/nope",
-                          "--fasta", str(demo.HUMAN_FASTA), "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hnet_genomics.cli",
+            "pretrain",
+            "--config",
+            "dna/nope",
+            "--fasta",
+            str(demo.HUMAN_FASTA),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 2 and "no shipped config named 'dna/nope'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    missing = subprocess.run([sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config",
-                              "dna/hnet_1stage_tiny", "--fasta", str(tmp_path / "none.fa"), "--out",
-                              str(tmp_path / "x")], capture_output=True, text=True, env=env)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hnet_genomics.cli",
+            "pretrain",
+            "--config",
+            "dna/hnet_1stage_tiny",
+            "--fasta",
+            str(tmp_path / "none.fa"),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert missing.returncode == 2 and "none.fa" in missing.stderr
-    unknown = subprocess.run([sys.executable, "-m", "hnet_genomics.cli", "pretrain", "--config",
-                              "dna/hnet_1stage_tiny", "--fasta", str(demo.HUMAN_FASTA), "--out", str(tmp_path / "x"),
-                              "--set", "train.learning_rate=1"], capture_output=True, text=True, env=env)
+    unknown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hnet_genomics.cli",
+            "pretrain",
+            "--config",
+            "dna/hnet_1stage_tiny",
+            "--fasta",
+            str(demo.HUMAN_FASTA),
+            "--out",
+            str(tmp_path / "x"),
+            "--set",
+            "train.learning_rate=1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert unknown.returncode == 2 and "unknown config key 'train.learning_rate'" in unknown.stderr
     assert not (tmp_path / "x").exists()
 
@@ -183,8 +235,12 @@ def test_final_evaluation_runs_on_the_trainers_device_and_precision_after_saving
     real = pretrain.evaluate_bpb
 
     def spy(model, *args, device="cpu", precision="fp32", **kwargs):
-        seen.update(device=torch.device(device), precision=precision, saved=(tmp_path / "model").is_dir(),
-                    on=next(model.parameters()).device)
+        seen.update(
+            device=torch.device(device),
+            precision=precision,
+            saved=(tmp_path / "model").is_dir(),
+            on=next(model.parameters()).device,
+        )
         return real(model, *args, device=device, precision=precision, **kwargs)
 
     monkeypatch.setattr(pretrain, "evaluate_bpb", spy)

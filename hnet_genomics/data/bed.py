@@ -62,8 +62,9 @@ def iter_bed(path: str | Path, min_columns: int = 3, columns: str = "chrom, star
                 try:
                     line = raw.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: byte 0x{raw[e.start]:02x} is not UTF-8 text; is this a "
-                                    f"BED file?") from None
+                    raise DataError(
+                        f"{path}:{lineno}: byte 0x{raw[e.start]:02x} is not UTF-8 text; is this a BED file?"
+                    ) from None
                 if not line.strip() or line.startswith(HEADER_PREFIXES):
                     continue
                 fields = tuple(line.split("\t") if "\t" in line else line.split())
@@ -72,12 +73,15 @@ def iter_bed(path: str | Path, min_columns: int = 3, columns: str = "chrom, star
                 try:
                     start, end = int(fields[1]), int(fields[2])
                 except ValueError:
-                    raise DataError(f"{path}:{lineno}: start '{fields[1]}' and end '{fields[2]}' must be "
-                                    f"integers") from None
+                    raise DataError(
+                        f"{path}:{lineno}: start '{fields[1]}' and end '{fields[2]}' must be integers"
+                    ) from None
                 if not 0 <= start < end:
                     kind = "empty" if start == end else "invalid"
-                    raise DataError(f"{path}:{lineno}: {kind} interval {fields[0]}:{start}-{end} (need "
-                                    f"0 <= start < end: BED is 0-based, end exclusive)")
+                    raise DataError(
+                        f"{path}:{lineno}: {kind} interval {fields[0]}:{start}-{end} (need "
+                        f"0 <= start < end: BED is 0-based, end exclusive)"
+                    )
                 yield BedRecord(fields[0], start, end, fields, lineno)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"{path}:{lineno + 1}: truncated or corrupt gzip data ({e})") from None
@@ -115,8 +119,12 @@ def check_in_genome(record: BedRecord, sizes: Mapping[str, int], path: str | Pat
     size = sizes.get(record.chrom)
     if size is None:
         known = ", ".join(list(sizes)[:5]) + (", ..." if len(sizes) > 5 else "")
-        raise DataError(f"{record.where(path)}: chromosome '{record.chrom}' is not in {genome} (records: {known})"
-                        f"{chrom_hint(record.chrom, sizes)}")
+        raise DataError(
+            f"{record.where(path)}: chromosome '{record.chrom}' is not in {genome} (records: {known})"
+            f"{chrom_hint(record.chrom, sizes)}"
+        )
     if record.end > size:
-        raise DataError(f"{record.where(path)}: interval {record.chrom}:{record.start}-{record.end} runs past the "
-                        f"end of '{record.chrom}' (length {size:,})")
+        raise DataError(
+            f"{record.where(path)}: interval {record.chrom}:{record.start}-{record.end} runs past the "
+            f"end of '{record.chrom}' (length {size:,})"
+        )

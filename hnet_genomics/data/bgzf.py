@@ -67,7 +67,7 @@ class BgzfReader:
             offset = pos - int(self._uncompressed[i])
             if offset >= len(block):
                 raise DataError(f"{self.path}: read past the end of the data; the .fai/.gzi index is stale")
-            piece = block[offset:offset + end - pos]
+            piece = block[offset : offset + end - pos]
             parts.append(piece)
             pos += len(piece)
             i += 1
@@ -89,8 +89,13 @@ def _block(data: bytes, level: int) -> bytes:
         packer = zlib.compressobj(0, zlib.DEFLATED, -15)
         body = packer.compress(data) + packer.flush()
     size = len(body) + 25  # BSIZE: total block size - 1
-    return (_HEADER + size.to_bytes(2, "little") + body + zlib.crc32(data).to_bytes(4, "little")
-            + len(data).to_bytes(4, "little"))
+    return (
+        _HEADER
+        + size.to_bytes(2, "little")
+        + body
+        + zlib.crc32(data).to_bytes(4, "little")
+        + len(data).to_bytes(4, "little")
+    )
 
 
 class BgzfWriter:
@@ -139,7 +144,7 @@ class BgzfWriter:
                 self._pool.shutdown(wait=True, cancel_futures=True)
             self._file.close()
 
-    def __enter__(self) -> "BgzfWriter":
+    def __enter__(self) -> BgzfWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

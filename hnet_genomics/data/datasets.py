@@ -50,8 +50,10 @@ class _CounterRng:
 
 
 def _item(window: EncodedWindow) -> dict[str, torch.Tensor]:
-    item = {"input_ids": torch.from_numpy(np.frombuffer(window.ids, dtype=np.uint8).astype(np.int64)),
-            "loss_mask": torch.from_numpy(np.ascontiguousarray(window.loss_mask))}
+    item = {
+        "input_ids": torch.from_numpy(np.frombuffer(window.ids, dtype=np.uint8).astype(np.int64)),
+        "loss_mask": torch.from_numpy(np.ascontiguousarray(window.loss_mask)),
+    }
     if window.soft_mask is not None:
         item["soft_mask"] = torch.from_numpy(np.ascontiguousarray(window.soft_mask))
     return item
@@ -66,18 +68,31 @@ class RandomWindowDataset(IterableDataset):
     reassembles into the same global order for any number of workers; pass the DataLoader's ``batch_size``.
     """
 
-    def __init__(self, genome: SizedSource, intervals: Sequence[Interval], seq_len: int, data_cfg: DataConfig,
-                 seed: int, rank: int = 0, world_size: int = 1, start_index: int = 0, batch_size: int = 1) -> None:
+    def __init__(
+        self,
+        genome: SizedSource,
+        intervals: Sequence[Interval],
+        seq_len: int,
+        data_cfg: DataConfig,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_index: int = 0,
+        batch_size: int = 1,
+    ) -> None:
         if seq_len < 1 or batch_size < 1 or start_index < 0:
-            raise ConfigError(f"need seq_len >= 1, batch_size >= 1, start_index >= 0; got {seq_len}, "
-                              f"{batch_size}, {start_index}")
+            raise ConfigError(
+                f"need seq_len >= 1, batch_size >= 1, start_index >= 0; got {seq_len}, {batch_size}, {start_index}"
+            )
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank {rank} is outside world size {world_size}")
         usable = [iv for iv in intervals if iv.end - iv.start >= seq_len]
         if not usable:
             longest = max((iv.end - iv.start for iv in intervals), default=0)
-            raise DataError(f"{genome.path}: window length {seq_len:,} is longer than every interval "
-                            f"({len(intervals)} interval(s), longest {longest:,} bp)")
+            raise DataError(
+                f"{genome.path}: window length {seq_len:,} is longer than every interval "
+                f"({len(intervals)} interval(s), longest {longest:,} bp)"
+            )
         self.genome, self.seq_len, self.cfg = genome, seq_len, data_cfg
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.start_index, self.batch_size = start_index, batch_size
@@ -103,8 +118,10 @@ class RandomWindowDataset(IterableDataset):
             if cfg.kind == "dna" and rng.uniform() < cfg.rc_prob:
                 window = window.reverse_complemented()
             return _item(window)
-        raise DataError(f"{self.genome.path}: no window with at most {cfg.max_n_fraction:.0%} ambiguous bases "
-                        f"in {MAX_DRAWS} draws; raise data.max_n_fraction or use n_policy=mask")
+        raise DataError(
+            f"{self.genome.path}: no window with at most {cfg.max_n_fraction:.0%} ambiguous bases "
+            f"in {MAX_DRAWS} draws; raise data.max_n_fraction or use n_policy=mask"
+        )
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -124,8 +141,7 @@ class EvalWindowDataset(Dataset):
     must stay exact); ambiguous bases are masked from the loss instead.
     """
 
-    def __init__(self, genome: SizedSource, intervals: Sequence[Interval], seq_len: int,
-                 data_cfg: DataConfig) -> None:
+    def __init__(self, genome: SizedSource, intervals: Sequence[Interval], seq_len: int, data_cfg: DataConfig) -> None:
         if seq_len < 1:
             raise ConfigError(f"seq_len must be >= 1, got {seq_len}")
         self.genome, self.seq_len, self.cfg = genome, seq_len, data_cfg
@@ -205,17 +221,22 @@ def collate_padded(items: Sequence[dict]) -> dict:
         arrays["mask"][b, :n] = True
         for k in keys:
             arrays[k][b, :n] = it[k].numpy()
-    return {"input_ids": torch.from_numpy(ids), **{k: torch.from_numpy(v) for k, v in arrays.items()},
-            **_metadata(items)}
+    return {
+        "input_ids": torch.from_numpy(ids),
+        **{k: torch.from_numpy(v) for k, v in arrays.items()},
+        **_metadata(items),
+    }
 
 
 def collate_packed(items: Sequence[dict]) -> dict:
     """Concatenate into one row; ``cu_seqlens`` (B+1,) int32 marks where each sequence starts and ends."""
     cu = np.zeros(len(items) + 1, dtype=np.int32)
     cu[1:] = np.cumsum([len(it["input_ids"]) for it in items])
-    out = {"input_ids": torch.from_numpy(np.concatenate([it["input_ids"].numpy() for it in items])[None]),
-           "cu_seqlens": torch.from_numpy(cu),
-           "mask": torch.from_numpy(np.ones((1, int(cu[-1])), dtype=bool))}
+    out = {
+        "input_ids": torch.from_numpy(np.concatenate([it["input_ids"].numpy() for it in items])[None]),
+        "cu_seqlens": torch.from_numpy(cu),
+        "mask": torch.from_numpy(np.ones((1, int(cu[-1])), dtype=bool)),
+    }
     for k in _PER_BASE:
         if k in items[0]:
             out[k] = torch.from_numpy(np.concatenate([it[k].numpy() for it in items])[None])

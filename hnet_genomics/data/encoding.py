@@ -31,13 +31,17 @@ def _table(mapping: dict[int, int] | None = None, default: str = "identity") -> 
 COMPLEMENT = _table({**dict(zip(_FORWARD, _COMPLEMENT)), **dict(zip(_FORWARD.lower(), _COMPLEMENT.lower()))})
 UPPER = _table({c: c - 32 for c in range(ord("a"), ord("z") + 1)})
 IS_LOWER = np.zeros(256, dtype=bool)
-IS_LOWER[ord("a"):ord("z") + 1] = True
+IS_LOWER[ord("a") : ord("z") + 1] = True
 IS_IUPAC = np.zeros(256, dtype=bool)
 IS_IUPAC[list(IUPAC_BYTES)] = True
 IS_AMBIGUOUS = IS_IUPAC.copy()
 IS_AMBIGUOUS[list(b"ACGTUacgtu")] = False
-TO_N = _table({**{c: ord("N") for c in IUPAC_BYTES if IS_AMBIGUOUS[c] and c < 97},
-               **{c: ord("n") for c in IUPAC_BYTES if IS_AMBIGUOUS[c] and c >= 97}})
+TO_N = _table(
+    {
+        **{c: ord("N") for c in IUPAC_BYTES if IS_AMBIGUOUS[c] and c < 97},
+        **{c: ord("n") for c in IUPAC_BYTES if IS_AMBIGUOUS[c] and c >= 97},
+    }
+)
 
 
 _COMPLEMENT_BYTES = COMPLEMENT.tobytes()
@@ -62,10 +66,13 @@ class EncodedWindow:
     soft_mask: np.ndarray | None  # bool (L,), True where the file had lower case
     ambiguous_fraction: float
 
-    def reverse_complemented(self) -> "EncodedWindow":
-        return EncodedWindow(self.ids.translate(_COMPLEMENT_BYTES)[::-1], self.loss_mask[::-1].copy(),
-                             None if self.soft_mask is None else self.soft_mask[::-1].copy(),
-                             self.ambiguous_fraction)
+    def reverse_complemented(self) -> EncodedWindow:
+        return EncodedWindow(
+            self.ids.translate(_COMPLEMENT_BYTES)[::-1],
+            self.loss_mask[::-1].copy(),
+            None if self.soft_mask is None else self.soft_mask[::-1].copy(),
+            self.ambiguous_fraction,
+        )
 
 
 def encode_window(raw: bytes, cfg: DataConfig, source: str = "", chrom: str = "", start: int = 0) -> EncodedWindow:
@@ -80,8 +87,9 @@ def encode_window(raw: bytes, cfg: DataConfig, source: str = "", chrom: str = ""
     if raw.translate(None, IUPAC_BYTES):
         arr = np.frombuffer(raw, dtype=np.uint8)
         pos = int(np.argmin(IS_IUPAC.take(arr)))
-        raise DataError(f"{source}: {chrom}:{start + pos + 1}: character {chr(arr[pos])!r} is not an IUPAC "
-                        f"nucleotide code")
+        raise DataError(
+            f"{source}: {chrom}:{start + pos + 1}: character {chr(arr[pos])!r} is not an IUPAC nucleotide code"
+        )
     soft = IS_LOWER.take(np.frombuffer(raw, dtype=np.uint8)) if cfg.emit_soft_mask else None
     ids = raw.translate(_UPPER_BYTES) if cfg.soft_mask == "upper" else raw
     n_ambiguous = len(ids.translate(None, _UNAMBIGUOUS))

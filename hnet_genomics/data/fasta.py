@@ -134,8 +134,11 @@ class FastaLineChecker:
     def finish(self, complete: bool = True) -> dict[str, int]:
         """``complete=False`` for a prefix of the file, where the last record may continue later."""
         if self._current is None and complete:
-            raise DataError(f"{self.source}: empty file, no FASTA record" if self.lineno == 0
-                            else f"{self.source}: no FASTA header ('>') in {self.lineno} line(s)")
+            raise DataError(
+                f"{self.source}: empty file, no FASTA record"
+                if self.lineno == 0
+                else f"{self.source}: no FASTA header ('>') in {self.lineno} line(s)"
+            )
         if complete:
             self._close_record()
         return self.records
@@ -178,8 +181,9 @@ def check_fasta_head(path: Path) -> None:
     checker.finish(complete=at_eof)
 
 
-def write_bgzip_fasta(src: Path, dest: Path, line_width: int = 80, threads: int = 1,
-                      progress: bool = False) -> dict[str, int]:
+def write_bgzip_fasta(
+    src: Path, dest: Path, line_width: int = 80, threads: int = 1, progress: bool = False
+) -> dict[str, int]:
     """Validate ``src`` (plain/gzip/bgzip) and write it bgzip-compressed with uniform line width to ``dest``.
 
     faidx needs equal line lengths within a record, so sequence is re-wrapped; headers are kept verbatim
@@ -197,13 +201,19 @@ def write_bgzip_fasta(src: Path, dest: Path, line_width: int = 80, threads: int 
     def flush(out: BgzfWriter, final: bool) -> None:
         n = len(pending) if final else len(pending) // line_width * line_width
         if n:
-            out.write(b"\n".join(pending[i:i + line_width] for i in range(0, n, line_width)) + b"\n")
+            out.write(b"\n".join(pending[i : i + line_width] for i in range(0, n, line_width)) + b"\n")
             del pending[:n]
 
     check_fasta_head(src)
     sizes: dict[str, int] = {}
-    bar = tqdm(total=os.path.getsize(src), unit="B", unit_scale=True, desc=f"bgzip {Path(src).name}",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=os.path.getsize(src),
+        unit="B",
+        unit_scale=True,
+        desc=f"bgzip {Path(src).name}",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     with bar, BgzfWriter(dest, threads) as out:
         for name, data in iter_fasta_lines(src, bar.update if progress else None):
             if name is not None:
@@ -219,8 +229,9 @@ def write_bgzip_fasta(src: Path, dest: Path, line_width: int = 80, threads: int 
     return sizes
 
 
-def prepare_fasta(src: str | Path, out: str | Path, line_width: int = 80, threads: int = 1,
-                  progress: bool = False) -> dict[str, int]:
+def prepare_fasta(
+    src: str | Path, out: str | Path, line_width: int = 80, threads: int = 1, progress: bool = False
+) -> dict[str, int]:
     """Validated, bgzip-compressed, faidx-indexed copy of a plain/gzip/bgzip FASTA; returns record sizes.
 
     Index files are moved into place before the FASTA, so a reader never sees the FASTA without them.

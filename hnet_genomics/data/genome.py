@@ -24,8 +24,10 @@ def _cache_candidates(path: Path) -> list[Path]:
     """Where the bgzip copy of a plain-gzip FASTA goes: beside it, else in the user's cache folder."""
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     beside = path.with_name(f"{name}.bgz")
-    root = Path(os.environ.get("HNET_GENOMICS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or
-                                                                   Path.home() / ".cache") / "hnet-genomics")
+    root = Path(
+        os.environ.get("HNET_GENOMICS_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hnet-genomics"
+    )
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
     return [beside, root / "bgzip" / f"{key}-{name}.bgz"]
 
@@ -53,12 +55,17 @@ def bgzip_copy(path: Path) -> Path:
             continue
         if not os.access(copy.parent, os.W_OK | os.X_OK):
             continue
-        print(f"hnet-genomics: note: {path} is gzip, not bgzip, so it cannot be read at random positions; "
-              f"writing a bgzip copy once to {copy} (later runs reuse it)", file=sys.stderr)
+        print(
+            f"hnet-genomics: note: {path} is gzip, not bgzip, so it cannot be read at random positions; "
+            f"writing a bgzip copy once to {copy} (later runs reuse it)",
+            file=sys.stderr,
+        )
         prepare_fasta(path, copy, threads=thread_count(), progress=show_progress())
         return copy
-    raise DataError(f"{path}: gzip, not bgzip, and neither its folder nor the cache folder is writable for a "
-                    f"bgzip copy; convert it with `hnet-genomics data prepare --fasta {path} --out OUT.fa.gz`")
+    raise DataError(
+        f"{path}: gzip, not bgzip, and neither its folder nor the cache folder is writable for a "
+        f"bgzip copy; convert it with `hnet-genomics data prepare --fasta {path} --out OUT.fa.gz`"
+    )
 
 
 def _index_paths(path: Path, compression: str) -> list[Path]:
@@ -72,15 +79,18 @@ def _build_index(path: Path) -> None:
     import pysam
 
     if not os.access(path.parent, os.W_OK):
-        raise DataError(f"{path}: no faidx index beside it and {path.parent} is not writable; index a copy with "
-                        f"`hnet-genomics data prepare --fasta {path} --out OUT.fa.gz`")
+        raise DataError(
+            f"{path}: no faidx index beside it and {path.parent} is not writable; index a copy with "
+            f"`hnet-genomics data prepare --fasta {path} --out OUT.fa.gz`"
+        )
     quiet = pysam.set_verbosity(0)  # htslib would print its own, less specific message to stderr
     try:
         pysam.faidx(str(path))
     except (pysam.utils.SamtoolsError, OSError):
         reason = _unindexable_line(path)
-        raise DataError(f"{reason}; rewrite the file with `hnet-genomics data prepare --fasta {path} "
-                        f"--out OUT.fa.gz`") from None
+        raise DataError(
+            f"{reason}; rewrite the file with `hnet-genomics data prepare --fasta {path} --out OUT.fa.gz`"
+        ) from None
     finally:
         pysam.set_verbosity(quiet)
 
@@ -177,14 +187,15 @@ class Genome:
         if rec is None:
             raise DataError(f"{self.path}: no record named '{chrom}'")
         if not 0 <= start <= end <= rec.length:
-            raise DataError(f"{self.path}: interval {chrom}:{start}-{end} is outside the record "
-                            f"(length {rec.length})")
+            raise DataError(f"{self.path}: interval {chrom}:{start}-{end} is outside the record (length {rec.length})")
         if start == end:
             return b""
         seq = self._read(*rec.byte_range(start, end)).translate(None, b"\r\n")
         if len(seq) != end - start:
-            raise DataError(f"{self.path}: read {len(seq)} bases at {chrom}:{start}-{end}, expected "
-                            f"{end - start}; the index is stale, delete {self.path}.fai to rebuild it")
+            raise DataError(
+                f"{self.path}: read {len(seq)} bases at {chrom}:{start}-{end}, expected "
+                f"{end - start}; the index is stale, delete {self.path}.fai to rebuild it"
+            )
         return seq
 
     def validate(self) -> dict[str, int]:
@@ -198,6 +209,7 @@ class Genome:
             else:
                 sizes[current] += len(bases)
         if sizes != self.sizes:
-            raise DataError(f"{self.path}: the file does not match its index {self.path}.fai; delete the "
-                            f"index to rebuild it")
+            raise DataError(
+                f"{self.path}: the file does not match its index {self.path}.fai; delete the index to rebuild it"
+            )
         return sizes

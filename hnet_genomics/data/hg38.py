@@ -59,8 +59,15 @@ def _download(url: str, dest: Path, timeout: float = 60.0, progress: bool = Fals
             have, md5 = 0, hashlib.md5()
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
-        bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=f"download {dest.name}",
-                   disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            initial=have,
+            unit="B",
+            unit_scale=True,
+            desc=f"download {dest.name}",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         received = have
         try:
             with bar, open(dest, "ab" if have else "wb") as out:
@@ -71,11 +78,14 @@ def _download(url: str, dest: Path, timeout: float = 60.0, progress: bool = Fals
                     bar.update(len(chunk))
         except (urllib.error.URLError, OSError, ValueError) as e:
             of = f" of {total:,}" if total else ""
-            raise DataError(f"{url}: download interrupted at {received:,}{of} bytes ({_reason(e)}); run the same "
-                            f"command again to resume") from None
+            raise DataError(
+                f"{url}: download interrupted at {received:,}{of} bytes ({_reason(e)}); run the same "
+                f"command again to resume"
+            ) from None
     if total is not None and received < total:
-        raise DataError(f"{url}: download ended early at {received:,} of {total:,} bytes; run the same command again "
-                        f"to resume")
+        raise DataError(
+            f"{url}: download ended early at {received:,} of {total:,} bytes; run the same command again to resume"
+        )
     return md5.hexdigest()
 
 
@@ -85,8 +95,9 @@ def _published_md5(base_url: str, name: str, timeout: float) -> str:
         with _urlopen(url, timeout) as response:
             text = response.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise DataError(f"{url}: cannot read the published checksums ({_reason(e)}); give the expected md5 of "
-                        f"{name} with --md5") from None
+        raise DataError(
+            f"{url}: cannot read the published checksums ({_reason(e)}); give the expected md5 of {name} with --md5"
+        ) from None
     for line in text.splitlines():
         fields = line.split()
         if len(fields) == 2 and fields[1].lstrip("*") == name:
@@ -94,9 +105,15 @@ def _published_md5(base_url: str, name: str, timeout: float) -> str:
     raise DataError(f"{url}: no checksum listed for {name}; give the expected md5 with --md5")
 
 
-def fetch_hg38(dest: str | Path, source: str = "ucsc", base_url: str | None = None,
-               expected_md5: str | None = None, threads: int = 1, progress: bool = False,
-               timeout: float = 60.0) -> dict[str, Path | None]:
+def fetch_hg38(
+    dest: str | Path,
+    source: str = "ucsc",
+    base_url: str | None = None,
+    expected_md5: str | None = None,
+    threads: int = 1,
+    progress: bool = False,
+    timeout: float = 60.0,
+) -> dict[str, Path | None]:
     """Download, verify, bgzip-recompress and index; returns ``{"fasta": ..., "intervals": ... or None}``.
 
     The checksum is looked up before the ~1 GB download, so a mirror without one fails in a second. An
@@ -119,8 +136,9 @@ def fetch_hg38(dest: str | Path, source: str = "ucsc", base_url: str | None = No
             got = _download(base + fasta_name, download, timeout, progress)
             if want is not None and got != want.lower():
                 download.unlink()
-                raise DataError(f"{base + fasta_name}: checksum mismatch (expected md5 {want}, got {got}); the "
-                                f"download was removed")
+                raise DataError(
+                    f"{base + fasta_name}: checksum mismatch (expected md5 {want}, got {got}); the download was removed"
+                )
             try:
                 prepare_fasta(download, fasta, threads=threads, progress=progress)
             except DataError:

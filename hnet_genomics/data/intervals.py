@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from hnet_genomics.config import DataConfig
 from hnet_genomics.atomic import atomic_path
+from hnet_genomics.config import DataConfig
 from hnet_genomics.data.bed import check_in_genome, read_bed
 from hnet_genomics.errors import ConfigError, DataError
 
@@ -111,15 +111,19 @@ def _fraction_split(genome: SizedSource, cfg: DataConfig) -> dict[str, list[Inte
     for chrom, size in genome.sizes.items():
         test_start = size - round(size * cfg.test_fraction)
         valid_start = test_start - round(size * cfg.valid_fraction)
-        for split, start, end in (("train", 0, valid_start), ("valid", valid_start, test_start),
-                                  ("test", test_start, size)):
+        for split, start, end in (
+            ("train", 0, valid_start),
+            ("valid", valid_start, test_start),
+            ("test", test_start, size),
+        ):
             if end > start:
                 splits[split].append(Interval(chrom, start, end))
     return splits
 
 
-def make_splits(genome: SizedSource, data_cfg: DataConfig, intervals_bed: str | Path | None = None,
-                seq_len: int | None = None) -> dict[str, list[Interval]]:
+def make_splits(
+    genome: SizedSource, data_cfg: DataConfig, intervals_bed: str | Path | None = None, seq_len: int | None = None
+) -> dict[str, list[Interval]]:
     """Regions per split from the first source that is configured (BED, held-out chromosomes, fractions).
 
     ``intervals_bed`` defaults to ``data_cfg.intervals``. With ``seq_len``, BED regions are tiled into
@@ -131,8 +135,9 @@ def make_splits(genome: SizedSource, data_cfg: DataConfig, intervals_bed: str | 
         if seq_len is not None:
             splits = {k: tile_intervals(v, seq_len, genome.sizes) for k, v in splits.items()}
             if not splits["train"]:
-                raise DataError(f"{bed}: window length {seq_len:,} is longer than every chromosome holding a "
-                                f"train interval")
+                raise DataError(
+                    f"{bed}: window length {seq_len:,} is longer than every chromosome holding a train interval"
+                )
     elif data_cfg.valid_chroms or data_cfg.test_chroms:
         splits = _held_out_chroms(genome, data_cfg)
     else:

@@ -20,9 +20,10 @@ import contextlib
 import csv
 import gzip
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from hnet_genomics.data.fasta import IUPAC_BYTES, open_stream
 from hnet_genomics.errors import DataError
@@ -46,9 +47,14 @@ class LabelledSequences:
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def subset(self, index: list[int] | range) -> "LabelledSequences":
-        return LabelledSequences([self.sequences[i] for i in index], [self.labels[i] for i in index],
-                                 [self.names[i] for i in index], [self.origins[i] for i in index], self.source)
+    def subset(self, index: list[int] | range) -> LabelledSequences:
+        return LabelledSequences(
+            [self.sequences[i] for i in index],
+            [self.labels[i] for i in index],
+            [self.names[i] for i in index],
+            [self.origins[i] for i in index],
+            self.source,
+        )
 
 
 def read_labelled(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSequences:
@@ -63,8 +69,10 @@ def read_labelled(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSe
         return read_table(p, soft_mask)
     if name.endswith(FASTA_SUFFIXES):
         return read_fasta_labelled(p, soft_mask)
-    raise DataError(f"{p}: unknown task file type (expected {', '.join(TABLE_SUFFIXES + FASTA_SUFFIXES)} "
-                    f"or a Genomic Benchmarks split directory <task>/<split>/<class>/*.txt)")
+    raise DataError(
+        f"{p}: unknown task file type (expected {', '.join(TABLE_SUFFIXES + FASTA_SUFFIXES)} "
+        f"or a Genomic Benchmarks split directory <task>/<split>/<class>/*.txt)"
+    )
 
 
 def read_table(path: str | Path, soft_mask: SoftMask = "upper", require_label: bool = True) -> LabelledSequences:
@@ -94,8 +102,9 @@ def read_table(path: str | Path, soft_mask: SoftMask = "upper", require_label: b
                 raise DataError(f"{p}:{line}: {len(row)} fields, header has {len(columns)}")
             origin = f"{p}:{line}"
             seqs.append(_clean(row[i_seq].strip().encode("ascii", "replace"), origin, soft_mask))
-            labels.append(_label(row[i_lab], origin) if require_label
-                          else row[i_lab].strip() if i_lab is not None else "")
+            labels.append(
+                _label(row[i_lab], origin) if require_label else row[i_lab].strip() if i_lab is not None else ""
+            )
             names.append(row[i_name].strip() if i_name is not None else f"{p.stem}_{len(names)}")
             origins.append(origin)
     return _nonempty(LabelledSequences(seqs, labels, names, origins, str(p)))
@@ -156,13 +165,12 @@ def _split_header(header: str, origin: str) -> tuple[str, str]:
     words = header.split()
     for w in words[1:]:
         if w.startswith("label="):
-            return words[0], _label(w[len("label="):], origin)
+            return words[0], _label(w[len("label=") :], origin)
     first = words[0] if words else ""
     if "|" in first:
         name, label = first.rsplit("|", 1)
         return name, _label(label, origin)
-    raise DataError(f"{origin}: FASTA header '>{header}' carries no label (expected '>name|label' or "
-                    f"'label=VALUE')")
+    raise DataError(f"{origin}: FASTA header '>{header}' carries no label (expected '>name|label' or 'label=VALUE')")
 
 
 def _fasta_records(path: Path) -> Iterator[tuple[int, str, bytes]]:
@@ -210,8 +218,9 @@ def _text_lines(path: Path, lines: Iterator[bytes]) -> Iterator[str]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise DataError(f"{path}:{line_no}: byte 0x{raw[e.start]:02x} is not UTF-8 text (save the file as "
-                            f"UTF-8)") from None
+            raise DataError(
+                f"{path}:{line_no}: byte 0x{raw[e.start]:02x} is not UTF-8 text (save the file as UTF-8)"
+            ) from None
         yield text.removeprefix("\ufeff") if line_no == 1 else text
 
 

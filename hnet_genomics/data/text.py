@@ -20,7 +20,7 @@ def _check_utf8(path: Path, decoder: codecs.IncrementalDecoder, data: bytes, fin
     try:
         decoder.decode(data, final=final)
     except UnicodeDecodeError as e:
-        line = lines_before + data[:max(e.start, 0)].count(b"\n") + 1
+        line = lines_before + data[: max(e.start, 0)].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 text") from None
 
 
@@ -32,8 +32,11 @@ class TextCorpus:
         if not self.path.exists():
             raise DataError(f"{self.path}: no such file or directory")
         if self.path.is_dir():
-            files = sorted(p for p in self.path.rglob("*")
-                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts))
+            files = sorted(
+                p
+                for p in self.path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
+            )
             self._files = {p.relative_to(self.path).as_posix(): p for p in files if p.stat().st_size > 0}
         else:
             self._files = {self.path.name: self.path} if self.path.stat().st_size > 0 else {}

@@ -17,8 +17,7 @@ from pathlib import Path
 from hnet_genomics.errors import DataError
 
 KINDS = ("SNV", "MNV", "INS", "DEL", "COMPLEX")
-SKIP_REASONS = ("no_alt", "star", "symbolic", "non_acgtn", "too_long", "no_change", "contig_edge",
-                "ref_mismatch")
+SKIP_REASONS = ("no_alt", "star", "symbolic", "non_acgtn", "too_long", "no_change", "contig_edge", "ref_mismatch")
 _BASES = frozenset("ACGTN")
 
 
@@ -45,8 +44,10 @@ def open_vcf(path: str | Path):
         with quiet_htslib():
             return pysam.VariantFile(str(path), "r")
     except NotImplementedError:  # htslib seeks, which plain gzip cannot
-        raise DataError(f"{path}: gzip-compressed but not bgzip; recompress it with `zcat {path} | bgzip -c > "
-                        f"NEW.vcf.gz` (bgzip comes with htslib)") from None
+        raise DataError(
+            f"{path}: gzip-compressed but not bgzip; recompress it with `zcat {path} | bgzip -c > "
+            f"NEW.vcf.gz` (bgzip comes with htslib)"
+        ) from None
     except (ValueError, OSError) as e:
         raise DataError(f"{path}: not a readable VCF, VCF.gz or BCF file ({e})") from None
 
@@ -77,12 +78,17 @@ class VcfSurvey:
 
 def contig_hint(name: str, sizes: dict[str, int]) -> str:
     """How to fix a contig name the FASTA lacks, when another spelling of it is there."""
-    candidates = [f"chr{name}", name[3:] if name.startswith("chr") else None,
-                  {"chrM": "MT", "MT": "chrM", "chrMT": "MT", "M": "chrM"}.get(name)]
+    candidates = [
+        f"chr{name}",
+        name[3:] if name.startswith("chr") else None,
+        {"chrM": "MT", "MT": "chrM", "chrMT": "MT", "M": "chrM"}.get(name),
+    ]
     match = next((c for c in candidates if c and c in sizes), None)
     if match:
-        return (f"the FASTA calls it '{match}': rename the VCF's contigs (`bcftools annotate --rename-chrs "
-                f"map.txt`, lines like '{name} {match}') or use a FASTA named like the VCF")
+        return (
+            f"the FASTA calls it '{match}': rename the VCF's contigs (`bcftools annotate --rename-chrs "
+            f"map.txt`, lines like '{name} {match}') or use a FASTA named like the VCF"
+        )
     known = ", ".join(list(sizes)[:5]) + (", ..." if len(sizes) > 5 else "")
     return f"FASTA records: {known}; was the VCF called against another reference?"
 
@@ -94,24 +100,32 @@ def survey_vcf(path: str | Path, sizes: dict[str, int], fasta: str | Path = "the
     with open_vcf(path) as vcf:
         for name, contig in vcf.header.contigs.items():
             if name in sizes and contig.length is not None and contig.length != sizes[name]:
-                raise DataError(f"{path}: header declares contig '{name}' with length {contig.length:,} but it has "
-                                f"{sizes[name]:,} bases in {fasta}: the VCF was made against another assembly")
+                raise DataError(
+                    f"{path}: header declares contig '{name}' with length {contig.length:,} but it has "
+                    f"{sizes[name]:,} bases in {fasta}: the VCF was made against another assembly"
+                )
         prev_chrom, prev_pos = None, 0
         for rec in records(vcf, path):
             survey.records += 1
             chrom, pos = rec.chrom, rec.pos
             if chrom != prev_chrom:
                 if chrom in survey.contigs:
-                    raise DataError(f"{path}: record {survey.records} ({chrom}:{pos}) returns to contig '{chrom}' "
-                                    f"after '{prev_chrom}': the VCF is not sorted (`bcftools sort`)")
+                    raise DataError(
+                        f"{path}: record {survey.records} ({chrom}:{pos}) returns to contig '{chrom}' "
+                        f"after '{prev_chrom}': the VCF is not sorted (`bcftools sort`)"
+                    )
                 if chrom not in sizes:
-                    raise DataError(f"{path}: record {survey.records} ({chrom}:{pos}): contig '{chrom}' is not in "
-                                    f"{fasta}; {contig_hint(chrom, sizes)}")
+                    raise DataError(
+                        f"{path}: record {survey.records} ({chrom}:{pos}): contig '{chrom}' is not in "
+                        f"{fasta}; {contig_hint(chrom, sizes)}"
+                    )
                 survey.contigs[chrom] = 0
                 prev_chrom, prev_pos = chrom, 0
             if pos < prev_pos:
-                raise DataError(f"{path}: record {survey.records} ({chrom}:{pos}) comes after {chrom}:{prev_pos}: "
-                                f"the VCF is not sorted (`bcftools sort`)")
+                raise DataError(
+                    f"{path}: record {survey.records} ({chrom}:{pos}) comes after {chrom}:{prev_pos}: "
+                    f"the VCF is not sorted (`bcftools sort`)"
+                )
             prev_pos = pos
             survey.contigs[chrom] += 1
     return survey

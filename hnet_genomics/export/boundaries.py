@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hnet_genomics.config import DataConfig
 from hnet_genomics.atomic import output_dir
+from hnet_genomics.config import DataConfig
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.export.regions import Region
@@ -25,8 +25,17 @@ from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.inference.readouts import base_level_decisions, decisions, routing_pass
 from hnet_genomics.inference.windows import DEFAULT_OVERLAP, DEFAULT_WINDOW, check_window
 
-__all__ = ["StitchedDecisions", "Disagreement", "ExportResult", "base_level_decisions", "export_boundaries", "predict_blocks",
-           "require_chunking", "routing_pass", "window_disagreement"]
+__all__ = [
+    "StitchedDecisions",
+    "Disagreement",
+    "ExportResult",
+    "base_level_decisions",
+    "export_boundaries",
+    "predict_blocks",
+    "require_chunking",
+    "routing_pass",
+    "window_disagreement",
+]
 
 
 @dataclass
@@ -43,15 +52,26 @@ def require_chunking(model: torch.nn.Module, where: str = "model") -> int:
     """Number of chunking stages; an isotropic baseline has no boundaries to export."""
     stages = model.config.num_stages
     if stages == 0:
-        raise ConfigError(f"{where}: an isotropic model (arch_layout {model.config.arch_layout}) has no "
-                          f"chunk boundaries; use an H-Net checkpoint")
+        raise ConfigError(
+            f"{where}: an isotropic model (arch_layout {model.config.arch_layout}) has no "
+            f"chunk boundaries; use an H-Net checkpoint"
+        )
     return stages
 
 
-def predict_blocks(model: torch.nn.Module, genome: Genome, regions: Iterable[Region],
-                   window: int = DEFAULT_WINDOW, overlap: int = DEFAULT_OVERLAP, batch_size: int = 16,
-                   device: str | torch.device = "cpu", phase: int = 0, data_cfg: DataConfig | None = None,
-                   progress: bool = False, precision: str = "fp32") -> Iterator[StitchedDecisions]:
+def predict_blocks(
+    model: torch.nn.Module,
+    genome: Genome,
+    regions: Iterable[Region],
+    window: int = DEFAULT_WINDOW,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    phase: int = 0,
+    data_cfg: DataConfig | None = None,
+    progress: bool = False,
+    precision: str = "fp32",
+) -> Iterator[StitchedDecisions]:
     """Stitched per-base decisions, region after region, in blocks of at most ``window`` bases.
 
     Memory is bounded by one batch of windows, whatever the length of the chromosome.
@@ -59,8 +79,9 @@ def predict_blocks(model: torch.nn.Module, genome: Genome, regions: Iterable[Reg
     require_chunking(model)
     engine = InferenceEngine(model, str(device), precision, batch_size)
     stages = model.config.num_stages
-    for w, _, row in engine.windows(genome, regions, window, overlap, decisions, data_cfg, phase,
-                                    progress=progress, desc="boundaries"):
+    for w, _, row in engine.windows(
+        genome, regions, window, overlap, decisions, data_cfg, phase, progress=progress, desc="boundaries"
+    ):
         a, b = w.keep_from - w.start, w.end - w.start
         yield StitchedDecisions(w.region, w.keep_from, [x[a:b] for x in row[:stages]], [x[a:b] for x in row[stages:]])
 
@@ -80,12 +101,29 @@ class Disagreement:
         return self.differing_bases[stage] / max(self.boundaries[stage], 1)
 
 
-def window_disagreement(model: torch.nn.Module, genome: Genome, regions: list[Region], window: int, overlap: int,
-                        phase: int, batch_size: int = 8, device: str | torch.device = "cpu") -> Disagreement:
+def window_disagreement(
+    model: torch.nn.Module,
+    genome: Genome,
+    regions: list[Region],
+    window: int,
+    overlap: int,
+    phase: int,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+) -> Disagreement:
     """Compare the default window grid with one shifted by ``phase`` bases."""
-    a, b = ([np.concatenate(x) for x in zip(*(blk.boundaries for blk in
-                                              predict_blocks(model, genome, regions, window, overlap, batch_size,
-                                                             device, phase=p)))] for p in (0, phase))
+    a, b = (
+        [
+            np.concatenate(x)
+            for x in zip(
+                *(
+                    blk.boundaries
+                    for blk in predict_blocks(model, genome, regions, window, overlap, batch_size, device, phase=p)
+                )
+            )
+        ]
+        for p in (0, phase)
+    )
     return Disagreement(len(a[0]), [int((x != y).sum()) for x, y in zip(a, b)], [int(x.sum()) for x in a])
 
 
@@ -96,11 +134,19 @@ class ExportResult:
     chunks: list[int]  # per stage
 
 
-def export_boundaries(model: torch.nn.Module, genome: Genome, regions: list[Region], prefix: str | Path,
-                      formats: tuple[str, ...], window: int = DEFAULT_WINDOW, overlap: int = DEFAULT_OVERLAP,
-                      batch_size: int = 16,
-                      device: str | torch.device = "cpu", progress: bool = False,
-                      precision: str = "fp32") -> ExportResult:
+def export_boundaries(
+    model: torch.nn.Module,
+    genome: Genome,
+    regions: list[Region],
+    prefix: str | Path,
+    formats: tuple[str, ...],
+    window: int = DEFAULT_WINDOW,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    precision: str = "fp32",
+) -> ExportResult:
     """Run the model and write every requested track format per stage, plus ``PREFIX.chrom.sizes``."""
     from contextlib import ExitStack
 
@@ -111,11 +157,13 @@ def export_boundaries(model: torch.nn.Module, genome: Genome, regions: list[Regi
     check_writable(prefix)
     name = Path(prefix).name
     with output_dir(Path(prefix).parent), ExitStack() as stack:
-        writers = [stack.enter_context(StageTrackWriter(prefix, s + 1, genome.sizes, formats,
-                                                        f"{name} H-Net stage {s + 1}"))
-                   for s in range(stages)]
-        for blk in predict_blocks(model, genome, regions, window, overlap, batch_size, device, progress=progress,
-                                  precision=precision):
+        writers = [
+            stack.enter_context(StageTrackWriter(prefix, s + 1, genome.sizes, formats, f"{name} H-Net stage {s + 1}"))
+            for s in range(stages)
+        ]
+        for blk in predict_blocks(
+            model, genome, regions, window, overlap, batch_size, device, progress=progress, precision=precision
+        ):
             for w, b, p in zip(writers, blk.boundaries, blk.probs):
                 w.add(blk.region, blk.start, b, p)
         files = [f for w in writers for f in w.finish()]

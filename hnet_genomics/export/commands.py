@@ -9,80 +9,138 @@ from pathlib import Path
 
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
-from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_input_file, check_output_dir,
-                                   check_output_prefix, nonnegative_int, positive_int, show_progress)
+from hnet_genomics.options import (
+    add_quiet,
+    add_threads,
+    apply_threads,
+    check_input_file,
+    check_output_dir,
+    check_output_prefix,
+    nonnegative_int,
+    positive_int,
+    show_progress,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from hnet_genomics.export.windows import DEFAULT_OVERLAP, DEFAULT_WINDOW
 
     p = sub.add_parser(
-        "boundaries", help="export a model's chunk boundaries as BED/bedGraph/bigWig/bigBed/tabix tracks",
+        "boundaries",
+        help="export a model's chunk boundaries as BED/bedGraph/bigWig/bigBed/tabix tracks",
         description="Run an H-Net over whole FASTA records (or the intervals of --regions) in overlapping "
-                    "windows and write, per chunking stage, the chunks (BED9, tiling every region exactly) and "
-                    "the per-base boundary probability. Each base takes its decision from the window in which "
-                    "it has the most left context (at least --overlap bases past a region's first --overlap).")
+        "windows and write, per chunking stage, the chunks (BED9, tiling every region exactly) and "
+        "the per-base boundary probability. Each base takes its decision from the window in which "
+        "it has the most left context (at least --overlap bases past a region's first --overlap).",
+    )
     p.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
-    p.add_argument("--fasta", type=Path, required=True,
-                   help="genome FASTA: plain or bgzip (indexed on first use), or plain gzip (converted once to a "
-                        "bgzip copy beside it)")
+    p.add_argument(
+        "--fasta",
+        type=Path,
+        required=True,
+        help="genome FASTA: plain or bgzip (indexed on first use), or plain gzip (converted once to a "
+        "bgzip copy beside it)",
+    )
     p.add_argument("--regions", type=Path, help="BED of intervals to export, plain or gzip (default: every record)")
-    p.add_argument("--out", required=True,
-                   help="output prefix: PREFIX.stage1.bed, PREFIX.chrom.sizes, ... (its folder is created if "
-                        "missing); files an earlier run wrote at this prefix and this one does not are removed")
-    p.add_argument("--window", type=positive_int, help=f"bases per model window (default: the window length the model was "
-                                              f"trained on, or {DEFAULT_WINDOW} if it did not record one)")
-    p.add_argument("--overlap", type=nonnegative_int,
-                   help=f"left context every decision gets beyond a region's start (default: a quarter of the "
-                        f"window, {DEFAULT_OVERLAP} for {DEFAULT_WINDOW}); more overlap, fewer grid-dependent "
-                        f"decisions, more compute: window / (window - overlap)")
-    p.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
-                   help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output prefix: PREFIX.stage1.bed, PREFIX.chrom.sizes, ... (its folder is created if "
+        "missing); files an earlier run wrote at this prefix and this one does not are removed",
+    )
+    p.add_argument(
+        "--window",
+        type=positive_int,
+        help=f"bases per model window (default: the window length the model was "
+        f"trained on, or {DEFAULT_WINDOW} if it did not record one)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=nonnegative_int,
+        help=f"left context every decision gets beyond a region's start (default: a quarter of the "
+        f"window, {DEFAULT_OVERLAP} for {DEFAULT_WINDOW}); more overlap, fewer grid-dependent "
+        f"decisions, more compute: window / (window - overlap)",
+    )
+    p.add_argument(
+        "--formats",
+        default="bed,bedgraph,bigwig,bigbed,tabix",
+        help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="windows per forward pass")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", help=PRECISION_HELP)
     add_threads(p, "torch CPU threads, and bgzip threads for the tabix track")
     add_quiet(p, "--no-progress")
-    p.add_argument("--shard", metavar="K/N",
-                   help="export only the K-th of N length-balanced groups of whole regions (one job of a job "
-                        "array); join the N outputs with `merge-tracks`, which then equal an unsharded run's")
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="export only the K-th of N length-balanced groups of whole regions (one job of a job "
+        "array); join the N outputs with `merge-tracks`, which then equal an unsharded run's",
+    )
     p.set_defaults(func=run_boundaries)
 
     m = sub.add_parser(
-        "merge-tracks", help="join the tracks of `boundaries --shard K/N` (or `likelihood --shard K/N`) jobs",
+        "merge-tracks",
+        help="join the tracks of `boundaries --shard K/N` (or `likelihood --shard K/N`) jobs",
         description="Concatenate the chunk BED and probability bedGraph of every shard (in genome order, "
-                    "whatever the order given) and build the requested formats, as one unsharded `boundaries` "
-                    "run would have. Shards must be exported with at least --formats bed,bedgraph. Shards of "
-                    "`likelihood` (PREFIX.bits.*.bedGraph) are merged the same way into bedGraph and bigWig.")
-    m.add_argument("--shards", nargs="+", required=True, metavar="PREFIX",
-                   help="the --out prefixes of all N shards of one export (`boundaries` or `likelihood` "
-                        "--shard K/N), any order")
-    m.add_argument("--out", required=True, help="output prefix of the merged tracks (its folder is created if "
-                                                "missing)")
-    m.add_argument("--formats", default="bed,bedgraph,bigwig,bigbed,tabix",
-                   help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)")
+        "whatever the order given) and build the requested formats, as one unsharded `boundaries` "
+        "run would have. Shards must be exported with at least --formats bed,bedgraph. Shards of "
+        "`likelihood` (PREFIX.bits.*.bedGraph) are merged the same way into bedGraph and bigWig.",
+    )
+    m.add_argument(
+        "--shards",
+        nargs="+",
+        required=True,
+        metavar="PREFIX",
+        help="the --out prefixes of all N shards of one export (`boundaries` or `likelihood` --shard K/N), any order",
+    )
+    m.add_argument("--out", required=True, help="output prefix of the merged tracks (its folder is created if missing)")
+    m.add_argument(
+        "--formats",
+        default="bed,bedgraph,bigwig,bigbed,tabix",
+        help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)",
+    )
     add_threads(m, "bgzip threads for the tabix track")
     add_quiet(m)
     m.set_defaults(func=run_merge_tracks)
 
     e = sub.add_parser(
-        "enrichment", help="test whether chunk boundaries fall at annotated feature edges",
+        "enrichment",
+        help="test whether chunk boundaries fall at annotated feature edges",
         description="Count boundaries (chunk starts from `boundaries`) within +-K bp of feature edges and "
-                    "compare with boundaries shuffled uniformly within the same regions (exact hypergeometric "
-                    "sampling of the shuffle null, permutation p-value); also compares chunk lengths inside vs "
-                    "outside features and plots boundary density around 5' and 3' edges.")
-    e.add_argument("--boundaries", type=Path, required=True,
-                   help="chunk BED written by `boundaries` (PREFIX.stage1.bed, or its tabix PREFIX.stage1.bed.gz)")
+        "compare with boundaries shuffled uniformly within the same regions (exact hypergeometric "
+        "sampling of the shuffle null, permutation p-value); also compares chunk lengths inside vs "
+        "outside features and plots boundary density around 5' and 3' edges.",
+    )
+    e.add_argument(
+        "--boundaries",
+        type=Path,
+        required=True,
+        help="chunk BED written by `boundaries` (PREFIX.stage1.bed, or its tabix PREFIX.stage1.bed.gz)",
+    )
     e.add_argument("--annotation", type=Path, required=True, help="feature BED (exons, genes, ...), plain or gzip")
     e.add_argument("--out", type=Path, required=True, help="output folder (created with its parents if missing)")
-    e.add_argument("--flank", default="0,5,10,25",
-                   help="comma list of K: a boundary counts if within +-K bp of an edge (default 0,5,10,25)")
-    e.add_argument("--edges", choices=("both", "5prime", "3prime"), default="both",
-                   help="which feature edges (strand-aware; 5prime of genes = gene starts)")
-    e.add_argument("--permutations", type=positive_int, default=10000, metavar="N",
-                   help="draws from the shuffle null for the p-values")
-    e.add_argument("--profile-width", type=positive_int, default=100, metavar="BP",
-                   help="half-width of the density plot in bp")
+    e.add_argument(
+        "--flank",
+        default="0,5,10,25",
+        help="comma list of K: a boundary counts if within +-K bp of an edge (default 0,5,10,25)",
+    )
+    e.add_argument(
+        "--edges",
+        choices=("both", "5prime", "3prime"),
+        default="both",
+        help="which feature edges (strand-aware; 5prime of genes = gene starts)",
+    )
+    e.add_argument(
+        "--permutations",
+        type=positive_int,
+        default=10000,
+        metavar="N",
+        help="draws from the shuffle null for the p-values",
+    )
+    e.add_argument(
+        "--profile-width", type=positive_int, default=100, metavar="BP", help="half-width of the density plot in bp"
+    )
     e.add_argument("--seed", type=nonnegative_int, default=0, help="random seed of the shuffle null")
     e.set_defaults(func=run_enrichment)
 
@@ -96,9 +154,11 @@ def default_window(trained: int | None, window: int | None, overlap: int | None)
     overlap = overlap if overlap is not None else window // 4
     check_window(window, overlap)
     if trained is not None and window > trained:
-        print(f"warning: --window {window} is longer than the {trained}-base windows the model was trained on; "
-              f"positions past {trained} are out of distribution and their boundaries less reliable",
-              file=sys.stderr)
+        print(
+            f"warning: --window {window} is longer than the {trained}-base windows the model was trained on; "
+            f"positions past {trained} are out of distribution and their boundaries less reliable",
+            file=sys.stderr,
+        )
     return window, overlap
 
 
@@ -135,15 +195,29 @@ def run_boundaries(args: argparse.Namespace) -> int:
     sweep_prefix(args.out)
     dispatch.report(device, "boundaries")
     t0 = time.perf_counter()
-    result = export_boundaries(model, genome, regions, args.out, formats, window, overlap, args.batch_size, device,
-                               progress=show_progress(args.quiet), precision=precision)
+    result = export_boundaries(
+        model,
+        genome,
+        regions,
+        args.out,
+        formats,
+        window,
+        overlap,
+        args.batch_size,
+        device,
+        progress=show_progress(args.quiet),
+        precision=precision,
+    )
     dt = time.perf_counter() - t0
     manifest = finish_outputs(args.out, result.files, identity, stages, shard, _note)
-    per_stage = ", ".join(f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)"
-                          for s, n in enumerate(result.chunks))
+    per_stage = ", ".join(
+        f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)" for s, n in enumerate(result.chunks)
+    )
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-    print(f"{result.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s "
-          f"({result.bases / max(dt, 1e-9) / 1e3:.1f} kb/s); {per_stage}")
+    print(
+        f"{result.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s "
+        f"({result.bases / max(dt, 1e-9) / 1e3:.1f} kb/s); {per_stage}"
+    )
     for f in [*result.files, manifest]:
         print(f"wrote {f}")
     return 0
@@ -187,15 +261,20 @@ def run_enrichment(args: argparse.Namespace) -> int:
     check_input_file(args.boundaries, "--boundaries")
     check_input_file(args.annotation, "--annotation")
     check_output_dir(args.out)
-    summary = enrich(args.boundaries, args.annotation, args.out, flanks, args.edges, args.permutations,
-                     args.profile_width, args.seed)
+    summary = enrich(
+        args.boundaries, args.annotation, args.out, flanks, args.edges, args.permutations, args.profile_width, args.seed
+    )
     for r in summary["enrichment"]:
-        print(f"+-{r['flank']} bp of {r['edges']} edges: {r['observed']:,} of {r['n_boundaries']:,} boundaries "
-              f"(expected {r['expected']:.1f} if shuffled), ratio {r['ratio']:.3f}, "
-              f"p_enrichment {r['p_enrichment']:.3g}, p_depletion {r['p_depletion']:.3g}")
+        print(
+            f"+-{r['flank']} bp of {r['edges']} edges: {r['observed']:,} of {r['n_boundaries']:,} boundaries "
+            f"(expected {r['expected']:.1f} if shuffled), ratio {r['ratio']:.3f}, "
+            f"p_enrichment {r['p_enrichment']:.3g}, p_depletion {r['p_depletion']:.3g}"
+        )
     ln = summary["chunk_lengths"]
     if "mann_whitney_p" in ln:
-        print(f"chunk length median inside features {ln['inside']['median_bp']:g} bp vs outside "
-              f"{ln['outside']['median_bp']:g} bp (Mann-Whitney p {ln['mann_whitney_p']:.3g})")
+        print(
+            f"chunk length median inside features {ln['inside']['median_bp']:g} bp vs outside "
+            f"{ln['outside']['median_bp']:g} bp (Mann-Whitney p {ln['mann_whitney_p']:.3g})"
+        )
     print(f"wrote {Path(args.out)}/{{summary.json,enrichment.tsv,chunk_lengths.tsv,edge_profile.tsv,edge_density.png}}")
     return 0

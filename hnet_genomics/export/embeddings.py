@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from hnet_genomics.atomic import atomic_path
-from hnet_genomics.options import check_output_file
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
 from hnet_genomics.inference.embeddings import ItemEmbedding
+from hnet_genomics.options import check_output_file
 
 OUT_SUFFIXES = (".npy", ".parquet")
 BED_SUFFIXES = (".bed", ".bed.gz")
@@ -100,8 +100,9 @@ def output_kind(out: str | Path) -> str:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ConfigError("--out *.parquet needs pyarrow (pip install pyarrow, or the [parquet] extra); "
-                              "or write OUT.npy") from None
+            raise ConfigError(
+                "--out *.parquet needs pyarrow (pip install pyarrow, or the [parquet] extra); or write OUT.npy"
+            ) from None
     return suffix
 
 
@@ -114,21 +115,29 @@ def write_embeddings(items: list[ItemEmbedding], inp: EmbeddingInput, out: str |
     out = Path(out)
     suffix = output_kind(out)
     matrix = np.stack([it.vector for it in items]).astype(np.float32)
-    index = {"row": np.arange(len(items)), "name": inp.names, "chrom": inp.chroms,
-             "start": [it.span.start for it in items], "end": [it.span.end for it in items],
-             "length": [it.span.end - it.span.start for it in items]}
+    index = {
+        "row": np.arange(len(items)),
+        "name": inp.names,
+        "chrom": inp.chroms,
+        "start": [it.span.start for it in items],
+        "end": [it.span.end for it in items],
+        "length": [it.span.end - it.span.start for it in items],
+    }
     if inp.labels is not None:
         index["label"] = inp.labels
     written = _write_table(matrix, index, _stem(out, suffix), suffix)
     if items and items[0].chunk_vectors is not None:
         counts = [len(it.chunk_starts) for it in items]
-        chunks = {"row": np.repeat(np.arange(len(items)), counts),
-                  "name": np.repeat(np.array(inp.names, dtype=object), counts),
-                  "chrom": np.repeat(np.array(inp.chroms, dtype=object), counts),
-                  "start": np.concatenate([it.chunk_starts for it in items]),
-                  "end": np.concatenate([it.chunk_ends for it in items])}
-        written += _write_table(np.concatenate([it.chunk_vectors for it in items]), chunks,
-                                _stem(out, suffix) + ".chunks", suffix)
+        chunks = {
+            "row": np.repeat(np.arange(len(items)), counts),
+            "name": np.repeat(np.array(inp.names, dtype=object), counts),
+            "chrom": np.repeat(np.array(inp.chroms, dtype=object), counts),
+            "start": np.concatenate([it.chunk_starts for it in items]),
+            "end": np.concatenate([it.chunk_ends for it in items]),
+        }
+        written += _write_table(
+            np.concatenate([it.chunk_vectors for it in items]), chunks, _stem(out, suffix) + ".chunks", suffix
+        )
     return written
 
 

@@ -120,9 +120,15 @@ def _near(positions: np.ndarray, edges: np.ndarray, flank: int) -> np.ndarray:
     return ok & (sorted_edges[np.minimum(i, len(sorted_edges) - 1)] <= positions + flank)
 
 
-def edge_enrichment(boundaries: dict[str, np.ndarray], regions: dict[str, tuple[np.ndarray, np.ndarray]],
-                    edges: dict[str, np.ndarray], flank: int, which: str = "both", n_permutations: int = 1000,
-                    seed: int = 0) -> EdgeEnrichment:
+def edge_enrichment(
+    boundaries: dict[str, np.ndarray],
+    regions: dict[str, tuple[np.ndarray, np.ndarray]],
+    edges: dict[str, np.ndarray],
+    flank: int,
+    which: str = "both",
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> EdgeEnrichment:
     """Boundaries within +-flank of an edge, against boundaries shuffled within their own regions."""
     rng = np.random.default_rng(seed)
     observed, expected, n_bound, n_edges = 0, 0.0, 0, 0
@@ -146,18 +152,29 @@ def edge_enrichment(boundaries: dict[str, np.ndarray], regions: dict[str, tuple[
                 expected += n_r * m_r / c_r
                 null += rng.hypergeometric(m_r, c_r - m_r, n_r, size=n_permutations)
     if n_edges == 0:
-        raise DataError("annotation: no feature edges fall inside the boundary regions "
-                        "(do the chromosome names match the FASTA?)")
+        raise DataError(
+            "annotation: no feature edges fall inside the boundary regions (do the chromosome names match the FASTA?)"
+        )
     return EdgeEnrichment(
-        flank=flank, edges=which, n_boundaries=n_bound, n_edges=n_edges, observed=observed,
-        expected=expected, ratio=observed / expected if expected else float("nan"),
+        flank=flank,
+        edges=which,
+        n_boundaries=n_bound,
+        n_edges=n_edges,
+        observed=observed,
+        expected=expected,
+        ratio=observed / expected if expected else float("nan"),
         p_enrichment=(1 + int((null >= observed).sum())) / (1 + n_permutations),
-        p_depletion=(1 + int((null <= observed).sum())) / (1 + n_permutations), n_permutations=n_permutations)
+        p_depletion=(1 + int((null <= observed).sum())) / (1 + n_permutations),
+        n_permutations=n_permutations,
+    )
 
 
-def edge_profile(boundaries: dict[str, np.ndarray], regions: dict[str, tuple[np.ndarray, np.ndarray]],
-                 edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], half_width: int
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def edge_profile(
+    boundaries: dict[str, np.ndarray],
+    regions: dict[str, tuple[np.ndarray, np.ndarray]],
+    edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    half_width: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fraction of edges with a boundary at each offset (transcript orientation), for 5' and 3' edges."""
     offsets = np.arange(-half_width, half_width + 1)
     hits = {"5prime": np.zeros(len(offsets)), "3prime": np.zeros(len(offsets))}
@@ -180,8 +197,9 @@ def edge_profile(boundaries: dict[str, np.ndarray], regions: dict[str, tuple[np.
         return offsets, {k: hits[k] / valid[k] for k in hits if valid[k].any()}
 
 
-def chunk_lengths_by_feature(chunks: dict[str, Intervals], features: dict[str, Intervals]
-                             ) -> tuple[np.ndarray, np.ndarray]:
+def chunk_lengths_by_feature(
+    chunks: dict[str, Intervals], features: dict[str, Intervals]
+) -> tuple[np.ndarray, np.ndarray]:
     """Chunk lengths split by whether the chunk's middle base lies inside any feature."""
     inside, outside = [], []
     for chrom, c in chunks.items():
@@ -202,13 +220,25 @@ def _length_summary(x: np.ndarray) -> dict[str, float]:
     if len(x) == 0:
         return {"n_chunks": 0}
     q25, q50, q75 = np.percentile(x, [25, 50, 75])
-    return {"n_chunks": int(len(x)), "mean_bp": float(x.mean()), "median_bp": float(q50),
-            "q25_bp": float(q25), "q75_bp": float(q75)}
+    return {
+        "n_chunks": int(len(x)),
+        "mean_bp": float(x.mean()),
+        "median_bp": float(q50),
+        "q25_bp": float(q25),
+        "q75_bp": float(q75),
+    }
 
 
-def run_enrichment(boundaries_bed: str | Path, annotation_bed: str | Path, out_dir: str | Path,
-                   flanks: list[int], which: EdgeKind = "both", n_permutations: int = 1000,
-                   half_width: int = 100, seed: int = 0) -> dict:
+def run_enrichment(
+    boundaries_bed: str | Path,
+    annotation_bed: str | Path,
+    out_dir: str | Path,
+    flanks: list[int],
+    which: EdgeKind = "both",
+    n_permutations: int = 1000,
+    half_width: int = 100,
+    seed: int = 0,
+) -> dict:
     """Write enrichment.tsv, chunk_lengths.tsv, edge_profile.tsv, edge_density.png and summary.json.
 
     The inputs are read and tested before ``out_dir`` is created, so a bad input leaves no empty folder.
@@ -222,8 +252,10 @@ def run_enrichment(boundaries_bed: str | Path, annotation_bed: str | Path, out_d
         from hnet_genomics.data.bed import chrom_hint
 
         first = next(iter(features))
-        raise DataError(f"{annotation_bed}: no feature lies on a chromosome of {boundaries_bed} (annotation has "
-                        f"'{first}', boundaries have '{next(iter(chunks))}'){chrom_hint(first, chunks)}")
+        raise DataError(
+            f"{annotation_bed}: no feature lies on a chromosome of {boundaries_bed} (annotation has "
+            f"'{first}', boundaries have '{next(iter(chunks))}'){chrom_hint(first, chunks)}"
+        )
     edge_pos = {c: e[0] for c, e in edge_sets.items()}
     rows = [edge_enrichment(bounds, regions, edge_pos, k, which, n_permutations, seed) for k in flanks]
     inside, outside = chunk_lengths_by_feature(chunks, features)
@@ -236,16 +268,27 @@ def run_enrichment(boundaries_bed: str | Path, annotation_bed: str | Path, out_d
     n_b = sum(len(b) for b in bounds.values())
     n_cand = sum(int((re - rs - 1).sum()) for rs, re in regions.values())
     baseline = n_b / n_cand if n_cand else float("nan")
-    summary = {"boundaries": str(boundaries_bed), "annotation": str(annotation_bed), "edges": which,
-               "boundary_rate": baseline, "enrichment": [asdict(r) for r in rows], "chunk_lengths": lengths}
+    summary = {
+        "boundaries": str(boundaries_bed),
+        "annotation": str(annotation_bed),
+        "edges": which,
+        "boundary_rate": baseline,
+        "enrichment": [asdict(r) for r in rows],
+        "chunk_lengths": lengths,
+    }
 
     with output_dir(out_dir) as out_dir:
         _write_tsv(out_dir / "enrichment.tsv", [asdict(r) for r in rows])
-        _write_tsv(out_dir / "chunk_lengths.tsv",
-                   [{"where": k, **v} for k, v in lengths.items() if isinstance(v, dict)])
-        _write_tsv(out_dir / "edge_profile.tsv",
-                   [{"offset": int(o), **{f"rate_{k}": float(v[i]) for k, v in profile.items()}}
-                    for i, o in enumerate(offsets)])
+        _write_tsv(
+            out_dir / "chunk_lengths.tsv", [{"where": k, **v} for k, v in lengths.items() if isinstance(v, dict)]
+        )
+        _write_tsv(
+            out_dir / "edge_profile.tsv",
+            [
+                {"offset": int(o), **{f"rate_{k}": float(v[i]) for k, v in profile.items()}}
+                for i, o in enumerate(offsets)
+            ],
+        )
         _plot(out_dir / "edge_density.png", offsets, profile, baseline, inside, outside, rows, annotation_bed)
         write_json_atomic(out_dir / "summary.json", summary)
     return summary
@@ -262,8 +305,16 @@ def _fmt(v: object) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def _plot(path: Path, offsets: np.ndarray, profile: dict[str, np.ndarray], baseline: float,
-          inside: np.ndarray, outside: np.ndarray, rows: list[EdgeEnrichment], annotation: str | Path) -> None:
+def _plot(
+    path: Path,
+    offsets: np.ndarray,
+    profile: dict[str, np.ndarray],
+    baseline: float,
+    inside: np.ndarray,
+    outside: np.ndarray,
+    rows: list[EdgeEnrichment],
+    annotation: str | Path,
+) -> None:
     import matplotlib.pyplot as plt
 
     fig = edge_figure(offsets, profile, baseline, inside, outside, rows, annotation)
@@ -272,8 +323,15 @@ def _plot(path: Path, offsets: np.ndarray, profile: dict[str, np.ndarray], basel
     plt.close(fig)
 
 
-def edge_figure(offsets: np.ndarray, profile: dict[str, np.ndarray], baseline: float, inside: np.ndarray,
-                outside: np.ndarray, rows: list[EdgeEnrichment], annotation: str | Path):
+def edge_figure(
+    offsets: np.ndarray,
+    profile: dict[str, np.ndarray],
+    baseline: float,
+    inside: np.ndarray,
+    outside: np.ndarray,
+    rows: list[EdgeEnrichment],
+    annotation: str | Path,
+):
     """Boundary rate around feature edges (left) and chunk lengths inside vs outside features (right)."""
     import matplotlib
 

@@ -12,8 +12,16 @@ from pathlib import Path
 
 from hnet_genomics.atomic import output_dir
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
-from hnet_genomics.options import (add_quiet, add_threads, apply_threads, check_input_file, check_output_prefix,
-                                   nonnegative_int, positive_int, show_progress)
+from hnet_genomics.options import (
+    add_quiet,
+    add_threads,
+    apply_threads,
+    check_input_file,
+    check_output_prefix,
+    nonnegative_int,
+    positive_int,
+    show_progress,
+)
 
 
 def _add_engine_options(p: argparse.ArgumentParser, batch_size: int) -> None:
@@ -27,85 +35,121 @@ def _add_engine_options(p: argparse.ArgumentParser, batch_size: int) -> None:
 def _add_window_options(p: argparse.ArgumentParser, overlap: bool = True) -> None:
     from hnet_genomics.inference.windows import DEFAULT_WINDOW
 
-    p.add_argument("--window", type=positive_int, metavar="N", help=f"bases per model window (default: the window length the model was "
-                                              f"trained on, or {DEFAULT_WINDOW} if it did not record one)")
+    p.add_argument(
+        "--window",
+        type=positive_int,
+        metavar="N",
+        help=f"bases per model window (default: the window length the model was "
+        f"trained on, or {DEFAULT_WINDOW} if it did not record one)",
+    )
     if overlap:
-        p.add_argument("--overlap", type=nonnegative_int, metavar="N", help="left context every base gets beyond a region's start when "
-                                                   "windows are stitched (default: a quarter of the window)")
+        p.add_argument(
+            "--overlap",
+            type=nonnegative_int,
+            metavar="N",
+            help="left context every base gets beyond a region's start when "
+            "windows are stitched (default: a quarter of the window)",
+        )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
-        "score-variants", help="zero-shot variant effects: log-likelihood ratio of ALT vs REF for every VCF allele",
+        "score-variants",
+        help="zero-shot variant effects: log-likelihood ratio of ALT vs REF for every VCF allele",
         description="Score every ALT allele (multi-allelic records split) that is an SNV, MNV or indel of at most "
-                    "--max-len bases: HNET_LLR = ln P(ALT window) - ln P(REF window) in nats, where the REF "
-                    "allele, as the record writes it (VCF left-aligns indels and keeps the shared anchor base), is "
-                    "centred in a --window of reference bases and the ALT window keeps exactly the same left and "
-                    "right flanks (so it is len(ALT) - len(REF) longer). The model is causal: every term before the "
-                    "first base where the windows differ is equal in both and cancels, so only the terms of the "
-                    "variant's bases and the right flank are summed (the left flank is still read as context). "
-                    "An indel's LLR includes the likelihood of the bases it adds or removes ("
-                    "about 1.3 nats per base for a 1.84 bits-per-base model): compare indels with indels of "
-                    "similar length. --strand both (default) averages with the same score on "
-                    "the reverse-complemented windows (HNET_LLR_FWD / HNET_LLR_REV are written too). H-Nets also "
-                    "get HNET_BSHIFT: stage-1 chunk boundaries the allele moves within --bshift-flank bp. REF is "
-                    "checked against the FASTA (mismatches: FILTER=REF_MISMATCH, not scored; --strict makes them "
-                    "an error); symbolic alleles, '*', longer events and variants at a contig's first base are "
-                    "skipped and counted by reason. Output: OUT.vcf.gz (bgzipped, tabix-indexed, every input "
-                    "record and header line kept) and OUT.tsv (one line per ALT allele with its status).")
+        "--max-len bases: HNET_LLR = ln P(ALT window) - ln P(REF window) in nats, where the REF "
+        "allele, as the record writes it (VCF left-aligns indels and keeps the shared anchor base), is "
+        "centred in a --window of reference bases and the ALT window keeps exactly the same left and "
+        "right flanks (so it is len(ALT) - len(REF) longer). The model is causal: every term before the "
+        "first base where the windows differ is equal in both and cancels, so only the terms of the "
+        "variant's bases and the right flank are summed (the left flank is still read as context). "
+        "An indel's LLR includes the likelihood of the bases it adds or removes ("
+        "about 1.3 nats per base for a 1.84 bits-per-base model): compare indels with indels of "
+        "similar length. --strand both (default) averages with the same score on "
+        "the reverse-complemented windows (HNET_LLR_FWD / HNET_LLR_REV are written too). H-Nets also "
+        "get HNET_BSHIFT: stage-1 chunk boundaries the allele moves within --bshift-flank bp. REF is "
+        "checked against the FASTA (mismatches: FILTER=REF_MISMATCH, not scored; --strict makes them "
+        "an error); symbolic alleles, '*', longer events and variants at a contig's first base are "
+        "skipped and counted by reason. Output: OUT.vcf.gz (bgzipped, tabix-indexed, every input "
+        "record and header line kept) and OUT.tsv (one line per ALT allele with its status).",
+    )
     v.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
     v.add_argument("--fasta", type=Path, required=True, help="reference FASTA the VCF was called against")
     v.add_argument("--vcf", type=Path, required=True, help="input VCF, VCF.gz or BCF (sorted)")
     v.add_argument("--out", required=True, help="output OUT.vcf.gz (OUT.vcf.gz.tbi and OUT.tsv are written beside it)")
     _add_window_options(v, overlap=False)
-    v.add_argument("--strand", choices=("both", "fwd"), default="both",
-                   help="both: mean of the forward and reverse-complement scores (default); fwd: forward only")
-    v.add_argument("--max-len", type=positive_int, default=50, metavar="BP",
-                   help="longest REF or ALT allele scored, in bases")
-    v.add_argument("--bshift-flank", type=nonnegative_int, default=10, metavar="BP",
-                   help="HNET_BSHIFT counts boundaries moved within this many bp of the allele")
+    v.add_argument(
+        "--strand",
+        choices=("both", "fwd"),
+        default="both",
+        help="both: mean of the forward and reverse-complement scores (default); fwd: forward only",
+    )
+    v.add_argument(
+        "--max-len", type=positive_int, default=50, metavar="BP", help="longest REF or ALT allele scored, in bases"
+    )
+    v.add_argument(
+        "--bshift-flank",
+        type=nonnegative_int,
+        default=10,
+        metavar="BP",
+        help="HNET_BSHIFT counts boundaries moved within this many bp of the allele",
+    )
     v.add_argument("--strict", action="store_true", help="a REF that does not match the FASTA is an error")
     _add_engine_options(v, 32)
     v.set_defaults(func=run_score_variants)
 
     lk = sub.add_parser(
-        "likelihood", help="per-base surprisal (bits) along a genome as bigWig / bedGraph tracks",
+        "likelihood",
+        help="per-base surprisal (bits) along a genome as bigWig / bedGraph tracks",
         description="Run a model over whole FASTA records (or the intervals of --regions) in overlapping windows "
-                    "and write, per base, the model's surprisal -log2 p(base | bases to its left) in bits: "
-                    "PREFIX.bits.fwd.{bw,bedGraph}. Each base takes its value from the window in which it has the "
-                    "most left context, as in `boundaries`. --strand both adds the reverse strand (the surprisal "
-                    "of the complement given the bases to its right, PREFIX.bits.rev.*) and their mean "
-                    "(PREFIX.bits.mean.*). A region's first base has no forward value, N bases none at all. "
-                    "--shard K/N and `merge-tracks` split a genome over jobs as for `boundaries`.")
+        "and write, per base, the model's surprisal -log2 p(base | bases to its left) in bits: "
+        "PREFIX.bits.fwd.{bw,bedGraph}. Each base takes its value from the window in which it has the "
+        "most left context, as in `boundaries`. --strand both adds the reverse strand (the surprisal "
+        "of the complement given the bases to its right, PREFIX.bits.rev.*) and their mean "
+        "(PREFIX.bits.mean.*). A region's first base has no forward value, N bases none at all. "
+        "--shard K/N and `merge-tracks` split a genome over jobs as for `boundaries`.",
+    )
     lk.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
     lk.add_argument("--fasta", type=Path, required=True, help="genome FASTA (plain or bgzip, with/without .fai)")
     lk.add_argument("--regions", type=Path, help="BED of intervals (default: every record)")
     lk.add_argument("--out", required=True, help="output prefix: PREFIX.bits.fwd.bw, PREFIX.chrom.sizes, ...")
-    lk.add_argument("--strand", choices=("fwd", "both"), default="fwd",
-                    help="fwd: surprisal given the left context (default); both: also the reverse strand and the mean")
+    lk.add_argument(
+        "--strand",
+        choices=("fwd", "both"),
+        default="fwd",
+        help="fwd: surprisal given the left context (default); both: also the reverse strand and the mean",
+    )
     lk.add_argument("--formats", default="bedgraph,bigwig", help="comma list of bedgraph,bigwig (default: both)")
-    lk.add_argument("--shard", metavar="K/N", help="only the K-th of N length-balanced groups of whole regions; "
-                                                   "join the outputs with `merge-tracks`")
+    lk.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only the K-th of N length-balanced groups of whole regions; join the outputs with `merge-tracks`",
+    )
     _add_window_options(lk)
     _add_engine_options(lk, 16)
     lk.set_defaults(func=run_likelihood)
 
     e = sub.add_parser(
-        "embed", help="per-sequence (and per-chunk) embeddings to .npy + index TSV, or Parquet",
+        "embed",
+        help="per-sequence (and per-chunk) embeddings to .npy + index TSV, or Parquet",
         description="Embed every sequence of --input: a FASTA (each record), a CSV/TSV with a 'sequence' column "
-                    "(optional 'name', 'label') or a BED with --fasta (each line). --stage 0 is the base level "
-                    "(final hidden states); --stage s >= 1 the stage-s chunks of an H-Net (the output of the network "
-                    "that runs on them). --pooling mean averages over bases (a chunk stage weighs each chunk by its "
-                    "length), chunk over the stage's chunks, last takes the last base. Sequences longer than "
-                    "--window are tiled and stitched like the boundary tracks. --per-chunk also writes every chunk "
-                    "of the stage (stage 1 when --stage is 0) with its coordinates.")
+        "(optional 'name', 'label') or a BED with --fasta (each line). --stage 0 is the base level "
+        "(final hidden states); --stage s >= 1 the stage-s chunks of an H-Net (the output of the network "
+        "that runs on them). --pooling mean averages over bases (a chunk stage weighs each chunk by its "
+        "length), chunk over the stage's chunks, last takes the last base. Sequences longer than "
+        "--window are tiled and stitched like the boundary tracks. --per-chunk also writes every chunk "
+        "of the stage (stage 1 when --stage is 0) with its coordinates.",
+    )
     e.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
     e.add_argument("--input", type=Path, required=True, help="FASTA, CSV/TSV, or BED (with --fasta)")
     e.add_argument("--fasta", type=Path, help="genome FASTA for a BED --input")
     e.add_argument("--out", required=True, help="OUT.npy (+ OUT.tsv index) or OUT.parquet")
     e.add_argument("--pooling", choices=("mean", "chunk", "last"), default="mean", help="default mean")
-    e.add_argument("--stage", type=nonnegative_int, help="0 = bases (default for mean/last), 1.. = chunk stages (default 1 "
-                                             "for chunk)")
+    e.add_argument(
+        "--stage",
+        type=nonnegative_int,
+        help="0 = bases (default for mean/last), 1.. = chunk stages (default 1 for chunk)",
+    )
     e.add_argument("--per-chunk", action="store_true", help="also OUT.chunks.{npy,tsv|parquet}: every chunk")
     _add_window_options(e)
     _add_engine_options(e, 32)
@@ -158,11 +202,17 @@ def run_score_variants(args: argparse.Namespace) -> int:
     skipped = ", ".join(f"{n:,} {r}" for r, n in s.skipped.most_common()) or "none"
     kinds = ", ".join(f"{n:,} {k}" for k, n in s.kinds.most_common())
     t = engine.timing
-    _say(args, f"{s.records:,} records, {s.alleles:,} ALT alleles: {s.scored:,} scored ({kinds}); skipped: {skipped}; "
-               f"{s.ref_mismatch_records:,} record(s) REF_MISMATCH")
-    _say(args, f"{s.seconds:.1f} s ({s.scored / max(s.seconds, 1e-9):.1f} variants/s), {s.windows_run:,} windows; "
-               f"model {t.model_s:.1f} s, sequence preparation {t.prepare_s:.1f} s, VCF and the rest "
-               f"{max(s.seconds - t.model_s - t.prepare_s, 0):.1f} s")
+    _say(
+        args,
+        f"{s.records:,} records, {s.alleles:,} ALT alleles: {s.scored:,} scored ({kinds}); skipped: {skipped}; "
+        f"{s.ref_mismatch_records:,} record(s) REF_MISMATCH",
+    )
+    _say(
+        args,
+        f"{s.seconds:.1f} s ({s.scored / max(s.seconds, 1e-9):.1f} variants/s), {s.windows_run:,} windows; "
+        f"model {t.model_s:.1f} s, sequence preparation {t.prepare_s:.1f} s, VCF and the rest "
+        f"{max(s.seconds - t.model_s - t.prepare_s, 0):.1f} s",
+    )
     for f in s.files:
         _say(args, f"wrote {f}")
     return 0
@@ -194,14 +244,18 @@ def run_likelihood(args: argparse.Namespace) -> int:
         regions = select_shard(regions, *shard)
     sweep_prefix(args.out)
     t0 = time.perf_counter()
-    res = export_likelihood(engine, genome, regions, args.out, formats, window, overlap, args.strand,
-                            progress=_progress(args))
+    res = export_likelihood(
+        engine, genome, regions, args.out, formats, window, overlap, args.strand, progress=_progress(args)
+    )
     dt = time.perf_counter() - t0
     res.files.append(finish_outputs(args.out, res.files, identity, 0, shard, _note, "likelihood"))
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     means = ", ".join(f"{k} {v:.3f}" for k, v in res.mean_bits.items())
-    _say(args, f"{res.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s ({res.bases / dt / 1e3:.1f} kb/s); "
-               f"mean bits per base: {means}")
+    _say(
+        args,
+        f"{res.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s ({res.bases / dt / 1e3:.1f} kb/s); "
+        f"mean bits per base: {means}",
+    )
     for f in res.files:
         _say(args, f"wrote {f}")
     return 0
@@ -229,8 +283,11 @@ def run_embed(args: argparse.Namespace) -> int:
         files = write_embeddings(items, inp, args.out)
     dt = time.perf_counter() - t0
     bases = sum(len(s) for s in inp.spans)
-    _say(args, f"{len(items):,} sequence(s), {bases:,} bp, {dt:.1f} s; {items[0].vector.shape[0]}-dim "
-               f"{cfg.pooling} embeddings of stage {cfg.resolved_stage(engine.model.config.num_stages)}")
+    _say(
+        args,
+        f"{len(items):,} sequence(s), {bases:,} bp, {dt:.1f} s; {items[0].vector.shape[0]}-dim "
+        f"{cfg.pooling} embeddings of stage {cfg.resolved_stage(engine.model.config.num_stages)}",
+    )
     for f in files:
         _say(args, f"wrote {f}")
     return 0

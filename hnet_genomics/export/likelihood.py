@@ -17,19 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
+from hnet_genomics.atomic import commit, output_dir
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
-from hnet_genomics.atomic import commit, output_dir
 from hnet_genomics.export.shards import _ordered, read_chrom_sizes
-from hnet_genomics.export.tracks import write_bigwig, check_writable, data_lines, temp_path, write_chrom_sizes
+from hnet_genomics.export.tracks import check_writable, data_lines, temp_path, write_bigwig, write_chrom_sizes
 from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.inference.likelihood import likelihood_blocks, track_kinds
 
 BITS_DECIMALS = 3
 FORMATS = ("bedgraph", "bigwig")
 KINDS = ("fwd", "rev", "mean")
-_LABELS = {"fwd": "surprisal given the left context", "rev": "surprisal on the reverse strand",
-           "mean": "surprisal, mean of both strands"}
+_LABELS = {
+    "fwd": "surprisal given the left context",
+    "rev": "surprisal on the reverse strand",
+    "mean": "surprisal, mean of both strands",
+}
 
 
 def bits_paths(prefix: str | Path, kind: str) -> dict[str, Path]:
@@ -40,15 +43,18 @@ def parse_bits_formats(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     unknown = [f for f in names if f not in FORMATS]
     if unknown or not names:
-        raise ConfigError(f"--formats: unknown format '{unknown[0] if unknown else text}' (choose from "
-                          f"{','.join(FORMATS)})")
+        raise ConfigError(
+            f"--formats: unknown format '{unknown[0] if unknown else text}' (choose from {','.join(FORMATS)})"
+        )
     return names
 
 
 def track_line(prefix: str | Path, kind: str) -> str:
     name = f"{Path(prefix).name} bits {kind}"
-    return (f'track type=bedGraph name="{name}" description="{Path(prefix).name} H-Net {_LABELS[kind]} (bits)" '
-            f'visibility=full autoScale=off viewLimits=0:4\n')
+    return (
+        f'track type=bedGraph name="{name}" description="{Path(prefix).name} H-Net {_LABELS[kind]} (bits)" '
+        f"visibility=full autoScale=off viewLimits=0:4\n"
+    )
 
 
 class BitsTrackWriter:
@@ -65,7 +71,7 @@ class BitsTrackWriter:
         self._run_start, self._run_value = 0, float("nan")
         self.total_bits, self.n_values, self.n_bases = 0.0, 0, 0
 
-    def __enter__(self) -> "BitsTrackWriter":
+    def __enter__(self) -> BitsTrackWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -129,8 +135,9 @@ def _same(a: float, b: float) -> bool:
     return a == b or (np.isnan(a) and np.isnan(b))
 
 
-def build_bits_files(bedgraph: Path, paths: dict[str, Path], sizes: dict[str, int], formats: tuple[str, ...]
-                     ) -> list[Path]:
+def build_bits_files(
+    bedgraph: Path, paths: dict[str, Path], sizes: dict[str, int], formats: tuple[str, ...]
+) -> list[Path]:
     """From a complete bedGraph temp file (track line first): the bigWig, then the bedGraph into place."""
     written = []
     if "bigwig" in formats:
@@ -147,9 +154,17 @@ class LikelihoodResult:
     mean_bits: dict[str, float]  # per track, over the bases that have a value
 
 
-def export_likelihood(engine: InferenceEngine, genome, regions: list[Region], prefix: str | Path,
-                      formats: tuple[str, ...], window: int, overlap: int, strand: str = "fwd",
-                      progress: bool = False) -> LikelihoodResult:
+def export_likelihood(
+    engine: InferenceEngine,
+    genome,
+    regions: list[Region],
+    prefix: str | Path,
+    formats: tuple[str, ...],
+    window: int,
+    overlap: int,
+    strand: str = "fwd",
+    progress: bool = False,
+) -> LikelihoodResult:
     """Run the model over ``regions`` and write the bits tracks of ``strand`` plus ``PREFIX.chrom.sizes``."""
     kinds = track_kinds(strand)
     check_writable(prefix)
@@ -161,8 +176,7 @@ def export_likelihood(engine: InferenceEngine, genome, regions: list[Region], pr
         files = [f for w in writers.values() for f in w.finish()]
     files.append(write_chrom_sizes(f"{prefix}.chrom.sizes", genome.sizes))
     fwd = writers["fwd"]
-    return LikelihoodResult(files, fwd.n_bases,
-                            {k: w.total_bits / max(w.n_values, 1) for k, w in writers.items()})
+    return LikelihoodResult(files, fwd.n_bases, {k: w.total_bits / max(w.n_values, 1) for k, w in writers.items()})
 
 
 def is_likelihood_shard(prefix: str | Path) -> bool:
@@ -180,12 +194,15 @@ def merge_likelihood(shards: Iterable[str | Path], prefix: str | Path, formats: 
     sizes = read_chrom_sizes(f"{shards[0]}.chrom.sizes")
     for shard in shards:
         if read_chrom_sizes(f"{shard}.chrom.sizes") != sizes:
-            raise DataError(f"{shard}.chrom.sizes: differs from {shards[0]}.chrom.sizes; shards must come from "
-                            f"one genome")
+            raise DataError(
+                f"{shard}.chrom.sizes: differs from {shards[0]}.chrom.sizes; shards must come from one genome"
+            )
         for k in KINDS:
             if bits_paths(shard, k)["bedgraph"].exists() != (k in kinds):
-                raise DataError(f"{bits_paths(shard, k)['bedgraph']}: present in only some shards; export every "
-                                f"shard with the same --strand")
+                raise DataError(
+                    f"{bits_paths(shard, k)['bedgraph']}: present in only some shards; export every "
+                    f"shard with the same --strand"
+                )
     order = _ordered(shards, lambda s: bits_paths(s, "fwd")["bedgraph"])
     written = []
     for k in kinds:

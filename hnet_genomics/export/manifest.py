@@ -19,16 +19,19 @@ from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
 
 KIND = "hnet-genomics boundary tracks"
-_OUTPUT = re.compile(r"\.(stage\d+\.(bed|bedGraph|bw|bb|bed\.gz|bed\.gz\.tbi)|bits\.(fwd|rev|mean)\.(bedGraph|bw)"
-                     r"|chrom\.sizes)")
+_OUTPUT = re.compile(
+    r"\.(stage\d+\.(bed|bedGraph|bw|bb|bed\.gz|bed\.gz\.tbi)|bits\.(fwd|rev|mean)\.(bedGraph|bw)"
+    r"|chrom\.sizes)"
+)
 
 
 def manifest_path(prefix: str | Path) -> Path:
     return Path(f"{prefix}.tracks.json")
 
 
-def export_identity(model_dir: str | Path, sizes: dict[str, int], regions: list[Region], window: int,
-                    overlap: int) -> str:
+def export_identity(
+    model_dir: str | Path, sizes: dict[str, int], regions: list[Region], window: int, overlap: int
+) -> str:
     """A digest of everything that decides the tracks' content (weights included), shared by all shards."""
     h = hashlib.sha256()
     model_dir = Path(model_dir)
@@ -36,8 +39,11 @@ def export_identity(model_dir: str | Path, sizes: dict[str, int], regions: list[
         with open(model_dir / name, "rb") as f:
             while chunk := f.read(1 << 24):
                 h.update(chunk)
-    h.update(json.dumps([list(sizes.items()), [(r.chrom, r.start, r.end) for r in sorted(regions)], window,
-                         overlap]).encode())
+    h.update(
+        json.dumps(
+            [list(sizes.items()), [(r.chrom, r.start, r.end) for r in sorted(regions)], window, overlap]
+        ).encode()
+    )
     return h.hexdigest()[:32]
 
 
@@ -60,8 +66,11 @@ def candidate_outputs(prefix: str | Path) -> list[Path]:
     prefix = Path(prefix)
     if not prefix.parent.is_dir():
         return []
-    return sorted(p for p in prefix.parent.iterdir()
-                  if p.name.startswith(f"{prefix.name}.") and _OUTPUT.fullmatch(p.name[len(prefix.name):]))
+    return sorted(
+        p
+        for p in prefix.parent.iterdir()
+        if p.name.startswith(f"{prefix.name}.") and _OUTPUT.fullmatch(p.name[len(prefix.name) :])
+    )
 
 
 def sweep_prefix(prefix: str | Path, stages: int = 8) -> None:
@@ -74,8 +83,15 @@ def sweep_prefix(prefix: str | Path, stages: int = 8) -> None:
     sweep_stale(paths + candidate_outputs(prefix) + [manifest_path(prefix), Path(f"{prefix}.chrom.sizes")])
 
 
-def finish_outputs(prefix: str | Path, written: Iterable[Path], identity: str, stages: int,
-                   shard: tuple[int, int] | None, log, tracks: str = "boundaries") -> Path:
+def finish_outputs(
+    prefix: str | Path,
+    written: Iterable[Path],
+    identity: str,
+    stages: int,
+    shard: tuple[int, int] | None,
+    log,
+    tracks: str = "boundaries",
+) -> Path:
     """Remove the earlier run's files this run did not rewrite, warn about same-named files no run of ours
     recorded, and record what this run wrote. Returns the manifest path."""
     prefix = Path(prefix)
@@ -91,8 +107,18 @@ def finish_outputs(prefix: str | Path, written: Iterable[Path], identity: str, s
         if p.name not in written and p.name not in ours_before:
             log(f"warning: {p} was not written by this run (left as it is; remove it if it is stale)")
     path = manifest_path(prefix)
-    write_json_atomic(path, {"kind": KIND, "version": 1, "tracks": tracks, "files": sorted(written),
-                             "stages": stages, "export": identity, "shard": list(shard) if shard else None})
+    write_json_atomic(
+        path,
+        {
+            "kind": KIND,
+            "version": 1,
+            "tracks": tracks,
+            "files": sorted(written),
+            "stages": stages,
+            "export": identity,
+            "shard": list(shard) if shard else None,
+        },
+    )
     return path
 
 
@@ -105,28 +131,38 @@ def check_shard_set(shards: list[str]) -> None:
     for shard in shards:
         m = read_manifest(shard)
         if m is None:
-            raise DataError(f"{manifest_path(shard)}: missing; merge-tracks takes the prefixes of "
-                            f"`boundaries` or `likelihood` --shard K/N runs (export the shards again with this "
-                            f"version)")
+            raise DataError(
+                f"{manifest_path(shard)}: missing; merge-tracks takes the prefixes of "
+                f"`boundaries` or `likelihood` --shard K/N runs (export the shards again with this "
+                f"version)"
+            )
         if not m.get("shard"):
             raise DataError(f"{shard}: an unsharded export (no --shard K/N); merge only the shards of one export")
         k, n = m["shard"]
         if first is None:
             first = (shard, n, m.get("export"), m.get("tracks"))
         elif n != first[1]:
-            raise DataError(f"{shard}: is shard {k}/{n} but {first[0]} is one of {first[1]}; merge the shards of "
-                            f"one `--shard K/N` series")
+            raise DataError(
+                f"{shard}: is shard {k}/{n} but {first[0]} is one of {first[1]}; merge the shards of "
+                f"one `--shard K/N` series"
+            )
         elif m.get("tracks") != first[3]:
-            raise DataError(f"{shard}: holds {m['tracks']} tracks but {first[0]} holds {first[3]} tracks; merge "
-                            f"the shards of one export")
+            raise DataError(
+                f"{shard}: holds {m['tracks']} tracks but {first[0]} holds {first[3]} tracks; merge "
+                f"the shards of one export"
+            )
         elif m.get("export") != first[2]:
-            raise DataError(f"{shard}: exported with another model, genome, region set or window than "
-                            f"{first[0]}; merge the shards of one export")
+            raise DataError(
+                f"{shard}: exported with another model, genome, region set or window than "
+                f"{first[0]}; merge the shards of one export"
+            )
         if k in seen:
             raise DataError(f"{shard}: shard {k}/{n} is given twice (also as {seen[k]})")
         seen[k] = shard
     n = first[1]
     missing = [k for k in range(1, n + 1) if k not in seen]
     if missing:
-        raise DataError(f"merge-tracks: shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing; a merge "
-                        f"needs all {n} shards of the export, or chromosomes would be missing from the tracks")
+        raise DataError(
+            f"merge-tracks: shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing; a merge "
+            f"needs all {n} shards of the export, or chromosomes would be missing from the tracks"
+        )

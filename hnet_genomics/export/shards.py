@@ -14,8 +14,15 @@ from pathlib import Path
 from hnet_genomics.atomic import output_dir
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
-from hnet_genomics.export.tracks import (CHUNK_COLOURS, build_track_files, data_lines, stage_paths, temp_path,
-                                         track_lines, write_chrom_sizes)
+from hnet_genomics.export.tracks import (
+    CHUNK_COLOURS,
+    build_track_files,
+    data_lines,
+    stage_paths,
+    temp_path,
+    track_lines,
+    write_chrom_sizes,
+)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -87,8 +94,10 @@ def _ordered(shards: list[str], track_of=lambda shard: stage_paths(shard, 1)["be
     for a, b in zip(order, order[1:]):
         (a_chrom, _, a_end), (b_chrom, b_start) = spans[a][1][:3], spans[b][0][:2]
         if a_chrom > b_chrom or (a_chrom == b_chrom and int(a_end) > int(b_start)):
-            raise DataError(f"{track_of(b)}: its lines overlap or interleave with those of "
-                            f"{track_of(a)}; merge the shards of one `--shard K/N` series")
+            raise DataError(
+                f"{track_of(b)}: its lines overlap or interleave with those of "
+                f"{track_of(a)}; merge the shards of one `--shard K/N` series"
+            )
     return order
 
 
@@ -103,14 +112,16 @@ def merge_tracks(shards: list[str | Path], prefix: str | Path, formats: tuple[st
     need_bedgraph = bool({"bedgraph", "bigwig"} & set(formats))
     for shard in shards:
         if read_chrom_sizes(f"{shard}.chrom.sizes") != sizes:
-            raise DataError(f"{shard}.chrom.sizes: differs from {shards[0]}.chrom.sizes; shards must come from "
-                            f"one genome")
+            raise DataError(
+                f"{shard}.chrom.sizes: differs from {shards[0]}.chrom.sizes; shards must come from one genome"
+            )
         for s in range(1, stages + 1):
             kinds = ("bed", "bedgraph") if need_bedgraph else ("bed",)
             for kind in kinds:
                 if not stage_paths(shard, s)[kind].exists():
-                    raise DataError(f"{stage_paths(shard, s)[kind]}: missing (export the shards with "
-                                    f"--formats bed,bedgraph)")
+                    raise DataError(
+                        f"{stage_paths(shard, s)[kind]}: missing (export the shards with --formats bed,bedgraph)"
+                    )
         if stage_paths(shard, stages + 1)["bed"].exists():
             raise DataError(f"{shard}: has more chunking stages than {shards[0]}; shards must use one model")
     order = _ordered(shards)

@@ -44,8 +44,13 @@ uint   reserved;   "itemRgb, alternating from chunk to chunk"
 def stage_paths(prefix: str | Path, stage: int) -> dict[str, Path]:
     """Output file per format for one stage (tabix adds ``.tbi`` beside its ``.bed.gz``)."""
     base = f"{prefix}.stage{stage}"
-    return {"bed": Path(f"{base}.bed"), "bedgraph": Path(f"{base}.bedGraph"), "bigwig": Path(f"{base}.bw"),
-            "bigbed": Path(f"{base}.bb"), "tabix": Path(f"{base}.bed.gz")}
+    return {
+        "bed": Path(f"{base}.bed"),
+        "bedgraph": Path(f"{base}.bedGraph"),
+        "bigwig": Path(f"{base}.bw"),
+        "bigbed": Path(f"{base}.bb"),
+        "tabix": Path(f"{base}.bed.gz"),
+    }
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -53,8 +58,9 @@ def parse_formats(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     unknown = [f for f in names if f not in FORMATS]
     if unknown or not names:
-        raise DataError(f"--formats: unknown format '{unknown[0] if unknown else text}' "
-                        f"(choose from {','.join(FORMATS)})")
+        raise DataError(
+            f"--formats: unknown format '{unknown[0] if unknown else text}' (choose from {','.join(FORMATS)})"
+        )
     return names
 
 
@@ -84,8 +90,9 @@ class StageTrackWriter:
     exception removes every temp file and leaves no partial outputs behind.
     """
 
-    def __init__(self, prefix: str | Path, stage: int, sizes: dict[str, int], formats: tuple[str, ...],
-                 description: str = "") -> None:
+    def __init__(
+        self, prefix: str | Path, stage: int, sizes: dict[str, int], formats: tuple[str, ...], description: str = ""
+    ) -> None:
         self.paths = stage_paths(prefix, stage)
         self.formats = formats
         self.sizes = dict(sizes)
@@ -107,7 +114,7 @@ class StageTrackWriter:
         self.n_chunks = 0
         self.n_bases = 0
 
-    def __enter__(self) -> "StageTrackWriter":
+    def __enter__(self) -> StageTrackWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -201,14 +208,16 @@ class StageTrackWriter:
 def track_lines(prefix: str | Path, stage: int, description: str = "") -> tuple[str, str]:
     """Browser ``track`` lines of a stage's chunk BED and probability bedGraph."""
     name = f"{Path(prefix).name} stage{stage}"
-    return (f'track name="{name} chunks" description="{description or name} chunks" itemRgb="On" '
-            f'visibility=dense\n',
-            f'track type=bedGraph name="{name} p" description="{description or name} boundary probability" '
-            f'visibility=full autoScale=off viewLimits=0:1\n')
+    return (
+        f'track name="{name} chunks" description="{description or name} chunks" itemRgb="On" visibility=dense\n',
+        f'track type=bedGraph name="{name} p" description="{description or name} boundary probability" '
+        f"visibility=full autoScale=off viewLimits=0:1\n",
+    )
 
 
-def build_track_files(bed: Path, bedgraph: Path | None, paths: dict[str, Path], sizes: dict[str, int],
-                      formats: tuple[str, ...]) -> list[Path]:
+def build_track_files(
+    bed: Path, bedgraph: Path | None, paths: dict[str, Path], sizes: dict[str, int], formats: tuple[str, ...]
+) -> list[Path]:
     """From a complete chunk BED and probability bedGraph (temp files, track line first), build the binary
     and indexed formats, then move the text files into place if they were asked for."""
     written = []
@@ -265,8 +274,7 @@ def _write_tabix(bed: Path, gz: Path) -> list[Path]:
             while chunk := src.read(1 << 22):
                 out.write(chunk)
         # The track line is kept for browsers and skipped by the index.
-        pysam.tabix_index(str(tmp_gz), seq_col=0, start_col=1, end_col=2, zerobased=True, line_skip=1,
-                          force=True)
+        pysam.tabix_index(str(tmp_gz), seq_col=0, start_col=1, end_col=2, zerobased=True, line_skip=1, force=True)
         commit(tmp_gz, gz)
         commit(tmp_tbi, tbi)  # after the data, so the index is never older than it
     finally:

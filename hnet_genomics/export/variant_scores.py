@@ -20,15 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from hnet_genomics.config import DataConfig
 from hnet_genomics.atomic import atomic_path
+from hnet_genomics.config import DataConfig
 from hnet_genomics.data.vcf import classify_allele, open_vcf, records, survey_vcf
-from hnet_genomics.options import check_output_file
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.inference import readouts
 from hnet_genomics.inference.engine import InferenceEngine, encode_region
-from hnet_genomics.inference.variants import (AlleleScore, AlleleWindow, VariantScoringConfig, boundary_shift,
-                                              first_difference, flank_lengths, llr_from_log_probs)
+from hnet_genomics.inference.variants import (
+    AlleleScore,
+    AlleleWindow,
+    VariantScoringConfig,
+    boundary_shift,
+    first_difference,
+    flank_lengths,
+    llr_from_log_probs,
+)
+from hnet_genomics.options import check_output_file
 
 RECORDS_PER_GROUP = 256
 TSV_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "kind", "status", "llr", "llr_fwd", "llr_rev", "bshift")
@@ -76,22 +83,37 @@ def output_paths(out: str | Path) -> tuple[Path, Path, Path]:
 def add_header_lines(header, cfg: VariantScoringConfig, hierarchical: bool, model_name: str) -> list[str]:
     """Declare our INFO fields and filter (replacing earlier declarations of the same IDs); returns the keys."""
     strand = "mean of both strands" if cfg.strand == "both" else "forward strand"
-    info = [("HNET_LLR", "Float", f"Model log-likelihood ratio ln P(ALT window) - ln P(REF window), {strand}; "
-                                  f"{cfg.window}-base window centred on REF, same flanks for both alleles")]
+    info = [
+        (
+            "HNET_LLR",
+            "Float",
+            f"Model log-likelihood ratio ln P(ALT window) - ln P(REF window), {strand}; "
+            f"{cfg.window}-base window centred on REF, same flanks for both alleles",
+        )
+    ]
     if cfg.strand == "both":
-        info += [("HNET_LLR_FWD", "Float", "HNET_LLR on the forward strand"),
-                 ("HNET_LLR_REV", "Float", "HNET_LLR on the reverse strand (both windows reverse-complemented)")]
+        info += [
+            ("HNET_LLR_FWD", "Float", "HNET_LLR on the forward strand"),
+            ("HNET_LLR_REV", "Float", "HNET_LLR on the reverse strand (both windows reverse-complemented)"),
+        ]
     if hierarchical:
-        info.append(("HNET_BSHIFT", "Integer", f"Stage-1 H-Net chunk boundaries the ALT allele moves within "
-                                               f"{cfg.bshift_flank} bp (forward strand)"))
+        info.append(
+            (
+                "HNET_BSHIFT",
+                "Integer",
+                f"Stage-1 H-Net chunk boundaries the ALT allele moves within {cfg.bshift_flank} bp (forward strand)",
+            )
+        )
     for key, kind, text in info:
         if key in header.info:
             header.info.remove_header(key)
         header.info.add(key, "A", kind, text)
     if "REF_MISMATCH" not in header.filters:
         header.filters.add("REF_MISMATCH", None, None, "REF does not match the reference FASTA; not scored")
-    header.add_line(f'##hnet_genomics_score_variants=<Model="{model_name}",Window={cfg.window},'
-                    f'Strand={cfg.strand},MaxLen={cfg.max_len},BShiftFlank={cfg.bshift_flank}>')
+    header.add_line(
+        f'##hnet_genomics_score_variants=<Model="{model_name}",Window={cfg.window},'
+        f"Strand={cfg.strand},MaxLen={cfg.max_len},BShiftFlank={cfg.bshift_flank}>"
+    )
     return [k for k, _, _ in info]
 
 
@@ -103,13 +125,19 @@ def plan_record(rec, genome, cfg: VariantScoringConfig, data_cfg: DataConfig, vc
     alts = rec.alts or (None,)
     if fasta_ref != ref:
         if cfg.strict:
-            raise DataError(f"{vcf_path}: record {index} ({chrom}:{rec.pos}): REF '{rec.ref}' does not match "
-                            f"{genome.path} ('{fasta_ref or 'past the contig end'}'); check the reference, or drop "
-                            f"--strict to flag such records REF_MISMATCH")
+            raise DataError(
+                f"{vcf_path}: record {index} ({chrom}:{rec.pos}): REF '{rec.ref}' does not match "
+                f"{genome.path} ('{fasta_ref or 'past the contig end'}'); check the reference, or drop "
+                f"--strict to flag such records REF_MISMATCH"
+            )
         return RecordPlan(rec, ref.encode(), None, [AllelePlan(a or ".", "", "ref_mismatch") for a in alts], True)
     left, right = flank_lengths(pos0, len(ref), cfg.window, size)
-    window = AlleleWindow(chrom, pos0 - left, encode_region(genome, chrom, pos0 - left, pos0, data_cfg).tobytes(),
-                          encode_region(genome, chrom, pos0 + len(ref), pos0 + len(ref) + right, data_cfg).tobytes())
+    window = AlleleWindow(
+        chrom,
+        pos0 - left,
+        encode_region(genome, chrom, pos0 - left, pos0, data_cfg).tobytes(),
+        encode_region(genome, chrom, pos0 + len(ref), pos0 + len(ref) + right, data_cfg).tobytes(),
+    )
     alleles = []
     for alt in alts:
         kind, skip = classify_allele(ref, alt, cfg.max_len)
@@ -163,8 +191,12 @@ def _annotate(p: RecordPlan, keys: list[str]) -> None:
     rec = p.rec
     if p.ref_mismatch:
         rec.filter.add("REF_MISMATCH")
-    values = {"HNET_LLR": lambda s: s.llr, "HNET_LLR_FWD": lambda s: s.llr_fwd, "HNET_LLR_REV": lambda s: s.llr_rev,
-              "HNET_BSHIFT": lambda s: s.bshift}
+    values = {
+        "HNET_LLR": lambda s: s.llr,
+        "HNET_LLR_FWD": lambda s: s.llr_fwd,
+        "HNET_LLR_REV": lambda s: s.llr_rev,
+        "HNET_BSHIFT": lambda s: s.bshift,
+    }
     for key in keys:
         if key in rec.info:
             del rec.info[key]
@@ -176,8 +208,19 @@ def _tsv_rows(p: RecordPlan) -> str:
     rec, lines = p.rec, []
     for a in p.alleles:
         s = a.score
-        fields = [rec.chrom, str(rec.pos), rec.id or ".", rec.ref, a.alt, a.kind or ".", a.status,
-                  _num(s and s.llr), _num(s and s.llr_fwd), _num(s and s.llr_rev), _num(s and s.bshift)]
+        fields = [
+            rec.chrom,
+            str(rec.pos),
+            rec.id or ".",
+            rec.ref,
+            a.alt,
+            a.kind or ".",
+            a.status,
+            _num(s and s.llr),
+            _num(s and s.llr_fwd),
+            _num(s and s.llr_rev),
+            _num(s and s.bshift),
+        ]
         lines.append("\t".join(fields) + "\n")
     return "".join(lines)
 
@@ -191,8 +234,16 @@ def _groups(it: Iterator, n: int) -> Iterator[list]:
         yield group
 
 
-def score_vcf(engine: InferenceEngine, genome, vcf_path: str | Path, out: str | Path, cfg: VariantScoringConfig,
-              model_name: str = "", data_cfg: DataConfig | None = None, progress: bool = False) -> VariantSummary:
+def score_vcf(
+    engine: InferenceEngine,
+    genome,
+    vcf_path: str | Path,
+    out: str | Path,
+    cfg: VariantScoringConfig,
+    model_name: str = "",
+    data_cfg: DataConfig | None = None,
+    progress: bool = False,
+) -> VariantSummary:
     """Score every ALT allele of ``vcf_path`` and write ``out`` (.vcf.gz + .tbi) and the TSV beside it."""
     import pysam
     from pysam.libcbgzf import BGZFile
@@ -214,8 +265,9 @@ def score_vcf(engine: InferenceEngine, genome, vcf_path: str | Path, out: str | 
         tmp_tbi = stack.enter_context(atomic_path(out_tbi))  # entered first, so renamed after the data
         tmp_vcf = stack.enter_context(atomic_path(out_vcf))
         tmp_tsv = stack.enter_context(atomic_path(out_tsv))
-        bar = stack.enter_context(tqdm(total=survey.records, unit="rec", disable=not progress, desc="variants",
-                                       dynamic_ncols=True))
+        bar = stack.enter_context(
+            tqdm(total=survey.records, unit="rec", disable=not progress, desc="variants", dynamic_ncols=True)
+        )
         with BGZFile(str(tmp_vcf), "wb") as vcf_out, tmp_tsv.open("w") as tsv:
             vcf_out.write(str(header).encode())
             tsv.write("\t".join(TSV_COLUMNS) + "\n")

@@ -45,8 +45,10 @@ class EmbeddingConfig:
             raise ConfigError(f"--pooling: '{self.pooling}' is not one of {', '.join(POOLINGS)}")
         stage = self.stage if self.stage is not None else (1 if self.pooling == "chunk" else 0)
         if not 0 <= stage <= num_stages:
-            raise ConfigError(f"--stage {stage}: this model has stages 0 (bases) to {num_stages}"
-                              + (" (it is isotropic: no chunks)" if num_stages == 0 else ""))
+            raise ConfigError(
+                f"--stage {stage}: this model has stages 0 (bases) to {num_stages}"
+                + (" (it is isotropic: no chunks)" if num_stages == 0 else "")
+            )
         if self.pooling == "chunk" and stage == 0:
             raise ConfigError("--pooling chunk needs --stage 1 or deeper (stage 0 has bases, not chunks)")
         if self.per_chunk and num_stages == 0:
@@ -147,16 +149,25 @@ class _Pooler:
         return item
 
 
-def embed_spans(engine: InferenceEngine, source, spans: Iterable[Span], cfg: EmbeddingConfig, window: int,
-                overlap: int, data_cfg: DataConfig | None = None, progress: bool = False) -> Iterator[ItemEmbedding]:
+def embed_spans(
+    engine: InferenceEngine,
+    source,
+    spans: Iterable[Span],
+    cfg: EmbeddingConfig,
+    window: int,
+    overlap: int,
+    data_cfg: DataConfig | None = None,
+    progress: bool = False,
+) -> Iterator[ItemEmbedding]:
     """One ``ItemEmbedding`` per span of ``source`` (a ``Genome`` or anything with ``fetch``/``path``), in order."""
     num_stages = engine.model.config.num_stages
     stage = cfg.resolved_stage(num_stages)
     chunk_stage = cfg.chunk_stage(num_stages) if cfg.per_chunk else None
     stages = tuple(sorted({stage} | ({chunk_stage} if chunk_stage is not None else set())))
     pooler: _Pooler | None = None
-    for w, _, row in engine.windows(source, spans, window, overlap, feature_readout(stages), data_cfg,
-                                    progress=progress, desc="embed"):
+    for w, _, row in engine.windows(
+        source, spans, window, overlap, feature_readout(stages), data_cfg, progress=progress, desc="embed"
+    ):
         if w.keep_from == w.region.start:  # first window of the next span (spans may repeat)
             if pooler is not None:
                 yield pooler.finish()

@@ -56,8 +56,7 @@ class InferenceEngine:
             raise ConfigError("--batch-size must be at least 1")
         self.model = self.model.to(self.device).eval()
 
-    def run(self, items: Iterable[T], encode: Callable[[T], np.ndarray], readout: Readout
-            ) -> Iterator[tuple[T, Any]]:
+    def run(self, items: Iterable[T], encode: Callable[[T], np.ndarray], readout: Readout) -> Iterator[tuple[T, Any]]:
         """``(item, readout result)`` for every item, in order; ``encode`` gives its uint8 byte ids."""
         it = iter(items)
         while batch := list(islice(it, self.batch_size)):
@@ -74,9 +73,19 @@ class InferenceEngine:
             self.timing.bases += sum(len(s) for s in seqs)
             yield from zip(batch, results)
 
-    def windows(self, genome, regions: Iterable[Span], window: int, overlap: int, readout: Readout,
-                data_cfg: DataConfig | None = None, phase: int = 0, strands: tuple[str, ...] = ("+",),
-                progress: bool = False, desc: str = "inference") -> Iterator[tuple[Window, str, Any]]:
+    def windows(
+        self,
+        genome,
+        regions: Iterable[Span],
+        window: int,
+        overlap: int,
+        readout: Readout,
+        data_cfg: DataConfig | None = None,
+        phase: int = 0,
+        strands: tuple[str, ...] = ("+",),
+        progress: bool = False,
+        desc: str = "inference",
+    ) -> Iterator[tuple[Window, str, Any]]:
         """``(window, strand, result)`` over the windows tiling ``regions`` (``windows.plan_windows``).
 
         With ``strands=("+", "-")`` each window is also run reverse-complemented, right after its forward
@@ -87,8 +96,14 @@ class InferenceEngine:
 
         data_cfg = data_cfg or DataConfig()
         regions = list(regions)
-        bar = tqdm(total=sum(r.end - r.start for r in regions), unit="bp", unit_scale=True, disable=not progress,
-                   desc=desc, dynamic_ncols=True)
+        bar = tqdm(
+            total=sum(r.end - r.start for r in regions),
+            unit="bp",
+            unit_scale=True,
+            disable=not progress,
+            desc=desc,
+            dynamic_ncols=True,
+        )
         items = ((w, s) for r in regions for w in plan_windows(r, window, overlap, phase) for s in strands)
 
         def encode(item: tuple[Window, str]) -> np.ndarray:

@@ -42,23 +42,31 @@ def track_kinds(strand: str) -> tuple[str, ...]:
     return ("fwd", "rev", "mean") if strand == "both" else ("fwd",)
 
 
-def likelihood_blocks(engine: InferenceEngine, genome, regions: Iterable[Span], window: int, overlap: int,
-                      strand: str = "fwd", data_cfg: DataConfig | None = None, progress: bool = False
-                      ) -> Iterator[BitsBlock]:
+def likelihood_blocks(
+    engine: InferenceEngine,
+    genome,
+    regions: Iterable[Span],
+    window: int,
+    overlap: int,
+    strand: str = "fwd",
+    data_cfg: DataConfig | None = None,
+    progress: bool = False,
+) -> Iterator[BitsBlock]:
     """Stitched per-base bits, region after region, in blocks of at most ``window`` bases."""
     track_kinds(strand)
     strands = ("+", "-") if strand == "both" else ("+",)
-    stream = engine.windows(genome, regions, window, overlap, readouts.bits, data_cfg, strands=strands,
-                            progress=progress, desc="likelihood")
+    stream = engine.windows(
+        genome, regions, window, overlap, readouts.bits, data_cfg, strands=strands, progress=progress, desc="likelihood"
+    )
     if strand == "fwd":
         for w, _, (values,) in stream:
-            yield BitsBlock(w.region, w.keep_from, {"fwd": values[w.keep_from - w.start:]})
+            yield BitsBlock(w.region, w.keep_from, {"fwd": values[w.keep_from - w.start :]})
         return
     joiner = _StrandJoiner()
     pending: tuple[Window, np.ndarray] | None = None  # reverse values wait for the next window's start
     for w, s, (values,) in stream:
         if s == "+":
-            yield from joiner.push("+", w.region, w.keep_from, values[w.keep_from - w.start:])
+            yield from joiner.push("+", w.region, w.keep_from, values[w.keep_from - w.start :])
             continue
         if pending is not None:
             yield from _push_reverse(joiner, *pending, w.start if w.region == pending[0].region else None)
@@ -67,8 +75,7 @@ def likelihood_blocks(engine: InferenceEngine, genome, regions: Iterable[Span], 
         yield from _push_reverse(joiner, *pending, None)
 
 
-def _push_reverse(joiner: "_StrandJoiner", w: Window, values: np.ndarray, next_start: int | None
-                  ) -> Iterator[BitsBlock]:
+def _push_reverse(joiner: _StrandJoiner, w: Window, values: np.ndarray, next_start: int | None) -> Iterator[BitsBlock]:
     end = w.end if next_start is None else next_start
     yield from joiner.push("-", w.region, w.start, values[: end - w.start])
 

@@ -18,15 +18,17 @@ UNAMBIGUOUS = torch.tensor(list(b"ACGTacgt"))
 
 
 @torch.inference_mode()
-def routing_pass(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
-                 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def routing_pass(
+    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(boundary, p, valid) per chunking level from the model's routing-only pass (``HNetLM.route``);
     ``test_routing_pass_matches_full_forward`` pins it to the model's own ``forward``."""
     return model.route(ids, mask)
 
 
-def level_bases(levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], batch: int, length: int,
-                device) -> list[torch.Tensor]:
+def level_bases(
+    levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], batch: int, length: int, device
+) -> list[torch.Tensor]:
     """For level 0 (bases) and the chunk sequence of every chunking level, the (B, L_s) base index of each
     position (0 where the position is padding): S + 1 tensors for S levels."""
     pos = torch.arange(length, device=device).expand(batch, length)
@@ -42,8 +44,9 @@ def level_bases(levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], b
     return out
 
 
-def decisions_at_bases(levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], batch: int, length: int,
-                       device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def decisions_at_bases(
+    levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], batch: int, length: int, device
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per level, (B, L) boundary masks and probabilities at base resolution (0 where a level has no position)."""
     bounds, probs = [], []
     for (bm, bp, valid), pos in zip(levels, level_bases(levels, batch, length, device)):
@@ -60,8 +63,9 @@ def decisions_at_bases(levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 @torch.inference_mode()
-def base_level_decisions(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
-                         ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def base_level_decisions(
+    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per stage, (B, L) boundary masks and probabilities at base resolution, from the routing-only pass."""
     return decisions_at_bases(routing_pass(model, ids, mask), *ids.shape, ids.device)
 

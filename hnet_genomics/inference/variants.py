@@ -55,8 +55,10 @@ class VariantScoringConfig:
         if self.max_len < 1:
             raise ConfigError(f"--max-len must be at least 1, got {self.max_len}")
         if self.window < 2 * self.max_len + 2:
-            raise ConfigError(f"--window {self.window} leaves no flank around alleles of up to --max-len "
-                              f"{self.max_len} bases (need at least {2 * self.max_len + 2})")
+            raise ConfigError(
+                f"--window {self.window} leaves no flank around alleles of up to --max-len "
+                f"{self.max_len} bases (need at least {2 * self.max_len + 2})"
+            )
         if self.bshift_flank < 0:
             raise ConfigError(f"--bshift-flank must be >= 0, got {self.bshift_flank}")
 
@@ -104,12 +106,12 @@ def boundary_shift(b_ref: np.ndarray, b_alt: np.ndarray, left: int, ref_len: int
     lo = max(0, left - flank)
     moved = int(np.count_nonzero(b_ref[lo:left] != b_alt[lo:left]))
     shared = min(ref_len, alt_len)
-    moved += int(np.count_nonzero(b_ref[left:left + shared] != b_alt[left:left + shared]))
-    moved += int(np.count_nonzero(b_ref[left + shared:left + ref_len]))
-    moved += int(np.count_nonzero(b_alt[left + shared:left + alt_len]))
+    moved += int(np.count_nonzero(b_ref[left : left + shared] != b_alt[left : left + shared]))
+    moved += int(np.count_nonzero(b_ref[left + shared : left + ref_len]))
+    moved += int(np.count_nonzero(b_alt[left + shared : left + alt_len]))
     r0, a0 = left + ref_len, left + alt_len
     n = min(flank, len(b_ref) - r0, len(b_alt) - a0)
-    moved += int(np.count_nonzero(b_ref[r0:r0 + n] != b_alt[a0:a0 + n]))
+    moved += int(np.count_nonzero(b_ref[r0 : r0 + n] != b_alt[a0 : a0 + n]))
     return moved
 
 

@@ -26,7 +26,7 @@ def visibility_mask(seq_idx: torch.Tensor, window: int = -1) -> torch.Tensor:
     """(B, L) -> (B, 1, L, L) bool, True where query i may attend key j."""
     l = seq_idx.shape[1]
     i = torch.arange(l, device=seq_idx.device)
-    allowed = (i[None, :] <= i[:, None])
+    allowed = i[None, :] <= i[:, None]
     if window > 0:
         allowed = allowed & (i[:, None] - i[None, :] <= window)
     same = seq_idx[:, :, None] == seq_idx[:, None, :]
@@ -76,14 +76,16 @@ def _blocked_window_sdpa(q, k, v, window: int):
     q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
     n = q.shape[-2] // s
     qb, kb, vb = (t.reshape(*lead, n, s, d) for t in (q, k, v))
-    first = F.scaled_dot_product_attention(qb[..., 0, :, :], kb[..., 0, :, :], vb[..., 0, :, :],
-                                           attn_mask=_band_mask(s, s, 0, window, q.device))
+    first = F.scaled_dot_product_attention(
+        qb[..., 0, :, :], kb[..., 0, :, :], vb[..., 0, :, :], attn_mask=_band_mask(s, s, 0, window, q.device)
+    )
     out = [first[..., None, :, :]]
     if n > 1:
         k2 = torch.cat([kb[..., :-1, :, :], kb[..., 1:, :, :]], dim=-2)  # previous block, then this one
         v2 = torch.cat([vb[..., :-1, :, :], vb[..., 1:, :, :]], dim=-2)
-        rest = F.scaled_dot_product_attention(qb[..., 1:, :, :], k2, v2,
-                                              attn_mask=_band_mask(s, 2 * s, s, window, q.device))
+        rest = F.scaled_dot_product_attention(
+            qb[..., 1:, :, :], k2, v2, attn_mask=_band_mask(s, 2 * s, s, window, q.device)
+        )
         out.append(rest)
     return torch.cat(out, dim=-3).reshape(*lead, n * s, d)[..., :length, :]
 

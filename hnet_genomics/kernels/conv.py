@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from hnet_genomics.kernels import dispatch
 
 
-def causal_conv1d_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      positions: torch.Tensor | None = None) -> torch.Tensor:
+def causal_conv1d_ref(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, positions: torch.Tensor | None = None
+) -> torch.Tensor:
     """x (B, L, C), weight (C, K). Tap k reads x[t-k] only if it lies in the same sequence (positions[t] >= k)."""
     b, l, c = x.shape
     k = weight.shape[1]

@@ -17,8 +17,8 @@ import importlib
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -42,8 +42,13 @@ PROVIDERS: dict[str, Provider] = {
     "rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "rms_norm", "mamba-ssm"),
     "gated_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "gated_rms_norm", "mamba-ssm"),
     "conv": Provider("hnet_genomics.kernels.gpu_conv", "causal_conv1d", "causal-conv1d"),
-    "mamba2_fused": Provider("hnet_genomics.kernels.gpu_mamba", "mamba2_split_scan", "causal-conv1d",
-                             required=False, check="require_split_conv"),
+    "mamba2_fused": Provider(
+        "hnet_genomics.kernels.gpu_mamba",
+        "mamba2_split_scan",
+        "causal-conv1d",
+        required=False,
+        check="require_split_conv",
+    ),
     "attention": Provider("hnet_genomics.kernels.gpu_attention", "attention", "flash-attn"),
     "ema": Provider("hnet_genomics.kernels.triton.ema_dechunk", "ema_scan_triton", "triton"),
     "ema_dechunk": Provider("hnet_genomics.kernels.triton.ema_dechunk", "ema_dechunk_triton", "triton"),
@@ -91,13 +96,17 @@ def gpu_kernel(op: str, like: torch.Tensor) -> Callable | None:
         return None
     if not like.is_cuda:
         if backend == "gpu":
-            raise ConfigError(f"{BACKEND_ENV}=gpu: {op} got a {like.device.type} tensor "
-                              f"(CUDA available: {torch.cuda.is_available()}); use auto or torch on this machine")
+            raise ConfigError(
+                f"{BACKEND_ENV}=gpu: {op} got a {like.device.type} tensor "
+                f"(CUDA available: {torch.cuda.is_available()}); use auto or torch on this machine"
+            )
         return None
     kernel, why = load(op)
     if kernel is None and backend == "gpu" and PROVIDERS[op].required:
-        raise ConfigError(f"{BACKEND_ENV}=gpu: {op} needs {PROVIDERS[op].package}, which does not load ({why}); "
-                          "install the 'gpu' extra or use auto")
+        raise ConfigError(
+            f"{BACKEND_ENV}=gpu: {op} needs {PROVIDERS[op].package}, which does not load ({why}); "
+            "install the 'gpu' extra or use auto"
+        )
     return kernel
 
 
@@ -122,8 +131,11 @@ def report(device: torch.device | str, context: str = "") -> dict[str, str]:
     fallen = {op: impl for op, impl in table.items() if impl.startswith(("torch (", "unfused ("))}
     if fallen:
         lines = "; ".join(f"{op} -> {impl} [{FALLBACK_COST.get(op, 'slower')}]" for op, impl in fallen.items())
-        warnings.warn(f"{prefix}CUDA ops without their GPU kernel: {lines}. Install the kernels (README, "
-                      f"section GPUs) or set {BACKEND_ENV}=gpu to make this an error.", stacklevel=2)
+        warnings.warn(
+            f"{prefix}CUDA ops without their GPU kernel: {lines}. Install the kernels (README, "
+            f"section GPUs) or set {BACKEND_ENV}=gpu to make this an error.",
+            stacklevel=2,
+        )
     return table
 
 

@@ -33,8 +33,14 @@ def channel_last(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2)
 
 
-def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias=None, positions=None, has_resets: bool = False,
-                  activation: str | None = None) -> torch.Tensor | None:
+def causal_conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias=None,
+    positions=None,
+    has_resets: bool = False,
+    activation: str | None = None,
+) -> torch.Tensor | None:
     """x (B, L, C) -> (B, L, C) in x's dtype (weights may stay fp32 under autocast); None for widths or
     channel counts the kernel does not take."""
     if not 2 <= weight.shape[1] <= 4 or x.shape[-1] % 8:

@@ -64,13 +64,37 @@ def sequence_index(starts: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(starts, dim=1, dtype=torch.int32)
 
 
-def ssd_scan(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None, return_final_state=False, D=None,
-             dt_bias=None, dt_softplus=False):
+def ssd_scan(
+    x,
+    dt,
+    A,
+    Bm,
+    Cm,
+    reset=None,
+    chunk_size=64,
+    initial_state=None,
+    return_final_state=False,
+    D=None,
+    dt_bias=None,
+    dt_softplus=False,
+):
     """Same contract as ``ssd.ssd_scan_chunked``; packed sequences become ``seq_idx`` so no state leaks, and
     softplus(dt + dt_bias) and the D skip run inside the kernel (in fp32)."""
     seq_idx = None if reset is None else sequence_index(reset)
-    out = _kernels().chunk_scan(x, dt, A, Bm, Cm, chunk_size, D=D, dt_bias=dt_bias, dt_softplus=dt_softplus,
-                                initial_states=initial_state, seq_idx=seq_idx, return_final_states=return_final_state)
+    out = _kernels().chunk_scan(
+        x,
+        dt,
+        A,
+        Bm,
+        Cm,
+        chunk_size,
+        D=D,
+        dt_bias=dt_bias,
+        dt_softplus=dt_softplus,
+        initial_states=initial_state,
+        seq_idx=seq_idx,
+        return_final_states=return_final_state,
+    )
     if return_final_state:
         y, state = out
         return y, state.float()
@@ -85,10 +109,23 @@ def mamba2_split_scan(zxbcdt, w, dims, reset=None) -> torch.Tensor:
     if (dims.d_inner + 2 * dims.ngroups * dims.d_state) % 8 or not 2 <= w.conv_weight.shape[1] <= 4:
         return None  # channel counts and widths the conv kernel does not take
     return _kernels().combined.mamba_split_conv1d_scan_combined(
-        zxbcdt, w.conv_weight, w.conv_bias, w.dt_bias, -torch.exp(w.A_log.float()), w.D, dims.chunk_size,
-        seq_idx=seq_idx, activation="silu", rmsnorm_weight=w.norm_weight, rmsnorm_eps=dims.eps,
-        outproj_weight=w.out_weight, outproj_bias=None, headdim=dims.head_dim, ngroups=dims.ngroups,
-        norm_before_gate=False)
+        zxbcdt,
+        w.conv_weight,
+        w.conv_bias,
+        w.dt_bias,
+        -torch.exp(w.A_log.float()),
+        w.D,
+        dims.chunk_size,
+        seq_idx=seq_idx,
+        activation="silu",
+        rmsnorm_weight=w.norm_weight,
+        rmsnorm_eps=dims.eps,
+        outproj_weight=w.out_weight,
+        outproj_bias=None,
+        headdim=dims.head_dim,
+        ngroups=dims.ngroups,
+        norm_before_gate=False,
+    )
 
 
 def rms_norm(x, weight, eps):
@@ -110,6 +147,12 @@ def ema_via_chunk_scan(x: torch.Tensor, p: torch.Tensor, chunk_size: int = 256, 
     heads = d // head_dim
     xs = (x / dt[..., None].to(x.dtype)).view(b, m, heads, head_dim)
     ones = torch.ones(b, m, 1, 1, device=x.device, dtype=x.dtype)
-    y = _kernels().chunk_scan(xs, dt[..., None].expand(b, m, heads), -torch.ones(heads, device=x.device),
-                              pc[..., None, None].to(x.dtype), ones, chunk_size)
+    y = _kernels().chunk_scan(
+        xs,
+        dt[..., None].expand(b, m, heads),
+        -torch.ones(heads, device=x.device),
+        pc[..., None, None].to(x.dtype),
+        ones,
+        chunk_size,
+    )
     return y.view(b, m, d)

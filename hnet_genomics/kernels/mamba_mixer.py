@@ -62,8 +62,14 @@ def split_heads(xbc: torch.Tensor, dims: MixerDims):
     return x, Bm, Cm
 
 
-def mamba2_mixer(zxbcdt: torch.Tensor, w: MixerWeights, dims: MixerDims, positions: torch.Tensor,
-                 starts: torch.Tensor, has_resets: bool) -> torch.Tensor:
+def mamba2_mixer(
+    zxbcdt: torch.Tensor,
+    w: MixerWeights,
+    dims: MixerDims,
+    positions: torch.Tensor,
+    starts: torch.Tensor,
+    has_resets: bool,
+) -> torch.Tensor:
     """zxbcdt (B, L, 2 d_inner + 2 G N + H) -> (B, L, d_model). ``starts`` (B, L) marks packed sequence starts;
     with ``has_resets`` neither the conv nor the scan carries anything across them."""
     fast = dispatch.gpu_kernel("mamba2_fused", zxbcdt)
@@ -72,8 +78,19 @@ def mamba2_mixer(zxbcdt: torch.Tensor, w: MixerWeights, dims: MixerDims, positio
     z, xbc, dt = split_projection(zxbcdt, dims)
     xbc = conv_k.causal_conv1d(xbc, w.conv_weight, w.conv_bias, positions, has_resets=has_resets, activation="silu")
     x, Bm, Cm = split_heads(xbc, dims)
-    y = ssd_k.ssd_scan_chunked(x, dt, -torch.exp(w.A_log.float()), Bm, Cm, reset=starts if has_resets else None,
-                               chunk_size=dims.chunk_size, D=w.D, dt_bias=w.dt_bias, dt_softplus=True)
-    y = norm_k.gated_rms_norm(rearrange(y, "... h p -> ... (h p)"), z, w.norm_weight, dims.eps,
-                              group_size=dims.d_inner // dims.ngroups)
+    y = ssd_k.ssd_scan_chunked(
+        x,
+        dt,
+        -torch.exp(w.A_log.float()),
+        Bm,
+        Cm,
+        reset=starts if has_resets else None,
+        chunk_size=dims.chunk_size,
+        D=w.D,
+        dt_bias=w.dt_bias,
+        dt_softplus=True,
+    )
+    y = norm_k.gated_rms_norm(
+        rearrange(y, "... h p -> ... (h p)"), z, w.norm_weight, dims.eps, group_size=dims.d_inner // dims.ngroups
+    )
     return F.linear(y, w.out_weight)

@@ -14,8 +14,9 @@ def rms_norm_ref(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Ten
     return (out * weight.float()).to(x.dtype)
 
 
-def gated_rms_norm_ref(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float,
-                       group_size: int | None = None) -> torch.Tensor:
+def gated_rms_norm_ref(
+    x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float, group_size: int | None = None
+) -> torch.Tensor:
     """Gate first, then normalise per group of ``group_size`` channels (Mamba-2's norm_before_gate=False)."""
     xf = x.float() * F.silu(z.float())
     d = xf.shape[-1]
@@ -31,8 +32,9 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return fast(x, weight, eps) if fast is not None else rms_norm_ref(x, weight, eps)
 
 
-def gated_rms_norm(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float,
-                   group_size: int | None = None) -> torch.Tensor:
+def gated_rms_norm(
+    x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float, group_size: int | None = None
+) -> torch.Tensor:
     """mamba-ssm's fused gated Triton RMSNorm on CUDA, the reference otherwise."""
     fast = dispatch.gpu_kernel("gated_rms_norm", x)
     if fast is not None:

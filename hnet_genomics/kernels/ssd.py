@@ -29,7 +29,8 @@ def ssd_scan_ref(x, dt, A, Bm, Cm, reset=None, initial_state=None, return_final_
         if reset is not None:
             decay = decay.masked_fill(reset[:, t, None], 0.0)
         state = state * decay[..., None, None] + torch.einsum(
-            "bh,bhp,bhn->bhpn", dt[:, t].float(), x[:, t].float(), Bh[:, t])
+            "bh,bhp,bhn->bhpn", dt[:, t].float(), x[:, t].float(), Bh[:, t]
+        )
         ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, t]))
     y = torch.stack(ys, dim=1).to(x.dtype)
     return (y, state) if return_final_state else y
@@ -49,8 +50,20 @@ def segsum(a: torch.Tensor) -> torch.Tensor:
     return out.masked_fill(~incl, float("-inf"))
 
 
-def ssd_scan_chunked(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=None,
-                     return_final_state=False, D=None, dt_bias=None, dt_softplus=False):
+def ssd_scan_chunked(
+    x,
+    dt,
+    A,
+    Bm,
+    Cm,
+    reset=None,
+    chunk_size=64,
+    initial_state=None,
+    return_final_state=False,
+    D=None,
+    dt_bias=None,
+    dt_softplus=False,
+):
     """Chunked SSD: quadratic inside chunks of ``chunk_size``, linear recurrence across them.
 
     With ``dt_bias`` / ``dt_softplus`` the step size is softplus(dt + dt_bias), and ``D`` (H,) adds the skip
@@ -59,8 +72,20 @@ def ssd_scan_chunked(x, dt, A, Bm, Cm, reset=None, chunk_size=64, initial_state=
     """
     fast = dispatch.gpu_kernel("ssd", x)
     if fast is not None:
-        return fast(x, dt, A, Bm, Cm, reset=reset, chunk_size=chunk_size, initial_state=initial_state,
-                    return_final_state=return_final_state, D=D, dt_bias=dt_bias, dt_softplus=dt_softplus)
+        return fast(
+            x,
+            dt,
+            A,
+            Bm,
+            Cm,
+            reset=reset,
+            chunk_size=chunk_size,
+            initial_state=initial_state,
+            return_final_state=return_final_state,
+            D=D,
+            dt_bias=dt_bias,
+            dt_softplus=dt_softplus,
+        )
     if dt_bias is not None:
         dt = dt.float() + dt_bias.float()
     if dt_softplus:

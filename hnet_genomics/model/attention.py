@@ -14,8 +14,7 @@ from hnet_genomics.model.geometry import Geometry
 
 def rotary_tables(positions: torch.Tensor, rot_dim: int, base: float = 10000.0):
     """cos/sin of shape (*positions.shape, rot_dim // 2) for integer positions."""
-    inv_freq = 1.0 / (base ** (torch.arange(0, rot_dim, 2, device=positions.device, dtype=torch.float32)
-                               / rot_dim))
+    inv_freq = 1.0 / (base ** (torch.arange(0, rot_dim, 2, device=positions.device, dtype=torch.float32) / rot_dim))
     angles = positions.float()[..., None] * inv_freq
     return angles.cos(), angles.sin()
 
@@ -23,7 +22,7 @@ def rotary_tables(positions: torch.Tensor, rot_dim: int, base: float = 10000.0):
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate the first ``2 * cos.shape[-1]`` channels of each head (half-split convention)."""
     r = cos.shape[-1]
-    x1, x2, rest = x[..., :r], x[..., r:2 * r], x[..., 2 * r:]
+    x1, x2, rest = x[..., :r], x[..., r : 2 * r], x[..., 2 * r :]
     xf1, xf2 = x1.float(), x2.float()
     out1 = xf1 * cos - xf2 * sin
     out2 = xf2 * cos + xf1 * sin
@@ -60,8 +59,11 @@ class CausalSelfAttention(nn.Module):
 
     def init_state(self, batch: int, device, dtype, capacity: int = 256) -> KVCache:
         shape = (batch, self.num_heads, capacity, self.head_dim)
-        return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype),
-                       torch.zeros(batch, dtype=torch.long, device=device))
+        return KVCache(
+            torch.zeros(shape, device=device, dtype=dtype),
+            torch.zeros(shape, device=device, dtype=dtype),
+            torch.zeros(batch, dtype=torch.long, device=device),
+        )
 
     def step(self, hidden: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
         """hidden (B, D): append this token's key/value at each row's own position and attend."""

@@ -8,9 +8,9 @@ from torch import nn
 
 from hnet_genomics.config import ModelConfig
 from hnet_genomics.kernels import norm as norm_k
+from hnet_genomics.layout import BlockSpec
 from hnet_genomics.model.attention import CausalSelfAttention
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.layout import BlockSpec
 from hnet_genomics.model.mamba2 import Mamba2
 
 
@@ -46,8 +46,9 @@ class ResidualBlock(nn.Module):
         if spec.kind == "m":
             self.mixer = Mamba2(d, cfg.ssm, cfg.norm_eps)
         else:
-            self.mixer = CausalSelfAttention(d, cfg.attn.num_heads[stage], cfg.attn.rotary_dim[stage],
-                                             cfg.attn.window_size[stage])
+            self.mixer = CausalSelfAttention(
+                d, cfg.attn.num_heads[stage], cfg.attn.rotary_dim[stage], cfg.attn.window_size[stage]
+            )
         self.norm2 = RMSNorm(d, cfg.norm_eps) if spec.mlp else None
         self.mlp = SwiGLU(d, cfg.d_intermediate[stage]) if spec.mlp else None
 

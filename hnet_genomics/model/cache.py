@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Union
 
 import torch
 
 from hnet_genomics.model.attention import KVCache
 from hnet_genomics.model.mamba2 import MambaState
 
-BlockStates = list[Union[MambaState, KVCache]]  # one per block of a stack, in order
+BlockStates = list[MambaState | KVCache]  # one per block of a stack, in order
 
 
 @dataclass
@@ -19,7 +18,7 @@ class HNetState:
     """What one H-Net level carries from token to token."""
 
     encoder: BlockStates
-    main: Union["HNetState", BlockStates]  # the next level's state, or the innermost stack's
+    main: HNetState | BlockStates  # the next level's state, or the innermost stack's
     decoder: BlockStates
     prev_key: torch.Tensor | None  # router key of the previous token (None before the first)
     smoothed: torch.Tensor  # (B, d) fp32: EMA of the main network's output for each row's current chunk
@@ -41,6 +40,7 @@ def select_rows(mask: torch.Tensor, new, old):
     if isinstance(new, (list, tuple)):
         return type(new)(select_rows(mask, n, o) for n, o in zip(new, old))
     if dataclasses.is_dataclass(new):
-        return type(new)(**{f.name: select_rows(mask, getattr(new, f.name), getattr(old, f.name))
-                            for f in dataclasses.fields(new)})
+        return type(new)(
+            **{f.name: select_rows(mask, getattr(new, f.name), getattr(old, f.name)) for f in dataclasses.fields(new)}
+        )
     raise TypeError(f"cannot merge inference state of type {type(new).__name__}")

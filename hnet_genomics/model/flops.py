@@ -51,7 +51,7 @@ def _flops_per_base(cfg: ModelConfig, seq_len: int, compression: list[float], ro
         if routing_only and st.innermost:
             break
         tokens = seq_len * density
-        for spec in (st.encoder if routing_only else st.all_blocks()):
+        for spec in st.encoder if routing_only else st.all_blocks():
             total += density * _block_flops_per_token(spec, s, cfg, tokens)
         if not st.innermost:
             d = cfg.d_model[s]

@@ -30,23 +30,28 @@ class Geometry:
         return self.packed and self.cu_seqlens.numel() > 2
 
     @staticmethod
-    def padded(mask: torch.Tensor) -> "Geometry":
+    def padded(mask: torch.Tensor) -> Geometry:
         b, l = mask.shape
         pos = torch.arange(l, device=mask.device).expand(b, l)
         return Geometry(valid=mask, seq_idx=torch.zeros_like(pos), positions=pos, starts=pos == 0)
 
     @staticmethod
-    def from_cu_seqlens(cu_seqlens: torch.Tensor, total: int) -> "Geometry":
+    def from_cu_seqlens(cu_seqlens: torch.Tensor, total: int) -> Geometry:
         cu = cu_seqlens.to(torch.long)
         lengths = cu[1:] - cu[:-1]
         seq_idx = torch.repeat_interleave(torch.arange(len(lengths), device=cu.device), lengths)
         if seq_idx.numel() != total:
             raise ValueError(f"cu_seqlens covers {seq_idx.numel()} tokens but the packed batch has {total}")
         pos = torch.arange(total, device=cu.device) - cu[:-1][seq_idx]
-        return Geometry(valid=torch.ones(1, total, dtype=torch.bool, device=cu.device), seq_idx=seq_idx[None],
-                        positions=pos[None], starts=(pos == 0)[None], cu_seqlens=cu_seqlens.to(torch.int32))
+        return Geometry(
+            valid=torch.ones(1, total, dtype=torch.bool, device=cu.device),
+            seq_idx=seq_idx[None],
+            positions=pos[None],
+            starts=(pos == 0)[None],
+            cu_seqlens=cu_seqlens.to(torch.int32),
+        )
 
-    def downsample(self, boundary: torch.Tensor) -> tuple["Geometry", torch.Tensor]:
+    def downsample(self, boundary: torch.Tensor) -> tuple[Geometry, torch.Tensor]:
         """Geometry of the chunk sequence and the gather index (B, L') of chunk-start positions.
 
         Chunks keep their order, so inner rows are left-aligned: padded rows get a new right-padding mask,

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from hnet_genomics.config import ModelConfig
+from hnet_genomics.layout import StageSpec
 from hnet_genomics.model import chunking
 from hnet_genomics.model.cache import HNetState, select_rows
 from hnet_genomics.model.geometry import Geometry
 from hnet_genomics.model.isotropic import Isotropic
-from hnet_genomics.layout import StageSpec
 
 
 @dataclass
@@ -92,8 +92,9 @@ class HNet(nn.Module):
         self.decoder.init_residual_outputs(std, layers)
         self.main.scale_residual_outputs(std, layers)
 
-    def upsampled_plus_skip(self, smoothed: torch.Tensor, p: torch.Tensor, boundary: torch.Tensor,
-                            enc: torch.Tensor) -> torch.Tensor:
+    def upsampled_plus_skip(
+        self, smoothed: torch.Tensor, p: torch.Tensor, boundary: torch.Tensor, enc: torch.Tensor
+    ) -> torch.Tensor:
         """The decoder's input: the dechunked main-network output times the straight-through confidence of
         its chunk (value 1, gradient into p), plus the linear skip from the encoder."""
         conf = chunking.confidence_ste(p, boundary)[..., None]
@@ -113,9 +114,14 @@ class HNet(nn.Module):
         p_inner = torch.gather(c.probs, 1, c.index)
         smoothed = chunking.dechunk(inner_out[..., : self.d], p_inner, c.boundary, geom)
         out = self.decoder(self.upsampled_plus_skip(smoothed, c.probs, c.boundary, c.enc), geom)
-        info = LevelInfo(boundary=c.boundary, probs=c.probs, valid=geom.valid,
-                         ratio_loss=chunking.ratio_loss(c.boundary, c.probs, geom.valid, self.target),
-                         chunk_hidden=inner_out, inner_valid=c.inner_geom.valid)
+        info = LevelInfo(
+            boundary=c.boundary,
+            probs=c.probs,
+            valid=geom.valid,
+            ratio_loss=chunking.ratio_loss(c.boundary, c.probs, geom.valid, self.target),
+            chunk_hidden=inner_out,
+            inner_valid=c.inner_geom.valid,
+        )
         return out, [info] + deeper
 
     def route(self, hidden: torch.Tensor, geom: Geometry) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -130,11 +136,13 @@ class HNet(nn.Module):
     # ---- incremental inference ------------------------------------------------------------------------
 
     def init_state(self, batch: int, device, dtype) -> HNetState:
-        return HNetState(encoder=self.encoder.init_state(batch, device, dtype),
-                         main=self.main.init_state(batch, device, dtype),
-                         decoder=self.decoder.init_state(batch, device, dtype),
-                         prev_key=None,
-                         smoothed=torch.zeros(batch, self.d, device=device, dtype=torch.float32))
+        return HNetState(
+            encoder=self.encoder.init_state(batch, device, dtype),
+            main=self.main.init_state(batch, device, dtype),
+            decoder=self.decoder.init_state(batch, device, dtype),
+            prev_key=None,
+            smoothed=torch.zeros(batch, self.d, device=device, dtype=torch.float32),
+        )
 
     def step(self, hidden: torch.Tensor, state: HNetState) -> tuple[torch.Tensor, HNetState]:
         """One token for every row. Rows whose token opens a chunk advance the main network; others reuse

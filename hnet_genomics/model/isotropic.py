@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from hnet_genomics.config import ModelConfig
+from hnet_genomics.layout import BlockSpec
 from hnet_genomics.model.blocks import ResidualBlock, RMSNorm
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.layout import BlockSpec
 
 
 class Isotropic(nn.Module):

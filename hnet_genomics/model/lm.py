@@ -14,12 +14,12 @@ from torch import nn
 
 from hnet_genomics.config import ModelConfig, from_dict, without_training_keys
 from hnet_genomics.errors import CheckpointError, ConfigError
+from hnet_genomics.layout import parse_layout
+from hnet_genomics.model.cache import BlockStates, HNetState
 from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.cache import BlockStates, HNetState
 from hnet_genomics.model.hnet import HNet, build_main
 from hnet_genomics.model.init import INIT_STD, parameter_stages
-from hnet_genomics.layout import parse_layout
 from hnet_genomics.model.sampling import sample_next
 
 CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE = "config.json", "model.safetensors", "training.json"
@@ -90,8 +90,9 @@ class HNetLM(nn.Module):
 
     # ---- training / scoring -------------------------------------------------------------------------
 
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None,
-                cu_seqlens: torch.Tensor | None = None) -> LMOutput:
+    def forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None
+    ) -> LMOutput:
         """Padded (B, L) with an optional right-padding ``mask``, or packed (1, T) with ``cu_seqlens``."""
         if cu_seqlens is not None:
             if input_ids.shape[0] != 1:
@@ -105,11 +106,15 @@ class HNetLM(nn.Module):
         logits = self.lm_head(hidden)
         ratio = sum((lv.ratio_loss for lv in levels), start=torch.zeros((), device=logits.device))
         return LMOutput(
-            logits=logits, hidden_states=hidden,
-            boundary_masks=[lv.boundary for lv in levels], boundary_probs=[lv.probs for lv in levels],
+            logits=logits,
+            hidden_states=hidden,
+            boundary_masks=[lv.boundary for lv in levels],
+            boundary_probs=[lv.probs for lv in levels],
             level_masks=[geom.valid] + [lv.inner_valid for lv in levels],
-            chunk_hidden=levels[0].chunk_hidden if levels else None, ratio_loss=ratio,
-            stage_hidden=[lv.chunk_hidden for lv in levels])
+            chunk_hidden=levels[0].chunk_hidden if levels else None,
+            ratio_loss=ratio,
+            stage_hidden=[lv.chunk_hidden for lv in levels],
+        )
 
     @torch.no_grad()
     def route(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> list:
@@ -127,16 +132,24 @@ class HNetLM(nn.Module):
         p = next(self.parameters())
         return self.backbone.init_state(batch, p.device, p.dtype)
 
-    def step(self, input_ids: torch.Tensor, state: HNetState | BlockStates
-             ) -> tuple[torch.Tensor, HNetState | BlockStates]:
+    def step(
+        self, input_ids: torch.Tensor, state: HNetState | BlockStates
+    ) -> tuple[torch.Tensor, HNetState | BlockStates]:
         """input_ids (B,) -> next-token logits (B, vocab) and the updated state."""
         hidden, state = self.backbone.step(self.embeddings(input_ids), state)
         return self.lm_head(hidden), state
 
     @torch.inference_mode()
-    def generate(self, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, generator: torch.Generator | None = None,
-                 allowed: bytes | None = b"ACGT") -> torch.Tensor:
+    def generate(
+        self,
+        prompt: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        allowed: bytes | None = b"ACGT",
+    ) -> torch.Tensor:
         """Sample a continuation of ``prompt`` (B, L0) token by token; ``allowed`` restricts the alphabet."""
         state = self.init_state(prompt.shape[0])
         for t in range(prompt.shape[1]):  # the prompt is fed through the same recurrent path
@@ -186,7 +199,7 @@ class HNetLM(nn.Module):
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "hnet_genomics"})
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "HNetLM":
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> HNetLM:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -212,13 +225,17 @@ class HNetLM(nn.Module):
         if cfg.tie_embeddings:
             missing = [m for m in missing if m != "lm_head.weight"]
         if missing or unexpected:
-            raise CheckpointError(f"{w_path}: weights do not match {cfg_path} "
-                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise CheckpointError(
+                f"{w_path}: weights do not match {cfg_path} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
         model.trained_context = _read_trained_context(directory / TRAINING_FILE)
         if legacy:
-            warnings.warn(f"{cfg_path}: saved by an older version with training settings "
-                          f"({', '.join(legacy)}) in the model config; ignored (they belong to train.*)",
-                          FutureWarning, stacklevel=2)
+            warnings.warn(
+                f"{cfg_path}: saved by an older version with training settings "
+                f"({', '.join(legacy)}) in the model config; ignored (they belong to train.*)",
+                FutureWarning,
+                stacklevel=2,
+            )
         return model
 
 
@@ -230,5 +247,5 @@ def _read_trained_context(path: Path) -> int | None:
     except (json.JSONDecodeError, AttributeError):
         value = None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CheckpointError(f"{path}: expected {{\"seq_len\": positive integer}}")
+        raise CheckpointError(f'{path}: expected {{"seq_len": positive integer}}')
     return value

@@ -32,8 +32,7 @@ class Mamba2(nn.Module):
         self.d_inner = cfg.expand * d_model
         self.nheads = self.d_inner // cfg.head_dim
         self.conv_dim = self.d_inner + 2 * cfg.ngroups * cfg.d_state
-        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * cfg.ngroups * cfg.d_state + self.nheads,
-                                 bias=False)
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * cfg.ngroups * cfg.d_state + self.nheads, bias=False)
         self.conv_weight = nn.Parameter(torch.empty(self.conv_dim, cfg.d_conv))
         self.conv_bias = nn.Parameter(torch.zeros(self.conv_dim))
         self.dt_bias = nn.Parameter(torch.empty(self.nheads))
@@ -50,8 +49,10 @@ class Mamba2(nn.Module):
         bound = 1 / math.sqrt(self.cfg.d_conv)
         nn.init.uniform_(self.conv_weight, -bound, bound)
         nn.init.uniform_(self.conv_bias, -bound, bound)
-        dt = torch.exp(torch.rand(self.nheads) * (math.log(self.cfg.dt_max) - math.log(self.cfg.dt_min))
-                       + math.log(self.cfg.dt_min)).clamp(min=1e-4)
+        dt = torch.exp(
+            torch.rand(self.nheads) * (math.log(self.cfg.dt_max) - math.log(self.cfg.dt_min))
+            + math.log(self.cfg.dt_min)
+        ).clamp(min=1e-4)
         self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         self.A_log.copy_(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
         self.D.fill_(1.0)
@@ -66,18 +67,22 @@ class Mamba2(nn.Module):
         return mixer_k.MixerDims(self.d_inner, self.nheads, c.head_dim, c.ngroups, c.d_state, c.chunk_size, self.eps)
 
     def weights(self) -> mixer_k.MixerWeights:
-        return mixer_k.MixerWeights(self.conv_weight, self.conv_bias, self.dt_bias, self.A_log, self.D,
-                                    self.norm_weight, self.out_proj.weight)
+        return mixer_k.MixerWeights(
+            self.conv_weight, self.conv_bias, self.dt_bias, self.A_log, self.D, self.norm_weight, self.out_proj.weight
+        )
 
     def forward(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
-        return mixer_k.mamba2_mixer(self.in_proj(hidden), self.weights(), self.dims, geom.positions, geom.starts,
-                                    geom.has_resets)
+        return mixer_k.mamba2_mixer(
+            self.in_proj(hidden), self.weights(), self.dims, geom.positions, geom.starts, geom.has_resets
+        )
 
     def init_state(self, batch: int, device, dtype) -> MambaState:
         return MambaState(
             conv=torch.zeros(batch, self.conv_dim, self.cfg.d_conv, device=device, dtype=dtype),
-            ssm=torch.zeros(batch, self.nheads, self.cfg.head_dim, self.cfg.d_state, device=device,
-                            dtype=torch.float32))
+            ssm=torch.zeros(
+                batch, self.nheads, self.cfg.head_dim, self.cfg.d_state, device=device, dtype=torch.float32
+            ),
+        )
 
     def step(self, hidden: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
         """hidden (B, D) -> (B, D) for one new token: the forward's arithmetic on one position."""
@@ -88,6 +93,11 @@ class Mamba2(nn.Module):
         dt = F.softplus(dt.float() + self.dt_bias.float())
         y, ssm_state = ssd_k.ssd_step(state.ssm, x, dt, -torch.exp(self.A_log.float()), Bm, Cm)
         y = (y.float() + x.float() * self.D.float()[:, None]).to(x.dtype)
-        y = norm_k.gated_rms_norm(rearrange(y, "... h p -> ... (h p)"), z, self.norm_weight, self.eps,
-                                  group_size=self.d_inner // self.cfg.ngroups)
+        y = norm_k.gated_rms_norm(
+            rearrange(y, "... h p -> ... (h p)"),
+            z,
+            self.norm_weight,
+            self.eps,
+            group_size=self.d_inner // self.cfg.ngroups,
+        )
         return self.out_proj(y), MambaState(conv_state, ssm_state)

@@ -5,8 +5,14 @@ from __future__ import annotations
 import torch
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                generator: torch.Generator | None = None, allowed: bytes | None = None) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    allowed: bytes | None = None,
+) -> torch.Tensor:
     """logits (B, V) -> token ids (B,). ``temperature == 0`` is greedy. ``allowed`` keeps only those bytes
     (a byte-level model can emit any byte; DNA sampling usually wants ACGT)."""
     logits = logits.float().clone()

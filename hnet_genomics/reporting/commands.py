@@ -8,13 +8,19 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "report", help="markdown report of one pretraining run (bpb vs Markov, curves, enrichment, tracks)",
+        "report",
+        help="markdown report of one pretraining run (bpb vs Markov, curves, enrichment, tracks)",
         description="Collect a pretraining run's metrics, its held-out evaluation, the Markov reference, "
-                    "boundary enrichment and boundary tracks into one markdown page with PNGs beside it. "
-                    "Every input is optional; sections without input are left out.")
-    p.add_argument("--out", type=Path, required=True,
-                   help="markdown file to write; PNGs go beside it (curves.png, val_bpb.png, edge_density.png) and "
-                        "missing parent folders are created")
+        "boundary enrichment and boundary tracks into one markdown page with PNGs beside it. "
+        "Every input is optional; sections without input are left out.",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="markdown file to write; PNGs go beside it (curves.png, val_bpb.png, edge_density.png) and "
+        "missing parent folders are created",
+    )
     p.add_argument("--pretrain", type=Path, help="output directory of `hnet-genomics pretrain`")
     p.add_argument("--eval", dest="evaluation", type=Path, help="JSON of `hnet-genomics eval --model`")
     p.add_argument("--markov", type=Path, help="JSON of `hnet-genomics eval --baseline markov`")
@@ -23,14 +29,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_report)
 
     p = sub.add_parser(
-        "compare", help="table + plot of several pretraining runs trained on the same data and budget",
+        "compare",
+        help="table + plot of several pretraining runs trained on the same data and budget",
         description="Read each run's metrics.json (and test-split eval JSON) and write comparison.md, "
-                    "comparison.csv, comparison.json and val_bpb.png (validation bits per base against bases "
-                    "seen, mean over seeds). Give a run name several times to aggregate its seeds.")
-    p.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR",
-                   help="run name and its `hnet-genomics pretrain` output directory (repeat a name per seed)")
-    p.add_argument("--test", nargs="+", default=[], metavar="NAME=JSON",
-                   help="`hnet-genomics eval --split test` result of each seed, in the order of --runs")
+        "comparison.csv, comparison.json and val_bpb.png (validation bits per base against bases "
+        "seen, mean over seeds). Give a run name several times to aggregate its seeds.",
+    )
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        metavar="NAME=DIR",
+        help="run name and its `hnet-genomics pretrain` output directory (repeat a name per seed)",
+    )
+    p.add_argument(
+        "--test",
+        nargs="+",
+        default=[],
+        metavar="NAME=JSON",
+        help="`hnet-genomics eval --split test` result of each seed, in the order of --runs",
+    )
     p.add_argument("--reference", metavar="NAME", help="run whose data efficiency against the others is reported")
     p.add_argument("--markov", type=Path, help="JSON of `hnet-genomics eval --baseline markov` drawn as a reference")
     p.add_argument("--out", type=Path, required=True, help="output folder (created with its parents if missing)")
@@ -42,8 +60,14 @@ def _report(args: argparse.Namespace) -> int:
     from hnet_genomics.reporting.report import write_report
 
     check_output_file(args.out)
-    path = write_report(args.out, pretrain=args.pretrain, evaluation=args.evaluation, markov=args.markov,
-                        enrichment=args.enrichment, tracks=args.tracks)
+    path = write_report(
+        args.out,
+        pretrain=args.pretrain,
+        evaluation=args.evaluation,
+        markov=args.markov,
+        enrichment=args.enrichment,
+        tracks=args.tracks,
+    )
     print(path)
     return 0
 

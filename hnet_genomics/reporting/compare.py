@@ -17,8 +17,17 @@ from typing import Any
 
 from hnet_genomics.atomic import output_dir, write_json_atomic, write_text_atomic
 from hnet_genomics.errors import ConfigError, DataError
-from hnet_genomics.reporting.report import (UNIFORM_BPB, _fmt, _reference_label, _table, bpb_of, history_of,
-                                            plot_bpb_curves, read_json, read_run_metrics)
+from hnet_genomics.reporting.report import (
+    UNIFORM_BPB,
+    _fmt,
+    _reference_label,
+    _table,
+    bpb_of,
+    history_of,
+    plot_bpb_curves,
+    read_json,
+    read_run_metrics,
+)
 
 Curve = list[tuple[float, float]]
 
@@ -80,8 +89,9 @@ def _pm(mean: float | None, std: float | None) -> str:
     return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
-def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None = None,
-              reference: str | None = None) -> dict[str, Any]:
+def summarize(
+    runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None = None, reference: str | None = None
+) -> dict[str, Any]:
     """Per-run aggregates over seeds plus data efficiency against ``reference``."""
     tests = tests or {}
     if reference is not None and reference not in runs:
@@ -96,17 +106,29 @@ def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None =
         val = [v for v in (_number(m, "val_bpb") for m in metrics) if v is not None]
         test = [bpb_of(read_json(p), p) for p in tests.get(name, [])]
         first = metrics[0]
-        per_seed = [{"dir": str(d), **{k: m.get(k) for k in SEED_FIELDS}, "test_bpb": t}
-                    for d, m, t in zip(dirs, metrics, test + [None] * (len(dirs) - len(test)))]
+        per_seed = [
+            {"dir": str(d), **{k: m.get(k) for k in SEED_FIELDS}, "test_bpb": t}
+            for d, m, t in zip(dirs, metrics, test + [None] * (len(dirs) - len(test)))
+        ]
         summary["runs"][name] = {
-            "seeds": len(dirs), "dirs": [str(d) for d in dirs], "params": first.get("params"),
-            "flops_per_base": first.get("flops_per_base"), "bases_seen": first.get("bases_seen"),
-            "val_bpb": val, "val_bpb_mean": _spread(val)[0], "val_bpb_std": _spread(val)[1],
-            "test_bpb": test, "test_bpb_mean": _spread(test)[0], "test_bpb_std": _spread(test)[1],
+            "seeds": len(dirs),
+            "dirs": [str(d) for d in dirs],
+            "params": first.get("params"),
+            "flops_per_base": first.get("flops_per_base"),
+            "bases_seen": first.get("bases_seen"),
+            "val_bpb": val,
+            "val_bpb_mean": _spread(val)[0],
+            "val_bpb_std": _spread(val)[1],
+            "test_bpb": test,
+            "test_bpb_mean": _spread(test)[0],
+            "test_bpb_std": _spread(test)[1],
             "compression_ratios": first.get("compression_ratios"),
-            "bases_per_second": _spread([v for v in (_number(m, "bases_per_second") for m in metrics)
-                                         if v is not None])[0],
-            "curve": mean_curve(curves), "seed_range": seed_range(curves), "per_seed": per_seed,
+            "bases_per_second": _spread(
+                [v for v in (_number(m, "bases_per_second") for m in metrics) if v is not None]
+            )[0],
+            "curve": mean_curve(curves),
+            "seed_range": seed_range(curves),
+            "per_seed": per_seed,
         }
     if reference is not None:
         ref = summary["runs"][reference]
@@ -122,33 +144,75 @@ def summarize(runs: dict[str, list[Path]], tests: dict[str, list[Path]] | None =
     return summary
 
 
-def compare_runs(runs: dict[str, list[Path]], out_dir: str | Path, tests: dict[str, list[Path]] | None = None,
-                 reference: str | None = None, markov: str | Path | None = None) -> dict[str, Path]:
+def compare_runs(
+    runs: dict[str, list[Path]],
+    out_dir: str | Path,
+    tests: dict[str, list[Path]] | None = None,
+    reference: str | None = None,
+    markov: str | Path | None = None,
+) -> dict[str, Path]:
     """comparison.md / .csv / .json and val_bpb.png for runs trained on the same data and budget."""
     summary = summarize(runs, tests, reference)  # every input read before the output folder is made
     order = sorted(summary["runs"], key=lambda n: summary["runs"][n]["val_bpb_mean"] or math.inf)
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", "seed_dir", "params", "flops_per_base", "bases_seen", "val_bpb", "test_bpb",
-                     "bases_per_second", "compression_ratios"])
+    writer.writerow(
+        [
+            "run",
+            "seed_dir",
+            "params",
+            "flops_per_base",
+            "bases_seen",
+            "val_bpb",
+            "test_bpb",
+            "bases_per_second",
+            "compression_ratios",
+        ]
+    )
     for name in order:
         for seed in summary["runs"][name]["per_seed"]:
-            cells = ["" if seed[k] is None else seed[k] for k in ("dir", "params", "flops_per_base", "bases_seen",
-                                                                   "val_bpb", "test_bpb", "bases_per_second")]
+            cells = [
+                "" if seed[k] is None else seed[k]
+                for k in ("dir", "params", "flops_per_base", "bases_seen", "val_bpb", "test_bpb", "bases_per_second")
+            ]
             writer.writerow([name, *cells, " ".join(map(str, seed["compression_ratios"] or []))])
 
-    header = ["run", "seeds", "params", "train FLOPs/base", "bases seen", "val bpb", "test bpb", "compression",
-              "bases/s"]
+    header = [
+        "run",
+        "seeds",
+        "params",
+        "train FLOPs/base",
+        "bases seen",
+        "val bpb",
+        "test bpb",
+        "compression",
+        "bases/s",
+    ]
     rows = []
     for name in order:
         r = summary["runs"][name]
-        rows.append([name, r["seeds"], r["params"], r["flops_per_base"], r["bases_seen"],
-                     _pm(r["val_bpb_mean"], r["val_bpb_std"]), _pm(r["test_bpb_mean"], r["test_bpb_std"]),
-                     r["compression_ratios"], r["bases_per_second"]])
-    md = ["# Baseline comparison", "",
-          "Runs sorted by mean final validation bits per base (lower is better); ± is the standard deviation "
-          "over seeds.", "", _table(header, rows), ""]
+        rows.append(
+            [
+                name,
+                r["seeds"],
+                r["params"],
+                r["flops_per_base"],
+                r["bases_seen"],
+                _pm(r["val_bpb_mean"], r["val_bpb_std"]),
+                _pm(r["test_bpb_mean"], r["test_bpb_std"]),
+                r["compression_ratios"],
+                r["bases_per_second"],
+            ]
+        )
+    md = [
+        "# Baseline comparison",
+        "",
+        "Runs sorted by mean final validation bits per base (lower is better); ± is the standard deviation over seeds.",
+        "",
+        _table(header, rows),
+        "",
+    ]
     if reference is not None:
         eff_rows = []
         for name in order:
@@ -156,33 +220,66 @@ def compare_runs(runs: dict[str, list[Path]], out_dir: str | Path, tests: dict[s
             if name == reference:
                 continue
             needed = r.get("reference_bases_to_match")
-            eff_rows.append([name, r.get("params_vs_reference"), r.get("flops_per_base_vs_reference"),
-                             _pm(r["val_bpb_mean"], None), r["bases_seen"],
-                             needed if needed is not None else "not reached",
-                             f"{r['data_efficiency']:.2f}x" if r.get("data_efficiency") else "–"])
-        md += [f"## Data efficiency of {reference}", "",
-               f"Bases {reference} needed (mean curve over seeds) to reach each run's final validation bpb; "
-               f"efficiency = that run's bases / {reference}'s. Above 1: {reference} gets there on fewer bases. "
-               f"'not reached': {reference} never got that low within its budget.", "",
-               _table(["run", "params vs ref", "FLOPs/base vs ref", "its final val bpb", "its bases",
-                       f"{reference} bases to match", "efficiency"], eff_rows), ""]
+            eff_rows.append(
+                [
+                    name,
+                    r.get("params_vs_reference"),
+                    r.get("flops_per_base_vs_reference"),
+                    _pm(r["val_bpb_mean"], None),
+                    r["bases_seen"],
+                    needed if needed is not None else "not reached",
+                    f"{r['data_efficiency']:.2f}x" if r.get("data_efficiency") else "–",
+                ]
+            )
+        md += [
+            f"## Data efficiency of {reference}",
+            "",
+            f"Bases {reference} needed (mean curve over seeds) to reach each run's final validation bpb; "
+            f"efficiency = that run's bases / {reference}'s. Above 1: {reference} gets there on fewer bases. "
+            f"'not reached': {reference} never got that low within its budget.",
+            "",
+            _table(
+                [
+                    "run",
+                    "params vs ref",
+                    "FLOPs/base vs ref",
+                    "its final val bpb",
+                    "its bases",
+                    f"{reference} bases to match",
+                    "efficiency",
+                ],
+                eff_rows,
+            ),
+            "",
+        ]
     references = {"uniform": UNIFORM_BPB}
     if markov is not None:
         result = read_json(markov)
         references[_reference_label(result, Path(markov))] = bpb_of(result, markov)
-        md.append(f"Reference: {result.get('model', 'markov')} scores {bpb_of(result, markov):.4f} bpb on the "
-                  f"{result.get('split', '?')} split ({_fmt(result.get('bases'))} bases).")
+        md.append(
+            f"Reference: {result.get('model', 'markov')} scores {bpb_of(result, markov):.4f} bpb on the "
+            f"{result.get('split', '?')} split ({_fmt(result.get('bases'))} bases)."
+        )
         md.append("")
     md.append("![validation bpb against bases seen, mean over seeds; shaded: range over seeds](val_bpb.png)")
 
     with output_dir(out_dir) as out_dir:
-        paths = {"csv": out_dir / "comparison.csv", "md": out_dir / "comparison.md", "png": out_dir / "val_bpb.png",
-                 "json": out_dir / "comparison.json"}
+        paths = {
+            "csv": out_dir / "comparison.csv",
+            "md": out_dir / "comparison.md",
+            "png": out_dir / "val_bpb.png",
+            "json": out_dir / "comparison.json",
+        }
         write_text_atomic(paths["csv"], buf.getvalue())
         write_json_atomic(paths["json"], summary)
-        plot_bpb_curves({n: summary["runs"][n]["curve"] for n in order}, references, paths["png"],
-                        "Same data, same budget (mean over seeds)", y_max=UNIFORM_BPB + 0.05,
-                        bands={n: summary["runs"][n]["seed_range"] for n in order})
+        plot_bpb_curves(
+            {n: summary["runs"][n]["curve"] for n in order},
+            references,
+            paths["png"],
+            "Same data, same budget (mean over seeds)",
+            y_max=UNIFORM_BPB + 0.05,
+            bands={n: summary["runs"][n]["seed_range"] for n in order},
+        )
         write_text_atomic(paths["md"], "\n".join(md) + "\n")
     return paths
 
@@ -201,5 +298,7 @@ def parse_named_paths(items: list[str], flag: str) -> dict[str, list[Path]]:
 def check_seed_counts(runs: dict[str, list[Path]], tests: dict[str, list[Path]]) -> None:
     for name, files in tests.items():
         if name in runs and len(files) != len(runs[name]):
-            raise DataError(f"--test gives {len(files)} file(s) for '{name}' but --runs gives {len(runs[name])} "
-                            "seed directories; give one test result per seed, in the same order")
+            raise DataError(
+                f"--test gives {len(files)} file(s) for '{name}' but --runs gives {len(runs[name])} "
+                "seed directories; give one test result per seed, in the same order"
+            )

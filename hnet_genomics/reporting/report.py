@@ -92,9 +92,14 @@ def _save_figure(fig: Any, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
-def plot_bpb_curves(curves: dict[str, list[tuple[float, float]]], references: dict[str, float], path: Path,
-                    title: str, y_max: float | None = None,
-                    bands: dict[str, list[tuple[float, float, float]]] | None = None) -> None:
+def plot_bpb_curves(
+    curves: dict[str, list[tuple[float, float]]],
+    references: dict[str, float],
+    path: Path,
+    title: str,
+    y_max: float | None = None,
+    bands: dict[str, list[tuple[float, float, float]]] | None = None,
+) -> None:
     """Validation bpb against bases seen, with horizontal reference lines (Markov, uniform). ``y_max`` cuts
     off early points far above the rest so the differences that matter stay visible; ``bands`` shades each
     run's spread over seeds (lowest to highest seed at each evaluation)."""
@@ -105,8 +110,13 @@ def plot_bpb_curves(curves: dict[str, list[tuple[float, float]]], references: di
     plt.close(fig)
 
 
-def bpb_figure(curves: dict[str, list[tuple[float, float]]], references: dict[str, float], title: str,
-               y_max: float | None = None, bands: dict[str, list[tuple[float, float, float]]] | None = None):
+def bpb_figure(
+    curves: dict[str, list[tuple[float, float]]],
+    references: dict[str, float],
+    title: str,
+    y_max: float | None = None,
+    bands: dict[str, list[tuple[float, float, float]]] | None = None,
+):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,8 +162,9 @@ def _copy_into(src: Path, out_dir: Path, name: str) -> str | None:
     return name
 
 
-def _bpb_section(name: str, metrics: dict[str, Any] | None, evaluation: tuple[dict, Path] | None,
-                 markov: tuple[dict, Path] | None) -> list[str]:
+def _bpb_section(
+    name: str, metrics: dict[str, Any] | None, evaluation: tuple[dict, Path] | None, markov: tuple[dict, Path] | None
+) -> list[str]:
     rows: list[list[Any]] = []
     if metrics is not None and isinstance(metrics.get("val_bpb"), (int, float)):
         rows.append([f"{name} (end of training)", "valid", float(metrics["val_bpb"]), metrics.get("val_bases_scored")])
@@ -170,26 +181,42 @@ def _bpb_section(name: str, metrics: dict[str, Any] | None, evaluation: tuple[di
     out = ["## Bits per base", "", _table(["model", "split", "bpb", "bases scored"], rows), ""]
     if test_bpb is not None and markov_bpb is not None:
         gap = markov_bpb - test_bpb
-        out += [f"On the held-out bases the model is {abs(gap):.4f} bits per base "
-                f"{'better' if gap > 0 else 'worse'} than the Markov reference (lower bpb is better).", ""]
+        out += [
+            f"On the held-out bases the model is {abs(gap):.4f} bits per base "
+            f"{'better' if gap > 0 else 'worse'} than the Markov reference (lower bpb is better).",
+            "",
+        ]
     return out
 
 
-def _training_section(metrics: dict[str, Any], run_dir: Path, out_dir: Path,
-                      references: dict[str, float]) -> list[str]:
-    keys = [("params", "parameters"), ("bases_seen", "bases seen"), ("bases_per_second", "bases / second"),
-            ("compression_ratios", "compression ratio per stage (bases per chunk)"),
-            ("flops_per_base", "FLOPs per base")]
+def _training_section(metrics: dict[str, Any], run_dir: Path, out_dir: Path, references: dict[str, float]) -> list[str]:
+    keys = [
+        ("params", "parameters"),
+        ("bases_seen", "bases seen"),
+        ("bases_per_second", "bases / second"),
+        ("compression_ratios", "compression ratio per stage (bases per chunk)"),
+        ("flops_per_base", "FLOPs per base"),
+    ]
     rows = [[label, metrics[key]] for key, label in keys if key in metrics]
-    out = ["## Training", "", f"Run directory: `{_relative(run_dir, out_dir)}`", "",
-           _table(["quantity", "value"], rows), ""]
+    out = [
+        "## Training",
+        "",
+        f"Run directory: `{_relative(run_dir, out_dir)}`",
+        "",
+        _table(["quantity", "value"], rows),
+        "",
+    ]
     curves = _copy_into(run_dir / "curves.png", out_dir, "curves.png")
     if curves:
         out += [f"![training curves]({curves})", ""]
     points = history_of(metrics, run_dir / "metrics.json")
     if points:
-        plot_bpb_curves({str(metrics.get("config", run_dir.name)): points}, references, out_dir / "val_bpb.png",
-                        "Validation bpb during training")
+        plot_bpb_curves(
+            {str(metrics.get("config", run_dir.name)): points},
+            references,
+            out_dir / "val_bpb.png",
+            "Validation bpb during training",
+        )
         out += ["![validation bpb against bases seen](val_bpb.png)", ""]
     return out
 
@@ -203,17 +230,34 @@ def _enrichment_summary(enrichment_dir: Path) -> dict[str, Any]:
 
 def _enrichment_section(enrichment_dir: Path, out_dir: Path) -> list[str]:
     summary = _enrichment_summary(enrichment_dir)
-    rows = [[r.get("flank"), r.get("n_boundaries"), r.get("observed"), r.get("expected"), r.get("ratio"),
-             r.get("p_enrichment")] for r in summary.get("enrichment", [])]
-    out = ["## Boundaries at annotated feature edges", "",
-           f"Annotation: `{summary.get('annotation', '?')}`; stage-1 boundaries within ±flank bp of a feature "
-           f"edge, against the same number of boundaries shuffled within each region.", "",
-           _table(["flank (bp)", "boundaries", "near an edge", "expected", "ratio", "p (enrichment)"], rows), ""]
+    rows = [
+        [
+            r.get("flank"),
+            r.get("n_boundaries"),
+            r.get("observed"),
+            r.get("expected"),
+            r.get("ratio"),
+            r.get("p_enrichment"),
+        ]
+        for r in summary.get("enrichment", [])
+    ]
+    out = [
+        "## Boundaries at annotated feature edges",
+        "",
+        f"Annotation: `{summary.get('annotation', '?')}`; stage-1 boundaries within ±flank bp of a feature "
+        f"edge, against the same number of boundaries shuffled within each region.",
+        "",
+        _table(["flank (bp)", "boundaries", "near an edge", "expected", "ratio", "p (enrichment)"], rows),
+        "",
+    ]
     lengths = summary.get("chunk_lengths") or {}
     if isinstance(lengths.get("inside"), dict) and isinstance(lengths.get("outside"), dict):
-        out += [f"Median chunk length inside features {_fmt(lengths['inside'].get('median_bp'), 1)} bp, outside "
-                f"{_fmt(lengths['outside'].get('median_bp'), 1)} bp (Mann-Whitney p = "
-                f"{_fmt(lengths.get('mann_whitney_p'))}).", ""]
+        out += [
+            f"Median chunk length inside features {_fmt(lengths['inside'].get('median_bp'), 1)} bp, outside "
+            f"{_fmt(lengths['outside'].get('median_bp'), 1)} bp (Mann-Whitney p = "
+            f"{_fmt(lengths.get('mann_whitney_p'))}).",
+            "",
+        ]
     figure = _copy_into(enrichment_dir / "edge_density.png", out_dir, "edge_density.png")
     if figure:
         out += [f"![boundary density around feature edges]({figure})", ""]
@@ -232,20 +276,32 @@ def _tracks_section(prefix: Path, out_dir: Path) -> list[str]:
     listing = [f"- `{_relative(p, out_dir)}`" for p in files]
     bigwig = next((p.name for p in files if p.name.endswith(".bw")), f"{prefix.name}.stage1.bw")
     bed = next((p.name for p in files if p.name.endswith(".bed.gz")), f"{prefix.name}.stage1.bed.gz")
-    return ["## Chunk-boundary tracks", "", *listing, "",
-            "**IGV** (desktop): *Genomes > Load Genome from File* and pick the run's `genome.fa.gz` (its `.fai` "
-            "and `.gzi` must sit beside it; for hg38 choose the hosted *Human (hg38)* genome instead), then "
-            f"*File > Load from File* `{bigwig}` (boundary probability p_t per base) and `{bed}` (one feature "
-            "per chunk; the `.tbi` index must sit beside it).", "",
-            "**UCSC Genome Browser** (hg38 and other UCSC assemblies only; chromosome names must match): put "
-            "the `.bw` / `.bb` files on a web server and add a custom track such as "
-            f"`track type=bigWig name=hnet_p bigDataUrl=https://YOUR.HOST/{bigwig}`, or upload the "
-            "`.bedGraph` directly for a small region.", ""]
+    return [
+        "## Chunk-boundary tracks",
+        "",
+        *listing,
+        "",
+        "**IGV** (desktop): *Genomes > Load Genome from File* and pick the run's `genome.fa.gz` (its `.fai` "
+        "and `.gzi` must sit beside it; for hg38 choose the hosted *Human (hg38)* genome instead), then "
+        f"*File > Load from File* `{bigwig}` (boundary probability p_t per base) and `{bed}` (one feature "
+        "per chunk; the `.tbi` index must sit beside it).",
+        "",
+        "**UCSC Genome Browser** (hg38 and other UCSC assemblies only; chromosome names must match): put "
+        "the `.bw` / `.bb` files on a web server and add a custom track such as "
+        f"`track type=bigWig name=hnet_p bigDataUrl=https://YOUR.HOST/{bigwig}`, or upload the "
+        "`.bedGraph` directly for a small region.",
+        "",
+    ]
 
 
-def write_report(out: str | Path, pretrain: str | Path | None = None, evaluation: str | Path | None = None,
-                 markov: str | Path | None = None, enrichment: str | Path | None = None,
-                 tracks: str | Path | None = None) -> Path:
+def write_report(
+    out: str | Path,
+    pretrain: str | Path | None = None,
+    evaluation: str | Path | None = None,
+    markov: str | Path | None = None,
+    enrichment: str | Path | None = None,
+    tracks: str | Path | None = None,
+) -> Path:
     """Write ``out`` (markdown) and its PNGs beside it; every input is optional, absent sections are left out."""
     out = Path(out)
     out_dir = out.parent
@@ -260,8 +316,15 @@ def write_report(out: str | Path, pretrain: str | Path | None = None, evaluation
         return _write_report(out, metrics, evaluated, reference, pretrain, enrichment, tracks)
 
 
-def _write_report(out: Path, metrics: dict | None, evaluated: tuple | None, reference: tuple | None,
-                  pretrain: str | Path | None, enrichment: str | Path | None, tracks: str | Path | None) -> Path:
+def _write_report(
+    out: Path,
+    metrics: dict | None,
+    evaluated: tuple | None,
+    reference: tuple | None,
+    pretrain: str | Path | None,
+    enrichment: str | Path | None,
+    tracks: str | Path | None,
+) -> Path:
     out_dir = out.parent
     name = str(metrics.get("config", Path(pretrain).name)) if metrics else "model"
     if evaluated is not None and metrics is None:
@@ -269,8 +332,9 @@ def _write_report(out: Path, metrics: dict | None, evaluated: tuple | None, refe
     lines = [f"# Run report: {name}", ""]
     lines += _bpb_section(name, metrics, evaluated, reference)
     if metrics is not None:
-        references = {"uniform": UNIFORM_BPB} | ({_reference_label(*reference): bpb_of(*reference)}
-                                                 if reference else {})
+        references = {"uniform": UNIFORM_BPB} | (
+            {_reference_label(*reference): bpb_of(*reference)} if reference else {}
+        )
         lines += _training_section(metrics, Path(pretrain), out_dir, references)
     if enrichment is not None:
         lines += _enrichment_section(Path(enrichment), out_dir)

@@ -11,8 +11,8 @@ from typing import Literal
 
 import torch
 
-from hnet_genomics.errors import DataError
 from hnet_genomics.data.labelled import LabelledSequences
+from hnet_genomics.errors import DataError
 
 LongPolicy = Literal["error", "truncate"]
 PAD_BYTE = 0
@@ -36,10 +36,15 @@ def fit_to_context(data: LabelledSequences, max_len: int, policy: LongPolicy) ->
         return data
     first = too_long[0]
     if policy == "error":
-        raise DataError(f"{data.origins[first]}: sequence of {len(data.sequences[first])} bp is longer than "
-                        f"the model context of {max_len} bp ({len(too_long)} such sequence(s); pass "
-                        f"--max-len or --on-long truncate)")
-    warnings.warn(f"{data.source}: truncating {len(too_long)} sequence(s) to the model context of {max_len} bp "
-                  f"(first: {data.origins[first]})", stacklevel=2)
+        raise DataError(
+            f"{data.origins[first]}: sequence of {len(data.sequences[first])} bp is longer than "
+            f"the model context of {max_len} bp ({len(too_long)} such sequence(s); pass "
+            f"--max-len or --on-long truncate)"
+        )
+    warnings.warn(
+        f"{data.source}: truncating {len(too_long)} sequence(s) to the model context of {max_len} bp "
+        f"(first: {data.origins[first]})",
+        stacklevel=2,
+    )
     seqs = [s[:max_len] for s in data.sequences]
     return LabelledSequences(seqs, data.labels, data.names, data.origins, data.source)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from torch import nn
 
 from hnet_genomics.atomic import atomic_dir, write_json_atomic
 from hnet_genomics.data.encoding import reverse_complement
+from hnet_genomics.data.labelled import LabelledSequences
 from hnet_genomics.devices import inference_precision
 from hnet_genomics.errors import CheckpointError, ConfigError, DataError
 from hnet_genomics.tasks.batching import LongPolicy, fit_to_context, pad_batch
@@ -29,7 +30,6 @@ from hnet_genomics.tasks.heads import Pooling, SequenceClassifier
 from hnet_genomics.tasks.kmer import KmerLogisticRegression
 from hnet_genomics.tasks.labels import LabelSpace, TaskKind, label_space
 from hnet_genomics.tasks.metrics import classification_metrics, regression_metrics, summarize_seeds
-from hnet_genomics.data.labelled import LabelledSequences
 
 BackboneFactory = Callable[[], nn.Module]
 
@@ -86,20 +86,26 @@ def check_split_sizes(y: np.ndarray, space: LabelSpace, fraction: float, source:
     n_val = math.ceil(fraction * n)  # as scikit-learn rounds test_size
     if space.kind == "regression":
         if n_val < 2 or n - n_val < 2:
-            raise DataError(f"{source}: {n} sequence(s) leave {n_val} for validation and {n - n_val} for training "
-                            f"at --val-fraction {fraction:g}; each needs at least 2 (add sequences or change "
-                            f"--val-fraction)")
+            raise DataError(
+                f"{source}: {n} sequence(s) leave {n_val} for validation and {n - n_val} for training "
+                f"at --val-fraction {fraction:g}; each needs at least 2 (add sequences or change "
+                f"--val-fraction)"
+            )
         return
     counts = np.bincount(y, minlength=len(space.classes))
     rare = int(counts.argmin())
     if counts[rare] < 2:
-        raise DataError(f"{source}: class '{space.classes[rare]}' has {counts[rare]} training sequence(s); each "
-                        f"class needs at least 2, one to train on and one to validate with")
+        raise DataError(
+            f"{source}: class '{space.classes[rare]}' has {counts[rare]} training sequence(s); each "
+            f"class needs at least 2, one to train on and one to validate with"
+        )
     classes = len(space.classes)
     if n_val < classes or n - n_val < classes:
-        raise DataError(f"{source}: {n} sequences at --val-fraction {fraction:g} leave {n_val} for validation and "
-                        f"{n - n_val} for training, fewer than the {classes} classes; add sequences or change "
-                        f"--val-fraction")
+        raise DataError(
+            f"{source}: {n} sequences at --val-fraction {fraction:g} leave {n_val} for validation and "
+            f"{n - n_val} for training, fewer than the {classes} classes; add sequences or change "
+            f"--val-fraction"
+        )
 
 
 def split_train_val(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +140,12 @@ class _Inputs:
 
     def _features(self, rc: bool) -> torch.Tensor:
         if rc not in self.cache:
-            self.cache[rc] = _batched(self.seqs, self.batch_size, rc,
-                                      lambda ids, mask: self.model.features(ids.to(self.device),
-                                                                            mask.to(self.device)))
+            self.cache[rc] = _batched(
+                self.seqs,
+                self.batch_size,
+                rc,
+                lambda ids, mask: self.model.features(ids.to(self.device), mask.to(self.device)),
+            )
         return self.cache[rc]
 
 
@@ -146,15 +155,21 @@ def _batched(seqs: list[bytes], batch_size: int, rc: bool, fn) -> torch.Tensor:
     parts = []
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            chunk = [seqs[i] for i in order[start:start + batch_size]]
+            chunk = [seqs[i] for i in order[start : start + batch_size]]
             ids, mask = pad_batch([reverse_complement(s) for s in chunk] if rc else chunk)
             parts.append(fn(ids, mask).float())
     out = torch.cat(parts)
     return out[torch.from_numpy(np.argsort(order)).to(out.device)]
 
 
-def predict(model: SequenceClassifier, seqs: list[bytes], kind: TaskKind, rc_tta: bool = False,
-            batch_size: int = 64, inputs: _Inputs | None = None) -> np.ndarray:
+def predict(
+    model: SequenceClassifier,
+    seqs: list[bytes],
+    kind: TaskKind,
+    rc_tta: bool = False,
+    batch_size: int = 64,
+    inputs: _Inputs | None = None,
+) -> np.ndarray:
     """Class probabilities (N, C) or regression outputs (N, 1); ``rc_tta`` averages both strands."""
     model.eval()
     inputs = inputs or _Inputs(model, seqs, batch_size)
@@ -232,8 +247,9 @@ def layerwise_lr_groups(model: SequenceClassifier, lr: float, decay: float) -> l
     return out + [{"params": [p for p in model.head.parameters() if p.requires_grad], "lr": lr}]
 
 
-def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: FinetuneSettings,
-                  seed: int, progress: bool = False) -> tuple[dict[str, float], SequenceClassifier]:
+def finetune_seed(
+    task: TaskData, make_backbone: BackboneFactory, settings: FinetuneSettings, seed: int, progress: bool = False
+) -> tuple[dict[str, float], SequenceClassifier]:
     """Train one seed, keep the best validation epoch, evaluate it on test once."""
     from tqdm import tqdm
 
@@ -244,8 +260,9 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
     if settings.train_limit is not None and settings.train_limit < len(tr_idx):
         tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
     torch.manual_seed(seed)
-    model = SequenceClassifier(make_backbone(), task.labels.num_outputs, settings.pooling,
-                               settings.freeze_backbone, settings.ratio_loss_weight).to(settings.device)
+    model = SequenceClassifier(
+        make_backbone(), task.labels.num_outputs, settings.pooling, settings.freeze_backbone, settings.ratio_loss_weight
+    ).to(settings.device)
     train_in = _Inputs(model, [task.train.sequences[i] for i in tr_idx], settings.batch_size)
     val_seqs = [task.train.sequences[i] for i in va_idx]
     val_in = _Inputs(model, val_seqs, settings.batch_size)
@@ -253,25 +270,35 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
     y_va = task.y_train[va_idx]
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(layerwise_lr_groups(model, settings.lr, settings.layer_decay), lr=settings.lr,
-                            weight_decay=settings.weight_decay)
+    opt = torch.optim.AdamW(
+        layerwise_lr_groups(model, settings.lr, settings.layer_decay),
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+    )
     steps_per_epoch = math.ceil(len(tr_idx) / settings.batch_size)
     total = max(1, settings.epochs * steps_per_epoch)
     warmup = max(1, int(settings.warmup_fraction * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
     loss_fn = nn.functional.cross_entropy if kind == "classification" else _mse
 
     best_val, best_state, best_epoch = None, None, 0
-    bar = tqdm(total=settings.epochs * steps_per_epoch, desc=f"seed {seed}", unit="batch", disable=not progress,
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=settings.epochs * steps_per_epoch,
+        desc=f"seed {seed}",
+        unit="batch",
+        disable=not progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
     with inference_precision(settings.device, settings.precision):
         for epoch in range(1, settings.epochs + 1):
             model.train()
             perm = rng.permutation(len(tr_idx))
             for start in range(0, len(perm), settings.batch_size):
                 bar.update()
-                b = perm[start:start + settings.batch_size]
+                b = perm[start : start + settings.batch_size]
                 rc = rng.random(len(b)) < 0.5 if settings.rc_aug else np.zeros(len(b), dtype=bool)
                 logits, aux = train_in.logits(b, rc)
                 loss = loss_fn(logits, y_tr[b]) + aux
@@ -286,11 +313,18 @@ def finetune_seed(task: TaskData, make_backbone: BackboneFactory, settings: Fine
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         bar.close()
         model.load_state_dict(best_state)
-        test = _score(kind, task.y_test, predict(model, task.test.sequences, kind, settings.rc_tta,
-                                                 settings.batch_size))
-    result = {"seed": seed, "best_epoch": best_epoch, "n_train": len(tr_idx), "n_val": len(va_idx),
-              **{f"val_{k}": v for k, v in best_val.items()}, **{f"test_{k}": v for k, v in test.items()},
-              "seconds": round(time.perf_counter() - t0, 2)}
+        test = _score(
+            kind, task.y_test, predict(model, task.test.sequences, kind, settings.rc_tta, settings.batch_size)
+        )
+    result = {
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "n_train": len(tr_idx),
+        "n_val": len(va_idx),
+        **{f"val_{k}": v for k, v in best_val.items()},
+        **{f"test_{k}": v for k, v in test.items()},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     return result, model.cpu()
 
 
@@ -306,29 +340,54 @@ def kmer_seed(task: TaskData, settings: FinetuneSettings, seed: int, k: int = 6)
     if settings.train_limit is not None and settings.train_limit < len(tr_idx):
         tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
     model = KmerLogisticRegression(k=k, seed=seed)
-    model.fit([task.train.sequences[i] for i in tr_idx], task.y_train[tr_idx],
-              [task.train.sequences[i] for i in va_idx], task.y_train[va_idx])
-    val = classification_metrics(task.y_train[va_idx], model.predict_proba(
-        [task.train.sequences[i] for i in va_idx], settings.rc_tta))
+    model.fit(
+        [task.train.sequences[i] for i in tr_idx],
+        task.y_train[tr_idx],
+        [task.train.sequences[i] for i in va_idx],
+        task.y_train[va_idx],
+    )
+    val = classification_metrics(
+        task.y_train[va_idx], model.predict_proba([task.train.sequences[i] for i in va_idx], settings.rc_tta)
+    )
     test = classification_metrics(task.y_test, model.predict_proba(task.test.sequences, settings.rc_tta))
-    return {"seed": seed, "C": model.c, "n_train": len(tr_idx), "n_val": len(va_idx),
-            **{f"val_{k_}": v for k_, v in val.items()}, **{f"test_{k_}": v for k_, v in test.items()},
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "seed": seed,
+        "C": model.c,
+        "n_train": len(tr_idx),
+        "n_val": len(va_idx),
+        **{f"val_{k_}": v for k_, v in val.items()},
+        **{f"test_{k_}": v for k_, v in test.items()},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
-def run_finetune(task: TaskData, settings: FinetuneSettings, out_dir: str | Path,
-                 make_backbone: BackboneFactory | None, run_kmer: bool,
-                 description: dict | None = None, log: Callable[[str], None] = print,
-                 progress: bool = False) -> dict:
+def run_finetune(
+    task: TaskData,
+    settings: FinetuneSettings,
+    out_dir: str | Path,
+    make_backbone: BackboneFactory | None,
+    run_kmer: bool,
+    description: dict | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = False,
+) -> dict:
     """All seeds of the neural model and/or the k-mer baseline; writes ``metrics.json`` and ``best/``.
 
     The output folder is created when the first of them is written, so a run that fails leaves none.
     """
     out = Path(out_dir)
-    report = {"task": {"train": task.train.source, "test": task.test.source, "kind": settings.kind,
-                       "classes": task.labels.classes, "n_train_total": len(task.train),
-                       "n_test": len(task.test)},
-              "settings": asdict(settings) | (description or {}), "results": {}}
+    report = {
+        "task": {
+            "train": task.train.source,
+            "test": task.test.source,
+            "kind": settings.kind,
+            "classes": task.labels.classes,
+            "n_train_total": len(task.train),
+            "n_test": len(task.test),
+        },
+        "settings": asdict(settings) | (description or {}),
+        "results": {},
+    }
     if run_kmer and settings.kind != "classification":
         raise ConfigError("--baseline kmer is a classifier; it cannot run on a regression task")
     seeds = list(range(settings.seeds))
@@ -340,9 +399,17 @@ def run_finetune(task: TaskData, settings: FinetuneSettings, out_dir: str | Path
             log(_line("model", result))
             if best is None or _better(settings.kind, _val(result), _val(best[0])):
                 best = (result, model)
-        save_classifier(best[1], out / "best", {"seed": best[0]["seed"], "pooling": settings.pooling,
-                                                "kind": settings.kind, "classes": task.labels.classes,
-                                                "max_len": settings.max_len})
+        save_classifier(
+            best[1],
+            out / "best",
+            {
+                "seed": best[0]["seed"],
+                "pooling": settings.pooling,
+                "kind": settings.kind,
+                "classes": task.labels.classes,
+                "max_len": settings.max_len,
+            },
+        )
         report["results"]["model"] = {"seeds": runs, **summarize_seeds(runs), "saved_seed": best[0]["seed"]}
     if run_kmer:
         runs = []
@@ -355,12 +422,15 @@ def run_finetune(task: TaskData, settings: FinetuneSettings, out_dir: str | Path
 
 
 def _val(result: dict) -> dict[str, float]:
-    return {k[len("val_"):]: v for k, v in result.items() if k.startswith("val_")}
+    return {k[len("val_") :]: v for k, v in result.items() if k.startswith("val_")}
 
 
 def _line(name: str, r: dict) -> str:
-    shown = [k for k in ("val_accuracy", "test_accuracy", "test_mcc", "test_auroc", "val_mse", "test_mse",
-                         "test_pearson") if k in r]
+    shown = [
+        k
+        for k in ("val_accuracy", "test_accuracy", "test_mcc", "test_auroc", "val_mse", "test_mse", "test_pearson")
+        if k in r
+    ]
     return f"{name} seed {r['seed']}: " + " ".join(f"{k}={r[k]:.4f}" for k in shown) + f" ({r['seconds']}s)"
 
 
@@ -377,8 +447,10 @@ def check_classifier_folder(path: Path) -> None:
     if path.is_dir():
         foreign = foreign_entries(path, CLASSIFIER_FILES)
         if foreign:
-            raise OutputError(f"{path}: holds files fine-tuning did not write ({', '.join(foreign[:3])}); it is "
-                              f"replaced whole, so move them away or choose another --out")
+            raise OutputError(
+                f"{path}: holds files fine-tuning did not write ({', '.join(foreign[:3])}); it is "
+                f"replaced whole, so move them away or choose another --out"
+            )
 
 
 def save_classifier(model: SequenceClassifier, path: Path, meta: dict) -> None:
@@ -399,8 +471,9 @@ def load_classifier(path: str | Path) -> tuple[SequenceClassifier, dict]:
 
     p = Path(path)
     if not (p / "classifier.json").is_file() or not (p / "head.safetensors").is_file():
-        raise CheckpointError(f"{p}: not a fine-tuned classifier (expected classifier.json, head.safetensors "
-                              f"and backbone/)")
+        raise CheckpointError(
+            f"{p}: not a fine-tuned classifier (expected classifier.json, head.safetensors and backbone/)"
+        )
     meta = json.loads((p / "classifier.json").read_text())
     model = SequenceClassifier(HNetLM.from_pretrained(p / "backbone"), meta["num_outputs"], meta["pooling"])
     model.head.load_state_dict(load_file(str(p / "head.safetensors")))

@@ -93,9 +93,17 @@ def _segment(split: str, cut: int, length: int) -> tuple[int, int]:
     return (0, cut) if split == "train" else (cut, length)
 
 
-def exon_start_task(genome: Genome, exons: list[BedRecord], cds: list[BedRecord], genes: list[BedRecord],
-                    width: int = 200, test_from: float = 0.85, min_distance: int = 300, gc_tolerance: float = 0.02,
-                    seed: int = 0) -> tuple[dict[str, list[Window]], dict]:
+def exon_start_task(
+    genome: Genome,
+    exons: list[BedRecord],
+    cds: list[BedRecord],
+    genes: list[BedRecord],
+    width: int = 200,
+    test_from: float = 0.85,
+    min_distance: int = 300,
+    gc_tolerance: float = 0.02,
+    seed: int = 0,
+) -> tuple[dict[str, list[Window]], dict]:
     """Exon-start windows and GC-matched background per split; also a summary of how they were chosen."""
     if width < 2 or width % 2:
         raise DataError(f"exon-start windows need an even width >= 2, got {width}")
@@ -103,9 +111,17 @@ def exon_start_task(genome: Genome, exons: list[BedRecord], cds: list[BedRecord]
     strands = exon_strands(exons, cds)
     half = width // 2
     splits: dict[str, list[Window]] = {"train": [], "test": []}
-    summary = {"width": width, "test_from": test_from, "min_distance": min_distance, "gc_tolerance": gc_tolerance,
-               "seed": seed, "exons": len(exons), "exons_with_strand": len(strands), "cuts": {},
-               "unmatched_positives": 0}
+    summary = {
+        "width": width,
+        "test_from": test_from,
+        "min_distance": min_distance,
+        "gc_tolerance": gc_tolerance,
+        "seed": seed,
+        "exons": len(exons),
+        "exons_with_strand": len(strands),
+        "cuts": {},
+        "unmatched_positives": 0,
+    }
     for chrom, length in genome.sizes.items():
         chrom_genes = [(g.start, g.end) for g in genes if g.chrom == chrom]
         cut = split_cut(length, test_from, chrom_genes)
@@ -128,8 +144,9 @@ def exon_start_task(genome: Genome, exons: list[BedRecord], cds: list[BedRecord]
             bodies = [(a, b) for a, b in bodies if b > a]
             used: set[int] = set()
             for w in positives:
-                neg = _matched_background(genome, chrom, w, bodies, (lo + half, hi - half), edges, min_distance,
-                                          gc_tolerance, used, rng)
+                neg = _matched_background(
+                    genome, chrom, w, bodies, (lo + half, hi - half), edges, min_distance, gc_tolerance, used, rng
+                )
                 if neg is None:
                     summary["unmatched_positives"] += 1
                     continue
@@ -138,8 +155,9 @@ def exon_start_task(genome: Genome, exons: list[BedRecord], cds: list[BedRecord]
     return splits, summary
 
 
-def _matched_background(genome, chrom, positive: Window, bodies, segment, edges, min_distance, tolerance, used,
-                        rng, tries: int = 400) -> Window | None:
+def _matched_background(
+    genome, chrom, positive: Window, bodies, segment, edges, min_distance, tolerance, used, rng, tries: int = 400
+) -> Window | None:
     """A window centred in a gene body (else anywhere in the segment) far from exon edges, GC within tolerance."""
     width = positive.end - positive.start
     target = gc_fraction(positive.sequence)
@@ -164,8 +182,14 @@ def _matched_background(genome, chrom, positive: Window, bodies, segment, edges,
     return None
 
 
-def species_task(genomes: dict[str, Genome], train_per_class: int, test_per_class: int, width: int = 200,
-                 test_from: float = 0.85, seed: int = 0) -> tuple[dict[str, list[Window]], dict]:
+def species_task(
+    genomes: dict[str, Genome],
+    train_per_class: int,
+    test_per_class: int,
+    width: int = 200,
+    test_from: float = 0.85,
+    seed: int = 0,
+) -> tuple[dict[str, list[Window]], dict]:
     """Non-overlapping random windows of each genome (label = its key), random orientation, split by position."""
     rng = np.random.default_rng(seed)
     splits: dict[str, list[Window]] = {"train": [], "test": []}

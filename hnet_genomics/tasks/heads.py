@@ -55,8 +55,7 @@ def pooled_dim(model_config, pooling: Pooling) -> int:
         raise ConfigError(f"unknown pooling '{pooling}' (choose from {', '.join(POOLINGS)})")
     if pooling == "chunk":
         if model_config.num_stages < 1:
-            raise ConfigError("pooling 'chunk' needs an H-Net backbone; this model is isotropic "
-                              "(use mean or last)")
+            raise ConfigError("pooling 'chunk' needs an H-Net backbone; this model is isotropic (use mean or last)")
         return model_config.d_model[1]
     return model_config.d_model[0]
 
@@ -64,8 +63,14 @@ def pooled_dim(model_config, pooling: Pooling) -> int:
 class SequenceClassifier(nn.Module):
     """Backbone + pooling + linear layer; ``num_outputs`` classes (or 1 for regression)."""
 
-    def __init__(self, backbone: nn.Module, num_outputs: int, pooling: Pooling = "mean",
-                 freeze_backbone: bool = False, ratio_loss_weight: float = 0.03):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_outputs: int,
+        pooling: Pooling = "mean",
+        freeze_backbone: bool = False,
+        ratio_loss_weight: float = 0.03,
+    ):
         super().__init__()
         self.backbone, self.pooling, self.freeze_backbone = backbone, pooling, freeze_backbone
         self.ratio_loss_weight = ratio_loss_weight
@@ -73,7 +78,7 @@ class SequenceClassifier(nn.Module):
         if freeze_backbone:
             backbone.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "SequenceClassifier":
+    def train(self, mode: bool = True) -> SequenceClassifier:
         super().train(mode)
         if self.freeze_backbone:
             self.backbone.eval()

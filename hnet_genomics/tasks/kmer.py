@@ -44,8 +44,7 @@ class KmerLogisticRegression:
         counts = kmer_counts(seqs, self.k)
         return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
 
-    def fit(self, train_seqs: list[bytes], y_train: np.ndarray, val_seqs: list[bytes],
-            y_val: np.ndarray) -> float:
+    def fit(self, train_seqs: list[bytes], y_train: np.ndarray, val_seqs: list[bytes], y_val: np.ndarray) -> float:
         """Fit one model per C, keep the best on validation accuracy; returns that accuracy."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -54,8 +53,7 @@ class KmerLogisticRegression:
         x_train, x_val = self._features(train_seqs), self._features(val_seqs)
         best = -1.0
         for c in self.c_grid:
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000,
-                                                                       random_state=self.seed))
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=self.seed))
             model.fit(x_train, y_train)
             acc = float((model.predict(x_val) == y_val).mean())
             if acc > best:

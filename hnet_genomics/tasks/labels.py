@@ -12,8 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from hnet_genomics.errors import DataError
 from hnet_genomics.data.labelled import LabelledSequences
+from hnet_genomics.errors import DataError
 
 TaskKind = Literal["classification", "regression"]
 
@@ -30,14 +30,17 @@ class LabelSpace:
     def encode(self, data: LabelledSequences) -> np.ndarray:
         """Indices (int64) or targets (float32); a label unseen in training is an error naming its record."""
         if self.kind == "regression":
-            return np.array([_as_float(lab, origin) for lab, origin in zip(data.labels, data.origins)],
-                            dtype=np.float32)
+            return np.array(
+                [_as_float(lab, origin) for lab, origin in zip(data.labels, data.origins)], dtype=np.float32
+            )
         index = {c: i for i, c in enumerate(self.classes)}
         out = np.empty(len(data), dtype=np.int64)
         for i, (lab, origin) in enumerate(zip(data.labels, data.origins)):
             if lab not in index:
-                raise DataError(f"{origin}: label '{lab}' does not occur in the training set "
-                                f"(training classes: {', '.join(self.classes)})")
+                raise DataError(
+                    f"{origin}: label '{lab}' does not occur in the training set "
+                    f"(training classes: {', '.join(self.classes)})"
+                )
             out[i] = index[lab]
         return out
 
@@ -50,8 +53,9 @@ def label_space(train: LabelledSequences, kind: TaskKind = "classification") -> 
         return LabelSpace("regression", [])
     classes = sorted(set(train.labels), key=_sort_key(train.labels))
     if len(classes) < 2:
-        raise DataError(f"{train.source}: every training sequence has label '{classes[0]}'; a classifier "
-                        f"needs at least two classes")
+        raise DataError(
+            f"{train.source}: every training sequence has label '{classes[0]}'; a classifier needs at least two classes"
+        )
     return LabelSpace("classification", classes)
 
 

@@ -43,9 +43,11 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]
 
 def summarize_seeds(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     """Mean and sample standard deviation (ddof=1; 0 for a single seed) of every numeric key all runs share."""
-    keys = [k for k, v in runs[0].items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed"
-            and all(k in r for r in runs)]
+    keys = [
+        k
+        for k, v in runs[0].items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed" and all(k in r for r in runs)
+    ]
     mean, std = {}, {}
     for k in keys:
         values = np.array([r[k] for r in runs], dtype=float)

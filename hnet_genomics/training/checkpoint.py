@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from hnet_genomics.config import without_training_keys
 from hnet_genomics.atomic import atomic_path
+from hnet_genomics.config import without_training_keys
 from hnet_genomics.errors import CheckpointError
 
 
@@ -28,9 +28,10 @@ def load_checkpoint_safely(path: str | Path, map_location: Any = "cpu") -> dict:
     except Exception as e:  # truncated zip, pickle garbage, wrong file type, or objects the safe loader refuses
         text = str(e).split("\n")[0]
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(f"{path}: refused: the checkpoint holds Python objects other than tensors and "
-                                  f"plain data, which could run code when loaded (not written by hnet-genomics?)"
-                                  ) from None
+            raise CheckpointError(
+                f"{path}: refused: the checkpoint holds Python objects other than tensors and "
+                f"plain data, which could run code when loaded (not written by hnet-genomics?)"
+            ) from None
         raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {text})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not an hnet-genomics training checkpoint")
@@ -66,8 +67,13 @@ def load_for_resume(path: Path, config_dict: dict) -> dict:
     if isinstance(saved, dict):  # older checkpoints kept training settings in the model section
         saved = without_training_keys(saved)[0]
     if saved != config_dict["model"]:
-        diff = sorted(k for k in set(saved or {}) | set(config_dict["model"])
-                      if (saved or {}).get(k) != config_dict["model"].get(k))
-        raise CheckpointError(f"{path}: checkpoint was trained with a different model config "
-                              f"(differs in: {', '.join(diff) or 'everything'})")
+        diff = sorted(
+            k
+            for k in set(saved or {}) | set(config_dict["model"])
+            if (saved or {}).get(k) != config_dict["model"].get(k)
+        )
+        raise CheckpointError(
+            f"{path}: checkpoint was trained with a different model config "
+            f"(differs in: {', '.join(diff) or 'everything'})"
+        )
     return ckpt

@@ -80,8 +80,12 @@ def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -
         steps, values = zip(*series[key])
         ax.plot(steps, values, lw=0.8, label=f"stage {key.rsplit('_', 1)[1]} (train)")
     for s in range(len(history[-1]["compression_ratios"]) if history else 0):
-        ax.plot([h["step"] for h in history], [h["compression_ratios"][s] for h in history], "o--",
-                label=f"stage {s + 1} (validation)")
+        ax.plot(
+            [h["step"] for h in history],
+            [h["compression_ratios"][s] for h in history],
+            "o--",
+            label=f"stage {s + 1} (validation)",
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("L_s / L_(s+1) (log scale)")
     ax.set_yscale("log")  # early routing can briefly select almost nothing (ratio ~ window length)

@@ -35,10 +35,24 @@ class GenomeDataModule(L.LightningDataModule):
         tc = self.config.train
         rank, world = self._rank()
         bs = batch_size_for(self.config)
-        dataset = RandomWindowDataset(self.source, self.splits["train"], tc.seq_len, self.config.data, tc.seed,
-                                      rank=rank, world_size=world, start_index=self.start_windows, batch_size=bs)
-        return DataLoader(dataset, batch_size=bs, collate_fn=self.collate, num_workers=tc.num_workers,
-                          persistent_workers=tc.num_workers > 0)
+        dataset = RandomWindowDataset(
+            self.source,
+            self.splits["train"],
+            tc.seq_len,
+            self.config.data,
+            tc.seed,
+            rank=rank,
+            world_size=world,
+            start_index=self.start_windows,
+            batch_size=bs,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=bs,
+            collate_fn=self.collate,
+            num_workers=tc.num_workers,
+            persistent_workers=tc.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         tc = self.config.train
@@ -47,8 +61,9 @@ class GenomeDataModule(L.LightningDataModule):
         subset = evenly_spaced(full, tc.val_windows)
         if len(subset) < world:
             # a rank without validation batches would skip the epoch-end reduction the others wait in
-            raise DataError(f"the valid split holds {len(subset)} window(s) of {tc.seq_len} bases, fewer than the "
-                            f"{world} training processes; enlarge the valid split or shorten train.seq_len")
+            raise DataError(
+                f"the valid split holds {len(subset)} window(s) of {tc.seq_len} bases, fewer than the "
+                f"{world} training processes; enlarge the valid split or shorten train.seq_len"
+            )
         indices = list(range(len(subset)))[rank::world]  # disjoint shards; bpb sums are reduced across ranks
-        return DataLoader(Subset(subset, indices), batch_size=batch_size_for(self.config),
-                          collate_fn=self.collate)
+        return DataLoader(Subset(subset, indices), batch_size=batch_size_for(self.config), collate_fn=self.collate)

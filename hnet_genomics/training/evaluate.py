@@ -24,9 +24,18 @@ def evenly_spaced(dataset, count: int | None):
 
 
 @torch.inference_mode()
-def evaluate_bpb(model: HNetLM, source, intervals: Sequence[Interval], seq_len: int, data_cfg: DataConfig,
-                 batch_size: int = 8, max_windows: int | None = None, device: str | torch.device = "cpu",
-                 progress: bool = False, precision: str = "fp32") -> dict:
+def evaluate_bpb(
+    model: HNetLM,
+    source,
+    intervals: Sequence[Interval],
+    seq_len: int,
+    data_cfg: DataConfig,
+    batch_size: int = 8,
+    max_windows: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    precision: str = "fp32",
+) -> dict:
     """bpb over every counted next-base target (the first base of each window has no context and is not
     scored; padding and loss-masked bases are excluded). ``precision``: see ``devices.inference_precision``."""
     dataset = evenly_spaced(EvalWindowDataset(source, intervals, seq_len, data_cfg), max_windows)
@@ -42,13 +51,17 @@ def evaluate_bpb(model: HNetLM, source, intervals: Sequence[Interval], seq_len: 
         ids, mask = batch["input_ids"].to(device), batch["mask"].to(device)
         with inference_precision(str(device), precision):
             out = model(ids, mask=mask)
-        nll, count = next_base_nll(out.logits, ids, target_weights({**batch, "mask": mask,
-                                                                     "loss_mask": batch["loss_mask"].to(device)}))
+        nll, count = next_base_nll(
+            out.logits, ids, target_weights({**batch, "mask": mask, "loss_mask": batch["loss_mask"].to(device)})
+        )
         nll_total += float(nll)
         count_total += float(count)
         counts = [float(m.sum()) for m in out.level_masks]
         level_counts = counts if level_counts is None else [a + b for a, b in zip(level_counts, counts)]
     level_counts = level_counts or [0.0]
-    return {"bpb": bits_per_base(nll_total, count_total), "bases_scored": int(count_total),
-            "windows": len(dataset),
-            "compression_ratios": [a / max(b, 1.0) for a, b in zip(level_counts, level_counts[1:])]}
+    return {
+        "bpb": bits_per_base(nll_total, count_total),
+        "bases_scored": int(count_total),
+        "windows": len(dataset),
+        "compression_ratios": [a / max(b, 1.0) for a, b in zip(level_counts, level_counts[1:])],
+    }

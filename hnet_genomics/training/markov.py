@@ -138,12 +138,14 @@ class MarkovModel:
 
     # -- genome level ------------------------------------------------------------------------------------
 
-    def fit(self, genome: _Fetcher, intervals: Iterable[_Region]) -> "MarkovModel":
+    def fit(self, genome: _Fetcher, intervals: Iterable[_Region]) -> MarkovModel:
         for codes in _interval_codes(genome, intervals, self.order):
             self.fit_codes(codes)
         if self.fitted_bases == 0:
-            raise DataError(f"markov-{self.order}: the training intervals contain no run of "
-                            f"{self.order + 1} consecutive A/C/G/T bases to fit")
+            raise DataError(
+                f"markov-{self.order}: the training intervals contain no run of "
+                f"{self.order + 1} consecutive A/C/G/T bases to fit"
+            )
         return self
 
     def bpb(self, genome: _Fetcher, intervals: Iterable[_Region]) -> dict[str, float | int]:
@@ -154,8 +156,10 @@ class MarkovModel:
             bits += b
             bases += n
         if bases == 0:
-            raise DataError(f"markov-{self.order}: the evaluation intervals contain no run of "
-                            f"{self.order + 1} consecutive A/C/G/T bases to score")
+            raise DataError(
+                f"markov-{self.order}: the evaluation intervals contain no run of "
+                f"{self.order + 1} consecutive A/C/G/T bases to score"
+            )
         return {"bpb": bits / bases, "bases": bases}
 
 
@@ -165,8 +169,9 @@ def _with_progress(intervals: list, desc: str, enabled: bool) -> Iterable:
         return intervals
     from tqdm import tqdm
 
-    bar = tqdm(total=sum(iv.end - iv.start for iv in intervals), unit="bp", unit_scale=True, desc=desc,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(iv.end - iv.start for iv in intervals), unit="bp", unit_scale=True, desc=desc, dynamic_ncols=True
+    )
 
     def walk():
         with bar:
@@ -177,8 +182,14 @@ def _with_progress(intervals: list, desc: str, enabled: bool) -> Iterable:
     return walk()
 
 
-def markov_eval(fasta: str | Path, intervals_bed: str | Path | None, data_cfg: Any, order: int,
-                split: str = "test", progress: bool = False) -> dict[str, Any]:
+def markov_eval(
+    fasta: str | Path,
+    intervals_bed: str | Path | None,
+    data_cfg: Any,
+    order: int,
+    split: str = "test",
+    progress: bool = False,
+) -> dict[str, Any]:
     """Fit on the train split of ``fasta`` and score ``split``: the reference row of an eval table.
 
     ``data_cfg`` is the ``DataConfig`` whose split rules the neural model was trained with.
@@ -193,5 +204,11 @@ def markov_eval(fasta: str | Path, intervals_bed: str | Path | None, data_cfg: A
         raise ConfigError(f"unknown split '{split}' (available: {', '.join(splits)})")
     model.fit(genome, _with_progress(splits["train"], f"fit markov-{order}", progress))
     scored = model.bpb(genome, _with_progress(splits[split], f"score {split}", progress))
-    return {"model": f"markov-{order}", "split": split, "bpb": scored["bpb"], "bases": scored["bases"],
-            "train_bases": model.fitted_bases, "prior_strength": model.prior_strength}
+    return {
+        "model": f"markov-{order}",
+        "split": split,
+        "bpb": scored["bpb"],
+        "bases": scored["bases"],
+        "train_bases": model.fitted_bases,
+        "prior_strength": model.prior_strength,
+    }

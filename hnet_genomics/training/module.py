@@ -49,12 +49,17 @@ class LMTask(L.LightningModule):
         loss = ce + alpha * out.ratio_loss
         bases = int(batch["mask"].sum()) * self.trainer.world_size
         self.bases_seen += bases
-        self.windows_consumed += batch["input_ids"].shape[0] if "cu_seqlens" not in batch else \
-            len(batch["cu_seqlens"]) - 1
+        self.windows_consumed += (
+            batch["input_ids"].shape[0] if "cu_seqlens" not in batch else len(batch["cu_seqlens"]) - 1
+        )
         if self._t0 is None:
             self._t0, self._bases_at_t0 = time.perf_counter(), self.bases_seen
-        log = {"train/loss": loss.detach(), "train/bpb": ce.detach() / torch.log(torch.tensor(2.0)),
-               "train/ratio_loss": out.ratio_loss.detach(), "bases_seen": float(self.bases_seen)}
+        log = {
+            "train/loss": loss.detach(),
+            "train/bpb": ce.detach() / torch.log(torch.tensor(2.0)),
+            "train/ratio_loss": out.ratio_loss.detach(),
+            "bases_seen": float(self.bases_seen),
+        }
         for s, ratio in enumerate(out.compression_ratios()):
             log[f"train/compression_{s + 1}"] = ratio
         for s, (b, v) in enumerate(zip(out.boundary_masks, out.level_masks)):
@@ -62,8 +67,9 @@ class LMTask(L.LightningModule):
         elapsed = time.perf_counter() - self._t0
         if elapsed > 0:
             log["bases_per_second"] = (self.bases_seen - self._bases_at_t0) / elapsed
-        log["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"] / \
-            self.trainer.optimizers[0].param_groups[0].get("lr_multiplier", 1.0)
+        log["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"] / self.trainer.optimizers[0].param_groups[0].get(
+            "lr_multiplier", 1.0
+        )
         self.log_dict(log, on_step=True, on_epoch=False, prog_bar=False, batch_size=batch["input_ids"].shape[0])
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, batch_size=batch["input_ids"].shape[0])
         return loss
@@ -94,14 +100,24 @@ class LMTask(L.LightningModule):
         for s, r in enumerate(ratios):
             self.log(f"val/compression_{s + 1}", r, sync_dist=False)
         if not self.trainer.sanity_checking:
-            self.history.append({"step": int(self.global_step), "bases_seen": int(self.bases_seen),
-                                 "val_bpb": bpb, "compression_ratios": ratios})
+            self.history.append(
+                {
+                    "step": int(self.global_step),
+                    "bases_seen": int(self.bases_seen),
+                    "val_bpb": bpb,
+                    "compression_ratios": ratios,
+                }
+            )
 
     # ---- checkpoint state ------------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["hnet_genomics"] = {"bases_seen": self.bases_seen, "windows_consumed": self.windows_consumed,
-                                       "history": self.history, "torch_rng": torch.get_rng_state()}
+        checkpoint["hnet_genomics"] = {
+            "bases_seen": self.bases_seen,
+            "windows_consumed": self.windows_consumed,
+            "history": self.history,
+            "torch_rng": torch.get_rng_state(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # runs before Lightning restores the optimiser and schedule from this dict: resume at this config's LRs

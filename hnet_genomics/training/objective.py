@@ -22,10 +22,13 @@ def target_weights(batch: dict) -> torch.Tensor:
     return keep
 
 
-def next_base_nll(logits: torch.Tensor, input_ids: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def next_base_nll(
+    logits: torch.Tensor, input_ids: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed negative log-likelihood in nats over counted targets, and their number."""
-    nll = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1),
-                          reduction="none").view_as(weights)
+    nll = F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1), reduction="none"
+    ).view_as(weights)
     w = weights.float()
     return (nll * w).sum(), w.sum()
 

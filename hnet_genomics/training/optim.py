@@ -61,8 +61,14 @@ def param_groups(model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfi
         decay = not no_weight_decay(name, p, module_types)
         key = (stage, decay)
         if key not in groups:
-            groups[key] = {"params": [], "names": [], "lr": train_cfg.lr * mults[stage], "lr_multiplier": mults[stage],
-                           "weight_decay": train_cfg.weight_decay if decay else 0.0, "stage": stage}
+            groups[key] = {
+                "params": [],
+                "names": [],
+                "lr": train_cfg.lr * mults[stage],
+                "lr_multiplier": mults[stage],
+                "weight_decay": train_cfg.weight_decay if decay else 0.0,
+                "stage": stage,
+            }
         groups[key]["params"].append(p)
         groups[key]["names"].append(name)
     return [groups[k] for k in sorted(groups)]

@@ -24,9 +24,15 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from hnet_genomics.atomic import (
+    foreign_entries,
+    make_dirs,
+    remove_created,
+    remove_empty,
+    sweep_stale,
+    write_json_atomic,
+)
 from hnet_genomics.config import Config, save_config
-from hnet_genomics.atomic import (foreign_entries, make_dirs, remove_created, remove_empty, sweep_stale,
-                                       write_json_atomic)
 from hnet_genomics.data.intervals import make_splits
 from hnet_genomics.devices import lightning_precision
 from hnet_genomics.errors import CheckpointError, ConfigError, OutputError, Terminated
@@ -61,9 +67,15 @@ def _precision(config: Config) -> str:
 
 
 # What a run folder holds: top-level entries, and the files each of our sub-folders may contain.
-RUN_ENTRIES = {"checkpoints": None, "model": MODEL_FILES, "logs": ("metrics.csv", "hparams.yaml"),
-               "metrics.json": (), "curves.png": (), "config.yaml": (),
-               ".snakemake_timestamp": ()}  # Snakemake marks a finished directory() output with it
+RUN_ENTRIES = {
+    "checkpoints": None,
+    "model": MODEL_FILES,
+    "logs": ("metrics.csv", "hparams.yaml"),
+    "metrics.json": (),
+    "curves.png": (),
+    "config.yaml": (),
+    ".snakemake_timestamp": (),
+}  # Snakemake marks a finished directory() output with it
 
 
 def check_run_dir(out: Path, resume: bool) -> None:
@@ -82,9 +94,11 @@ def check_run_dir(out: Path, resume: bool) -> None:
         elif owned is None and sub.is_dir():
             foreign += [f"{name}/{n}" for n in foreign_entries(sub, ()) if not n.endswith(".ckpt")]
     if foreign:
-        raise OutputError(f"--out {out}: holds files a pretraining run does not write ({', '.join(foreign[:3])}"
-                          f"{', ...' if len(foreign) > 3 else ''}); pretrain writes into a new or empty folder "
-                          f"or continues its own run there with --resume: choose another --out")
+        raise OutputError(
+            f"--out {out}: holds files a pretraining run does not write ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); pretrain writes into a new or empty folder "
+            f"or continues its own run there with --resume: choose another --out"
+        )
     if not resume and (out / "checkpoints" / "last.ckpt").exists():
         raise CheckpointError(f"{out}: already holds checkpoints; pass --resume to continue or choose another --out")
 
@@ -144,17 +158,19 @@ def warn_if_memory_tight(config: Config, model: torch.nn.Module, on_gpu: bool) -
     if have is None:
         return
     device = torch.device("cuda" if on_gpu else "cpu")
-    estimate = measure_training_memory(model.to(device), config.train.seq_len,
-                                       lightning_precision(_precision(config)))
+    estimate = measure_training_memory(model.to(device), config.train.seq_len, lightning_precision(_precision(config)))
     batch = batch_size_for(config)
     need = estimate.step_bytes(batch)
     if need > 0.8 * have:
         fits = estimate.windows_that_fit(int(0.8 * have))
-        warnings.warn(f"training may run out of memory: a step of {batch} x {config.train.seq_len} bases keeps "
-                      f"about {need / 2**30:.1f} GiB ({estimate.per_window / 2**20:.0f} MiB per window, measured), "
-                      f"{have / 2**30:.1f} GiB are free on the {'GPU' if on_gpu else 'host'}; about {fits} windows "
-                      f"fit: lower train.tokens_per_batch / train.batch_size and raise "
-                      f"train.accumulate_grad_batches to keep the optimizer batch", stacklevel=2)
+        warnings.warn(
+            f"training may run out of memory: a step of {batch} x {config.train.seq_len} bases keeps "
+            f"about {need / 2**30:.1f} GiB ({estimate.per_window / 2**20:.0f} MiB per window, measured), "
+            f"{have / 2**30:.1f} GiB are free on the {'GPU' if on_gpu else 'host'}; about {fits} windows "
+            f"fit: lower train.tokens_per_batch / train.batch_size and raise "
+            f"train.accumulate_grad_batches to keep the optimizer batch",
+            stacklevel=2,
+        )
 
 
 def with_lr_multipliers(config: Config) -> Config:
@@ -166,9 +182,16 @@ def with_lr_multipliers(config: Config) -> Config:
     return dataclasses.replace(config, train=train)
 
 
-def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, intervals: str | Path | None = None,
-                 resume: bool = False, callbacks: list | None = None, progress: bool = True,
-                 quiet: bool = False) -> dict | None:
+def run_pretrain(
+    config: Config,
+    fasta: str | Path,
+    out_dir: str | Path,
+    intervals: str | Path | None = None,
+    resume: bool = False,
+    callbacks: list | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+) -> dict | None:
     """Train, select on validation, write the outputs. Returns the metrics on global rank 0, else None."""
     config = with_lr_multipliers(config)
     out = Path(out_dir)
@@ -199,15 +222,29 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
     params = task.model.num_parameters()
     warn_if_memory_tight(config, task.model, on_gpu)
     data = GenomeDataModule(config, source, splits, start_windows)
-    periodic = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=tc.checkpoint_every,
-                               save_top_k=1, enable_version_counter=False)
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_bpb", mode="min", save_top_k=1,
-                           enable_version_counter=False)
+    periodic = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        every_n_train_steps=tc.checkpoint_every,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val_bpb", mode="min", save_top_k=1, enable_version_counter=False
+    )
     created = make_dirs(out)
     try:
         with quiet_lightning(quiet):
-            trainer = _fit(config, task, data, out, ckpt_path, resumed_at,
-                           [periodic, best, _CheckpointOnSigterm(last), *(callbacks or [])], progress)
+            trainer = _fit(
+                config,
+                task,
+                data,
+                out,
+                ckpt_path,
+                resumed_at,
+                [periodic, best, _CheckpointOnSigterm(last), *(callbacks or [])],
+                progress,
+            )
     except BaseException:
         if not last.exists():  # nothing to resume from in the folders this run made
             remove_created(created)
@@ -218,11 +255,27 @@ def run_pretrain(config: Config, fasta: str | Path, out_dir: str | Path, interva
     return _finish(config, task, trainer, source, splits, best.best_model_path, out, params, kernels)
 
 
-def _fit(config: Config, task: LMTask, data: GenomeDataModule, out: Path, ckpt_path: str | None,
-         resumed_at: int, callbacks: list, progress: bool) -> L.Trainer:
+def _fit(
+    config: Config,
+    task: LMTask,
+    data: GenomeDataModule,
+    out: Path,
+    ckpt_path: str | None,
+    resumed_at: int,
+    callbacks: list,
+    progress: bool,
+) -> L.Trainer:
     last = out / "checkpoints" / "last.ckpt"
-    sweep_stale([last, out / "checkpoints" / "best.ckpt", out / "metrics.json", out / "curves.png",
-                 out / "config.yaml", out / "model"])  # what a killed earlier attempt left behind
+    sweep_stale(
+        [
+            last,
+            out / "checkpoints" / "best.ckpt",
+            out / "metrics.json",
+            out / "curves.png",
+            out / "config.yaml",
+            out / "model",
+        ]
+    )  # what a killed earlier attempt left behind
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -240,8 +293,9 @@ def _fit(config: Config, task: LMTask, data: GenomeDataModule, out: Path, ckpt_p
         try:
             trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
         except SIGTERMException:
-            raise Terminated(f"stopped at step {task.global_step}; {last} holds that state: continue with "
-                             f"--resume") from None
+            raise Terminated(
+                f"stopped at step {task.global_step}; {last} holds that state: continue with --resume"
+            ) from None
         finally:
             restore_earlier_log(log_csv, earlier_log, resumed_at)
     # the final state, also when max_steps is not a multiple of checkpoint_every
@@ -252,14 +306,26 @@ def _fit(config: Config, task: LMTask, data: GenomeDataModule, out: Path, ckpt_p
 def _trainer(config: Config, out: Path, callbacks: list, progress: bool) -> L.Trainer:
     tc = config.train
     return L.Trainer(
-        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=_strategy(tc.strategy),
-        precision=_precision(config), max_steps=tc.max_steps, gradient_clip_val=tc.grad_clip or None,
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=_strategy(tc.strategy),
+        precision=_precision(config),
+        max_steps=tc.max_steps,
+        gradient_clip_val=tc.grad_clip or None,
         accumulate_grad_batches=tc.accumulate_grad_batches,
-        val_check_interval=tc.val_every * tc.accumulate_grad_batches, check_val_every_n_epoch=None,
-        num_sanity_val_steps=0, log_every_n_steps=tc.log_every, use_distributed_sampler=False,
-        logger=CSVLogger(out, name="logs", version=""), callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
-        default_root_dir=out)
+        val_check_interval=tc.val_every * tc.accumulate_grad_batches,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=tc.log_every,
+        use_distributed_sampler=False,
+        logger=CSVLogger(out, name="logs", version=""),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=out,
+    )
 
 
 def _finish(config, task, trainer, source, splits, best_path, out: Path, params: int, kernels: dict) -> dict:
@@ -278,22 +344,37 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
     tc = config.train
     device = trainer.strategy.root_device
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None  # training's peak
-    final = evaluate_bpb(model, source, splits["valid"], tc.seq_len, config.data, batch_size=batch_size_for(config),
-                         max_windows=tc.final_val_windows, device=device,
-                         precision=lightning_precision(trainer.precision))
+    final = evaluate_bpb(
+        model,
+        source,
+        splits["valid"],
+        tc.seq_len,
+        config.data,
+        batch_size=batch_size_for(config),
+        max_windows=tc.final_val_windows,
+        device=device,
+        precision=lightning_precision(trainer.precision),
+    )
     model.cpu()
     logged = trainer.callback_metrics
     metrics = {
-        "config": config.name, "params": params, "seq_len": tc.seq_len, "steps": int(task.global_step),
+        "config": config.name,
+        "params": params,
+        "seq_len": tc.seq_len,
+        "steps": int(task.global_step),
         "selected_step": selected_step,
-        "val_bpb": final["bpb"], "val_bases_scored": final["bases_scored"],
+        "val_bpb": final["bpb"],
+        "val_bases_scored": final["bases_scored"],
         "compression_ratios": final["compression_ratios"],
         "target_compression": list(config.model.target_compression),
         "bases_seen": int(task.bases_seen),
         "bases_per_second": float(logged.get("bases_per_second", float("nan"))),
         "flops_per_base": task.model.flops_per_base(tc.seq_len, final["compression_ratios"] or None),
-        "device": _device_name(trainer), "world_size": trainer.world_size, "precision": str(trainer.precision),
-        "kernels": kernels, "peak_gpu_memory_gib": peak,
+        "device": _device_name(trainer),
+        "world_size": trainer.world_size,
+        "precision": str(trainer.precision),
+        "kernels": kernels,
+        "peak_gpu_memory_gib": peak,
         "history": task.history,
     }
     write_json_atomic(out / "metrics.json", metrics)

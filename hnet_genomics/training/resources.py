@@ -55,8 +55,9 @@ def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision:
     return sum(storages.values())
 
 
-def measure_training_memory(model: torch.nn.Module, seq_len: int, precision: str = "fp32",
-                            seed: int = 0) -> MemoryEstimate:
+def measure_training_memory(
+    model: torch.nn.Module, seq_len: int, precision: str = "fp32", seed: int = 0
+) -> MemoryEstimate:
     """Saved bytes of random bases at two lengths on the model's device, extrapolated to ``seq_len``-base
     windows."""
     device = next(model.parameters()).device
@@ -71,8 +72,11 @@ def measure_training_memory(model: torch.nn.Module, seq_len: int, precision: str
     finally:
         model.train(was_training)
     per_base = max(two - one, 0) / short
-    return MemoryEstimate(per_window=int(per_base * seq_len), fixed=max(int(one - per_base * short), 0),
-                          params=sum(p.numel() for p in model.parameters()))
+    return MemoryEstimate(
+        per_window=int(per_base * seq_len),
+        fixed=max(int(one - per_base * short), 0),
+        params=sum(p.numel() for p in model.parameters()),
+    )
 
 
 def available_bytes(on_gpu: bool) -> int | None:

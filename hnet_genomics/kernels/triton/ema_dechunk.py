@@ -61,8 +61,7 @@ def _tile_recurrence(decay, value, carry, BLOCK_T: tl.constexpr):
 
 
 @triton.jit
-def _step_inputs(x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_xm, stride_pb,
-                 REVERSE: tl.constexpr):
+def _step_inputs(x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_xm, stride_pb, REVERSE: tl.constexpr):
     """(time index, decay, value) of scan steps ``steps``: forward in time for the EMA, backward for its
     gradient. Steps past the end decay by 1 and add 0, so they leave a tile's last value unchanged."""
     valid = steps < M
@@ -75,21 +74,38 @@ def _step_inputs(x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_
     else:
         t = steps
         p = tl.load(p_ptr + b * stride_pb + t, mask=valid, other=0.0).to(tl.float32)
-        x = tl.load(x_ptr + b * stride_xb + t[:, None] * stride_xm + offs_d[None, :], mask=mask,
-                    other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + b * stride_xb + t[:, None] * stride_xm + offs_d[None, :], mask=mask, other=0.0).to(
+            tl.float32
+        )
         decay = tl.where(valid, 1.0 - p, 1.0)
         value = p[:, None] * x
     return t, decay, value, mask
 
 
 @triton.jit
-def _tiles(x_ptr, p_ptr, g_ptr, z_ptr, last_ptr, keep_ptr, M, D, n_tiles, stride_xb, stride_xm, stride_pb,
-           REVERSE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+def _tiles(
+    x_ptr,
+    p_ptr,
+    g_ptr,
+    z_ptr,
+    last_ptr,
+    keep_ptr,
+    M,
+    D,
+    n_tiles,
+    stride_xb,
+    stride_xm,
+    stride_pb,
+    REVERSE: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     tile, pid_d, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     steps = tile * BLOCK_T + tl.arange(0, BLOCK_T).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    t, decay, value, mask = _step_inputs(x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_xm,
-                                         stride_pb, REVERSE)
+    t, decay, value, mask = _step_inputs(
+        x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_xm, stride_pb, REVERSE
+    )
     local = _tile_recurrence(decay, value, tl.zeros((BLOCK_D,), tl.float32), BLOCK_T)
     tl.store(z_ptr + (b * M + t)[:, None] * D + offs_d[None, :], local, mask=mask)
     last = tl.sum(tl.where(tl.arange(0, BLOCK_T)[:, None] == BLOCK_T - 1, local, 0.0), axis=0)
@@ -118,15 +134,33 @@ def _carries(last_ptr, keep_ptr, out_ptr, D, n_tiles, BLOCK_T: tl.constexpr, BLO
 
 
 @triton.jit
-def _fixup(x_ptr, p_ptr, g_ptr, z_ptr, state_ptr, carry_ptr, dx_ptr, dp_ptr, M, D, n_tiles,
-           stride_xb, stride_xm, stride_pb, REVERSE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+def _fixup(
+    x_ptr,
+    p_ptr,
+    g_ptr,
+    z_ptr,
+    state_ptr,
+    carry_ptr,
+    dx_ptr,
+    dp_ptr,
+    M,
+    D,
+    n_tiles,
+    stride_xb,
+    stride_xm,
+    stride_pb,
+    REVERSE: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     """Forward: z += decay-from-tile-start * entering state, in place. Backward (REVERSE): the same on the
     gradient state h (in ``state_ptr``), then dx = p h and this channel block's share of dp."""
     tile, pid_d, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     steps = tile * BLOCK_T + tl.arange(0, BLOCK_T).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    t, decay, _, mask = _step_inputs(x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_xm,
-                                     stride_pb, REVERSE)
+    t, decay, _, mask = _step_inputs(
+        x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_xm, stride_pb, REVERSE
+    )
     rows = (b * M + t)[:, None] * D + offs_d[None, :]
     state = tl.load(state_ptr + rows, mask=mask, other=0.0)
     if tile > 0:
@@ -135,11 +169,15 @@ def _fixup(x_ptr, p_ptr, g_ptr, z_ptr, state_ptr, carry_ptr, dx_ptr, dp_ptr, M, 
         state += from_start[:, None] * entering[None, :]
     if REVERSE:
         p = tl.load(p_ptr + b * stride_pb + t, mask=steps < M, other=0.0).to(tl.float32)
-        x = tl.load(x_ptr + b * stride_xb + t[:, None] * stride_xm + offs_d[None, :], mask=mask,
-                    other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + b * stride_xb + t[:, None] * stride_xm + offs_d[None, :], mask=mask, other=0.0).to(
+            tl.float32
+        )
         z_prev = tl.load(z_ptr + rows - D, mask=mask & (t >= 1)[:, None], other=0.0)
-        tl.store(dx_ptr + b * stride_xb + t[:, None] * stride_xm + offs_d[None, :],
-                 (p[:, None] * state).to(dx_ptr.dtype.element_ty), mask=mask)
+        tl.store(
+            dx_ptr + b * stride_xb + t[:, None] * stride_xm + offs_d[None, :],
+            (p[:, None] * state).to(dx_ptr.dtype.element_ty),
+            mask=mask,
+        )
         dp = tl.sum(tl.where(mask, state * (x - z_prev), 0.0), axis=1)
         tl.store(dp_ptr + (b * tl.num_programs(1) + pid_d) * M + t, dp, mask=steps < M)
     else:
@@ -147,16 +185,20 @@ def _fixup(x_ptr, p_ptr, g_ptr, z_ptr, state_ptr, carry_ptr, dx_ptr, dp_ptr, M, 
 
 
 @triton.jit
-def _plug_back(z_ptr, idx_ptr, out_ptr, M, L, D, stride_ib, stride_ob, stride_ot,
-               BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr):
+def _plug_back(
+    z_ptr, idx_ptr, out_ptr, M, L, D, stride_ib, stride_ob, stride_ot, BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr
+):
     block, pid_d, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     offs_t = block * BLOCK_L + tl.arange(0, BLOCK_L).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = (offs_t < L)[:, None] & (offs_d < D)[None, :]
     chunk = tl.load(idx_ptr + b * stride_ib + offs_t, mask=offs_t < L, other=0)
     z = tl.load(z_ptr + (b * M + chunk)[:, None] * D + offs_d[None, :], mask=mask, other=0.0)
-    tl.store(out_ptr + b * stride_ob + offs_t[:, None] * stride_ot + offs_d[None, :],
-             z.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(
+        out_ptr + b * stride_ob + offs_t[:, None] * stride_ot + offs_d[None, :],
+        z.to(out_ptr.dtype.element_ty),
+        mask=mask,
+    )
 
 
 def _scan(x, p, g, z_or_h, block_t, reverse, dx=None, dp=None, z=None):
@@ -169,12 +211,41 @@ def _scan(x, p, g, z_or_h, block_t, reverse, dx=None, dp=None, z=None):
     strides = (x.stride(0), x.stride(1), p.stride(0))
     grid = (n_tiles, n_blocks, b)
     src = g if g is not None else x
-    _tiles[grid](x, p, src, z_or_h, last, keep, m, d, n_tiles, *strides, REVERSE=reverse, BLOCK_T=block_t,
-                 BLOCK_D=BLOCK_D, num_warps=NUM_WARPS)
+    _tiles[grid](
+        x,
+        p,
+        src,
+        z_or_h,
+        last,
+        keep,
+        m,
+        d,
+        n_tiles,
+        *strides,
+        REVERSE=reverse,
+        BLOCK_T=block_t,
+        BLOCK_D=BLOCK_D,
+        num_warps=NUM_WARPS,
+    )
     _carries[(n_blocks, b)](last, keep, carry, d, n_tiles, BLOCK_T=block_t, BLOCK_D=BLOCK_D, num_warps=NUM_WARPS)
-    _fixup[grid](x, p, src, x if z is None else z, z_or_h, carry, x if dx is None else dx,
-                 keep if dp is None else dp, m, d, n_tiles, *strides, REVERSE=reverse, BLOCK_T=block_t,
-                 BLOCK_D=BLOCK_D, num_warps=NUM_WARPS)
+    _fixup[grid](
+        x,
+        p,
+        src,
+        x if z is None else z,
+        z_or_h,
+        carry,
+        x if dx is None else dx,
+        keep if dp is None else dp,
+        m,
+        d,
+        n_tiles,
+        *strides,
+        REVERSE=reverse,
+        BLOCK_T=block_t,
+        BLOCK_D=BLOCK_D,
+        num_warps=NUM_WARPS,
+    )
 
 
 class EmaDechunk(torch.autograd.Function):
@@ -192,8 +263,20 @@ class EmaDechunk(torch.autograd.Function):
                 length = idx.shape[1]
                 out = torch.empty(b, length, d, device=x.device, dtype=x.dtype)
                 grid = (triton.cdiv(length, BLOCK_L), triton.cdiv(d, BLOCK_D), b)
-                _plug_back[grid](z, idx, out, m, length, d, idx.stride(0), out.stride(0), out.stride(1),
-                                 BLOCK_L=BLOCK_L, BLOCK_D=BLOCK_D, num_warps=NUM_WARPS)
+                _plug_back[grid](
+                    z,
+                    idx,
+                    out,
+                    m,
+                    length,
+                    d,
+                    idx.stride(0),
+                    out.stride(0),
+                    out.stride(1),
+                    BLOCK_L=BLOCK_L,
+                    BLOCK_D=BLOCK_D,
+                    num_warps=NUM_WARPS,
+                )
         ctx.save_for_backward(x, p, z, idx)
         ctx.block_t = block_t
         return out

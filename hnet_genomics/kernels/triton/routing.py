@@ -34,8 +34,9 @@ def _positions(BLOCK_T: tl.constexpr):
 
 
 @triton.jit
-def _norms_and_dot(q_ptr, k_ptr, offs_t, has_prev, D, stride_ql, stride_kl,
-                   BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+def _norms_and_dot(
+    q_ptr, k_ptr, offs_t, has_prev, D, stride_ql, stride_kl, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr
+):
     qq = tl.zeros((BLOCK_T,), tl.float32)
     kk = tl.zeros((BLOCK_T,), tl.float32)
     qk = tl.zeros((BLOCK_T,), tl.float32)
@@ -51,15 +52,30 @@ def _norms_and_dot(q_ptr, k_ptr, offs_t, has_prev, D, stride_ql, stride_kl,
 
 
 @triton.jit
-def _routing_fwd_kernel(q_ptr, k_ptr, starts_ptr, p_ptr, boundary_ptr, L, D,
-                        stride_qb, stride_ql, stride_kb, stride_kl, stride_sb,
-                        EPS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+def _routing_fwd_kernel(
+    q_ptr,
+    k_ptr,
+    starts_ptr,
+    p_ptr,
+    boundary_ptr,
+    L,
+    D,
+    stride_qb,
+    stride_ql,
+    stride_kb,
+    stride_kl,
+    stride_sb,
+    EPS: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     offs_t, b = _positions(BLOCK_T)
     in_row = offs_t < L
     start = tl.load(starts_ptr + b * stride_sb + offs_t, mask=in_row, other=1) != 0
     has_prev = in_row & (offs_t > 0) & ~start
-    q_norm, k_norm, qk = _norms_and_dot(q_ptr + b * stride_qb, k_ptr + b * stride_kb, offs_t, has_prev, D,
-                                        stride_ql, stride_kl, BLOCK_T, BLOCK_D)
+    q_norm, k_norm, qk = _norms_and_dot(
+        q_ptr + b * stride_qb, k_ptr + b * stride_kb, offs_t, has_prev, D, stride_ql, stride_kl, BLOCK_T, BLOCK_D
+    )
     cos = qk / (tl.maximum(q_norm, EPS) * tl.maximum(k_norm, EPS))
     p = tl.minimum(tl.maximum((1.0 - cos) * 0.5, 0.0), 1.0)
     p = tl.where(has_prev, p, 1.0)
@@ -68,9 +84,24 @@ def _routing_fwd_kernel(q_ptr, k_ptr, starts_ptr, p_ptr, boundary_ptr, L, D,
 
 
 @triton.jit
-def _routing_bwd_kernel(q_ptr, k_ptr, starts_ptr, dp_ptr, dq_ptr, dk_ptr, L, D,
-                        stride_qb, stride_ql, stride_kb, stride_kl, stride_sb,
-                        EPS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+def _routing_bwd_kernel(
+    q_ptr,
+    k_ptr,
+    starts_ptr,
+    dp_ptr,
+    dq_ptr,
+    dk_ptr,
+    L,
+    D,
+    stride_qb,
+    stride_ql,
+    stride_kb,
+    stride_kl,
+    stride_sb,
+    EPS: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     offs_t, b = _positions(BLOCK_T)
     in_row = offs_t < L
     start = tl.load(starts_ptr + b * stride_sb + offs_t, mask=in_row, other=1) != 0
@@ -95,10 +126,14 @@ def _routing_bwd_kernel(q_ptr, k_ptr, starts_ptr, dp_ptr, dq_ptr, dk_ptr, L, D,
         k = tl.load(k_row + (offs_t - 1)[:, None] * stride_kl + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
         dq = cross[:, None] * k - q_self[:, None] * q
         dk = cross[:, None] * q - k_self[:, None] * k
-        tl.store(dq_ptr + (b * L + offs_t)[:, None] * D + offs_d[None, :], dq.to(dq_ptr.dtype.element_ty),
-                 mask=in_row[:, None] & mask_d)
-        tl.store(dk_ptr + (b * L + offs_t - 1)[:, None] * D + offs_d[None, :], dk.to(dk_ptr.dtype.element_ty),
-                 mask=mask)
+        tl.store(
+            dq_ptr + (b * L + offs_t)[:, None] * D + offs_d[None, :],
+            dq.to(dq_ptr.dtype.element_ty),
+            mask=in_row[:, None] & mask_d,
+        )
+        tl.store(
+            dk_ptr + (b * L + offs_t - 1)[:, None] * D + offs_d[None, :], dk.to(dk_ptr.dtype.element_ty), mask=mask
+        )
 
 
 def _block_d(d: int) -> int:
@@ -119,9 +154,24 @@ class RoutingFused(torch.autograd.Function):
         p = torch.empty(b, l, device=q.device, dtype=torch.float32)
         boundary = torch.empty(b, l, device=q.device, dtype=torch.uint8)
         with on_device_of(q):
-            _routing_fwd_kernel[launch_grid(b, l)](q, k, starts, p, boundary, l, d, q.stride(0), q.stride(1),
-                                                   k.stride(0), k.stride(1), starts.stride(0), EPS=EPS,
-                                                   BLOCK_T=BLOCK_T, BLOCK_D=_block_d(d), num_warps=NUM_WARPS)
+            _routing_fwd_kernel[launch_grid(b, l)](
+                q,
+                k,
+                starts,
+                p,
+                boundary,
+                l,
+                d,
+                q.stride(0),
+                q.stride(1),
+                k.stride(0),
+                k.stride(1),
+                starts.stride(0),
+                EPS=EPS,
+                BLOCK_T=BLOCK_T,
+                BLOCK_D=_block_d(d),
+                num_warps=NUM_WARPS,
+            )
         boundary = boundary.view(torch.bool)
         ctx.mark_non_differentiable(boundary)
         ctx.save_for_backward(q, k, starts)
@@ -134,10 +184,25 @@ class RoutingFused(torch.autograd.Function):
         dq = torch.empty_like(q)
         dk = torch.zeros_like(k)  # the last key of a row feeds no probability
         with on_device_of(q):
-            _routing_bwd_kernel[launch_grid(b, l)](q, k, starts, grad_p.float().contiguous(), dq, dk, l, d,
-                                                   q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-                                                   starts.stride(0), EPS=EPS, BLOCK_T=BLOCK_T,
-                                                   BLOCK_D=_block_d(d), num_warps=NUM_WARPS)
+            _routing_bwd_kernel[launch_grid(b, l)](
+                q,
+                k,
+                starts,
+                grad_p.float().contiguous(),
+                dq,
+                dk,
+                l,
+                d,
+                q.stride(0),
+                q.stride(1),
+                k.stride(0),
+                k.stride(1),
+                starts.stride(0),
+                EPS=EPS,
+                BLOCK_T=BLOCK_T,
+                BLOCK_D=_block_d(d),
+                num_warps=NUM_WARPS,
+            )
         return dq, dk, None
 
 
