@@ -50,7 +50,7 @@ def _alive(pid: int) -> bool:
 
 def _leftovers(dest: Path, kind: str) -> list[Path]:
     """Temporaries (``tmp``) or set-aside folders (``old``) of ``dest`` whose process on this host is gone."""
-    found = []
+    found: list[Path] = []
     try:
         names = os.listdir(dest.parent)
     except OSError:
@@ -225,7 +225,7 @@ def foreign_entries(directory: Path, owned: Iterable[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: str | Path, owned: Iterable[str] | None = None) -> Iterator[Path]:
+def atomic_dir(dest: str | os.PathLike[str], owned: Iterable[str] | None = None) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``dest``; on success it takes ``dest``'s place whole.
 
     ``owned`` names every entry this writer puts in the folder: an existing ``dest`` holding anything else

@@ -104,13 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CliHandler(logging.StreamHandler):
+    """The stderr handler the CLI installs, marked so a second command in the same process adds no other."""
+
+    hnet_cli = True
+
+
 def _log_to_stderr(quiet: bool) -> None:
     """The package's own log lines (which kernels run, fallbacks) go to stderr unless the command is quiet."""
     logger = logging.getLogger("hnet_genomics")
     if not any(getattr(h, "hnet_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CliHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("hnet-genomics: %(message)s"))
-        handler.hnet_cli = True
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(logging.WARNING if quiet else logging.INFO)

@@ -399,7 +399,8 @@ def migrate_legacy_keys(data: dict, origin: str = "config") -> dict:
     arch, moved = without_training_keys(model)
     if not moved:
         return data
-    train = data.get("train") if isinstance(data.get("train"), dict) else {}
+    given = data.get("train")
+    train = given if isinstance(given, dict) else {}
     data = {**data, "model": arch, "train": {**{k: v for k, v in moved.items() if k not in train}, **train}}
     names = " and ".join(f"model.{k}" for k in moved)
     warnings.warn(

@@ -12,12 +12,16 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, TypeVar
 
 from hnet_genomics.errors import DataError, OutputError
 
+Num = TypeVar("Num", int, float)
 
-def _number(text: str, kind: type, what: str, ok) -> int | float:
+
+def _number(text: str, kind: Callable[[str], Num], what: str, ok: Callable[[Num], bool]) -> Num:
     try:
         value = kind(text)
     except ValueError:
@@ -67,13 +71,18 @@ def add_quiet(parser: argparse.ArgumentParser, *aliases: str) -> None:
     )
 
 
-_settings = {"threads": None, "quiet": False}
+class _Settings(TypedDict):
+    threads: int | None
+    quiet: bool
+
+
+_settings: _Settings = {"threads": None, "quiet": False}
 
 
 def apply_threads(threads: int | None, quiet: bool = False) -> None:
     """Cap torch's intra-op pool and the BLAS/OpenMP pools numpy, scipy and scikit-learn use, and remember the
     command's --threads / --quiet for work started deep inside the data layer (a genome's bgzip conversion)."""
-    _settings.update(threads=threads, quiet=quiet)
+    _settings.update({"threads": threads, "quiet": quiet})
     if threads is None:
         return
     import torch

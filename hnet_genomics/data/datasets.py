@@ -7,6 +7,7 @@ Items are dicts ``{"input_ids": LongTensor (L,) of byte values, "loss_mask": Boo
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,6 +19,12 @@ from hnet_genomics.data.intervals import Interval, SizedSource
 from hnet_genomics.errors import ConfigError, DataError
 
 MAX_DRAWS = 1000  # n_policy=drop: draws before concluding the intervals hold almost only N
+
+
+class SequenceSource(SizedSource, Protocol):
+    """Record sizes and the bytes of any region: ``Genome`` or ``TextCorpus``."""
+
+    def fetch(self, chrom: str, start: int, end: int) -> bytes: ...
 
 
 _MASK64 = (1 << 64) - 1
@@ -70,7 +77,7 @@ class RandomWindowDataset(IterableDataset):
 
     def __init__(
         self,
-        genome: SizedSource,
+        genome: SequenceSource,
         intervals: Sequence[Interval],
         seq_len: int,
         data_cfg: DataConfig,
@@ -141,7 +148,9 @@ class EvalWindowDataset(Dataset):
     must stay exact); ambiguous bases are masked from the loss instead.
     """
 
-    def __init__(self, genome: SizedSource, intervals: Sequence[Interval], seq_len: int, data_cfg: DataConfig) -> None:
+    def __init__(
+        self, genome: SequenceSource, intervals: Sequence[Interval], seq_len: int, data_cfg: DataConfig
+    ) -> None:
         if seq_len < 1:
             raise ConfigError(f"seq_len must be >= 1, got {seq_len}")
         self.genome, self.seq_len, self.cfg = genome, seq_len, data_cfg

@@ -10,6 +10,7 @@ All policies are 256-entry byte translation tables, so a window costs a few pass
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -50,6 +51,10 @@ _TO_N_BYTES = TO_N.tobytes()
 _UNAMBIGUOUS = b"ACGTUacgtu"
 
 
+@overload
+def reverse_complement(seq: np.ndarray) -> np.ndarray: ...
+@overload
+def reverse_complement(seq: bytes | bytearray) -> bytes: ...
 def reverse_complement(seq: bytes | bytearray | np.ndarray) -> bytes | np.ndarray:
     """IUPAC-aware, case-preserving reverse complement (R<->Y, K<->M, B<->V, D<->H; S, W, N fixed)."""
     if isinstance(seq, np.ndarray):

@@ -70,7 +70,8 @@ def open_stream(path: Path, on_read=None) -> BinaryIO:
     is told how many bytes of the file itself each read consumed."""
     raw = open(path, "rb") if on_read is None else io.BufferedReader(_Counted(path, on_read), 1 << 20)
     if sniff_compression(path) == "plain":
-        return raw  # type: ignore[return-value]
+        return raw
+    # typeshed's GzipFile is a BufferedIOBase, not nominally a BinaryIO, though it reads as one
     return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
 
 

@@ -81,7 +81,10 @@ def read_table(path: str | Path, soft_mask: SoftMask = "upper", require_label: b
     are then empty)."""
     p = Path(path)
     delimiter = "\t" if ".tsv" in p.name.lower() else ","
-    seqs, labels, names, origins = [], [], [], []
+    seqs: list[bytes] = []
+    labels: list[str] = []
+    names: list[str] = []
+    origins: list[str] = []
     with _gzip_errors(p) as lines:
         reader = csv.reader(_text_lines(p, lines), delimiter=delimiter)
         header = next(reader, None)
@@ -102,9 +105,8 @@ def read_table(path: str | Path, soft_mask: SoftMask = "upper", require_label: b
                 raise DataError(f"{p}:{line}: {len(row)} fields, header has {len(columns)}")
             origin = f"{p}:{line}"
             seqs.append(_clean(row[i_seq].strip().encode("ascii", "replace"), origin, soft_mask))
-            labels.append(
-                _label(row[i_lab], origin) if require_label else row[i_lab].strip() if i_lab is not None else ""
-            )
+            label = row[i_lab] if i_lab is not None else ""  # absent only without require_label
+            labels.append(_label(label, origin) if require_label else label.strip())
             names.append(row[i_name].strip() if i_name is not None else f"{p.stem}_{len(names)}")
             origins.append(origin)
     return _nonempty(LabelledSequences(seqs, labels, names, origins, str(p)))
@@ -174,7 +176,9 @@ def _split_header(header: str, origin: str) -> tuple[str, str]:
 
 
 def _fasta_records(path: Path) -> Iterator[tuple[int, str, bytes]]:
-    header, header_line, chunks = None, 0, []
+    header: str | None = None
+    header_line = 0
+    chunks: list[bytes] = []
     with _gzip_errors(path) as fh:
         for line_no, raw in enumerate(fh, start=1):
             line = raw.rstrip(b"\r\n")
