@@ -101,7 +101,7 @@ def ssd_scan(
     return out
 
 
-def mamba2_split_scan(zxbcdt, w, dims, reset=None) -> torch.Tensor:
+def mamba2_split_scan(zxbcdt, w, dims, reset=None) -> torch.Tensor | None:
     """``mamba_mixer.mamba2_mixer``'s contract in one autograd function: conv + SiLU, SSD with softplus(dt +
     dt_bias) and the D skip, gated RMSNorm and the output projection; the backward recomputes the conv output
     and the normalised activations instead of keeping them."""

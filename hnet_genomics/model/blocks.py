@@ -43,6 +43,7 @@ class ResidualBlock(nn.Module):
         d = cfg.d_model[stage]
         self.spec = spec
         self.norm1 = RMSNorm(d, cfg.norm_eps)
+        self.mixer: Mamba2 | CausalSelfAttention
         if spec.kind == "m":
             self.mixer = Mamba2(d, cfg.ssm, cfg.norm_eps)
         else:
@@ -59,7 +60,7 @@ class ResidualBlock(nn.Module):
     def forward(self, residual: torch.Tensor, geom: Geometry) -> torch.Tensor:
         dtype = self.norm1.weight.dtype
         residual = residual + self.mixer(self.norm1(residual.to(dtype)), geom).float()
-        if self.mlp is not None:
+        if self.mlp is not None and self.norm2 is not None:  # built together
             residual = residual + self.mlp(self.norm2(residual.to(dtype))).float()
         return residual
 
@@ -70,6 +71,6 @@ class ResidualBlock(nn.Module):
         dtype = self.norm1.weight.dtype
         out, state = self.mixer.step(self.norm1(residual.to(dtype)), state)
         residual = residual + out.float()
-        if self.mlp is not None:
+        if self.mlp is not None and self.norm2 is not None:  # built together
             residual = residual + self.mlp(self.norm2(residual.to(dtype))).float()
         return residual, state

@@ -39,7 +39,7 @@ def select_rows(mask: torch.Tensor, new, old):
         return {k: select_rows(mask, new[k], old[k]) for k in new}
     if isinstance(new, (list, tuple)):
         return type(new)(select_rows(mask, n, o) for n, o in zip(new, old))
-    if dataclasses.is_dataclass(new):
+    if dataclasses.is_dataclass(new) and not isinstance(new, type):
         return type(new)(
             **{f.name: select_rows(mask, getattr(new, f.name), getattr(old, f.name)) for f in dataclasses.fields(new)}
         )

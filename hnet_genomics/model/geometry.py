@@ -27,7 +27,7 @@ class Geometry:
     @property
     def has_resets(self) -> bool:
         """True when some sequence starts mid-row (packed), so mixers must stop state at boundaries."""
-        return self.packed and self.cu_seqlens.numel() > 2
+        return self.cu_seqlens is not None and self.cu_seqlens.numel() > 2
 
     @staticmethod
     def padded(mask: torch.Tensor) -> Geometry:
@@ -58,7 +58,7 @@ class Geometry:
         packed rows get new ``cu_seqlens`` from per-sequence boundary counts.
         """
         sel = boundary & self.valid
-        if self.packed:
+        if self.cu_seqlens is not None:  # packed
             counts = torch.zeros(len(self.cu_seqlens) - 1, dtype=torch.long, device=sel.device)
             counts.index_add_(0, self.seq_idx[0], sel[0].long())
             cu = torch.nn.functional.pad(torch.cumsum(counts, 0), (1, 0))

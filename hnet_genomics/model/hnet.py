@@ -15,9 +15,9 @@ from torch import nn
 from hnet_genomics.config import ModelConfig
 from hnet_genomics.layout import StageSpec
 from hnet_genomics.model import chunking
-from hnet_genomics.model.cache import HNetState, select_rows
+from hnet_genomics.model.cache import BlockStates, HNetState, select_rows
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.isotropic import Isotropic
+from hnet_genomics.model.isotropic import BlockStack, Isotropic
 
 
 @dataclass
@@ -45,12 +45,12 @@ class Chunked:
     index: torch.Tensor  # (B, L_{s+1}) position of each chunk start
 
 
-class Innermost(Isotropic):
+class Innermost(BlockStack):
     """The innermost network (or a whole isotropic model): a level that chunks nothing, so it answers like
     every ``HNet`` level with (hidden, deeper levels) and routes nothing."""
 
     def forward(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, list[LevelInfo]]:
-        return super().forward(hidden, geom), []
+        return self.run(hidden, geom), []
 
     def route(self, hidden: torch.Tensor, geom: Geometry) -> list:
         return []
@@ -58,6 +58,17 @@ class Innermost(Isotropic):
 
 def build_main(cfg: ModelConfig, stages: list[StageSpec], s: int) -> HNet | Innermost:
     return Innermost(stages[s].body, s, cfg) if stages[s].innermost else HNet(cfg, stages, s)
+
+
+def step_main(
+    net: HNet | Innermost, hidden: torch.Tensor, state: HNetState | BlockStates
+) -> tuple[torch.Tensor, HNetState | BlockStates]:
+    """One token through a level or the innermost stack, with the state its own ``init_state`` made."""
+    if isinstance(net, HNet):
+        assert isinstance(state, HNetState)  # an HNet level's init_state makes an HNetState
+        return net.step(hidden, state)
+    assert isinstance(state, list)  # the innermost stack's init_state makes one state per block
+    return net.step(hidden, state)
 
 
 class HNet(nn.Module):
@@ -152,7 +163,7 @@ class HNet(nn.Module):
         boundary = p >= 0.5
         smoothed, main_state = state.smoothed, state.main
         if bool(boundary.any()):
-            inner_out, new_main = self.main.step(chunking.pad_width(enc, self.pad), main_state)
+            inner_out, new_main = step_main(self.main, chunking.pad_width(enc, self.pad), main_state)
             z = inner_out[..., : self.d].float()
             new_smoothed = p[:, None] * z + (1 - p[:, None]) * smoothed
             smoothed = torch.where(boundary[:, None], new_smoothed, smoothed)

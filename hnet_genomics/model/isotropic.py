@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -10,10 +12,14 @@ from torch import nn
 from hnet_genomics.config import ModelConfig
 from hnet_genomics.layout import BlockSpec
 from hnet_genomics.model.blocks import ResidualBlock, RMSNorm
+from hnet_genomics.model.cache import BlockStates
 from hnet_genomics.model.geometry import Geometry
 
 
-class Isotropic(nn.Module):
+class BlockStack(nn.Module):
+    """Blocks and final norm of a stack; ``run`` is its pass over a sequence. ``Isotropic`` answers with that
+    alone, the innermost network of an H-Net (``hnet.Innermost``) also with the levels it chunks (none)."""
+
     def __init__(self, specs: list[BlockSpec], stage: int, cfg: ModelConfig):
         super().__init__()
         self.stage = stage
@@ -21,14 +27,18 @@ class Isotropic(nn.Module):
         self.norm = RMSNorm(cfg.d_model[stage], cfg.norm_eps)
 
     @property
+    def residual_blocks(self) -> Iterable[ResidualBlock]:
+        return cast("Iterable[ResidualBlock]", self.blocks)  # nn.ModuleList is not generic over its modules
+
+    @property
     def residual_layers(self) -> int:
         """Additions to the residual stream: one per mixer, one more per MLP."""
-        return sum(len(b.residual_outputs()) for b in self.blocks)
+        return sum(len(b.residual_outputs()) for b in self.residual_blocks)
 
     @torch.no_grad()
     def init_residual_outputs(self, std: float, layers: int) -> None:
         """Every residual-branch output projection ~ N(0, std / sqrt(layers))."""
-        for block in self.blocks:
+        for block in self.residual_blocks:
             for proj in block.residual_outputs():
                 nn.init.normal_(proj.weight, std=std / math.sqrt(layers))
 
@@ -36,19 +46,24 @@ class Isotropic(nn.Module):
         """As the innermost (or only) network: its own residual layers plus ``outer_layers`` count."""
         self.init_residual_outputs(std, outer_layers + self.residual_layers)
 
-    def forward(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
+    def run(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
         residual = hidden.float()
-        for block in self.blocks:
+        for block in self.residual_blocks:
             residual = block(residual, geom)
         return self.norm(residual.to(hidden.dtype))
 
-    def init_state(self, batch, device, dtype) -> list:
-        return [b.init_state(batch, device, dtype) for b in self.blocks]
+    def init_state(self, batch, device, dtype) -> BlockStates:
+        return [b.init_state(batch, device, dtype) for b in self.residual_blocks]
 
-    def step(self, hidden: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+    def step(self, hidden: torch.Tensor, states: BlockStates) -> tuple[torch.Tensor, BlockStates]:
         residual = hidden.float()
-        new_states = []
-        for block, st in zip(self.blocks, states):
+        new_states: BlockStates = []
+        for block, st in zip(self.residual_blocks, states):
             residual, st = block.step(residual, st)
             new_states.append(st)
         return self.norm(residual.to(hidden.dtype)), new_states
+
+
+class Isotropic(BlockStack):
+    def forward(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
+        return self.run(hidden, geom)

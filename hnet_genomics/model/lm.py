@@ -18,7 +18,7 @@ from hnet_genomics.layout import parse_layout
 from hnet_genomics.model.cache import BlockStates, HNetState
 from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.hnet import HNet, build_main
+from hnet_genomics.model.hnet import HNet, build_main, step_main
 from hnet_genomics.model.init import INIT_STD, parameter_stages
 from hnet_genomics.model.sampling import sample_next
 
@@ -136,7 +136,7 @@ class HNetLM(nn.Module):
         self, input_ids: torch.Tensor, state: HNetState | BlockStates
     ) -> tuple[torch.Tensor, HNetState | BlockStates]:
         """input_ids (B,) -> next-token logits (B, vocab) and the updated state."""
-        hidden, state = self.backbone.step(self.embeddings(input_ids), state)
+        hidden, state = step_main(self.backbone, self.embeddings(input_ids), state)
         return self.lm_head(hidden), state
 
     @torch.inference_mode()

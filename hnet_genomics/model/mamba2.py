@@ -18,6 +18,10 @@ from hnet_genomics.kernels import norm as norm_k
 from hnet_genomics.kernels import ssd as ssd_k
 from hnet_genomics.model.geometry import Geometry
 
+# Attribute that marks a parameter the optimiser must not decay (mamba-ssm's convention); set on the tensor
+# itself so the mark travels with it into any parameter group.
+NO_WEIGHT_DECAY = "_no_weight_decay"
+
 
 @dataclass
 class MambaState:
@@ -57,9 +61,8 @@ class Mamba2(nn.Module):
         self.A_log.copy_(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
         self.D.fill_(1.0)
         self.norm_weight.fill_(1.0)
-        self.dt_bias._no_weight_decay = True
-        self.A_log._no_weight_decay = True
-        self.D._no_weight_decay = True
+        for param in (self.dt_bias, self.A_log, self.D):
+            setattr(param, NO_WEIGHT_DECAY, True)
 
     @property
     def dims(self) -> mixer_k.MixerDims:
