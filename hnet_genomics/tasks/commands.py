@@ -150,7 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hnet_genomics.data.labelled import read_labelled
+    from hnet_genomics.data.labelled import SoftMask, read_labelled
     from hnet_genomics.tasks.finetune import FinetuneSettings, check_classifier_folder, prepare_task, run_finetune
 
     if args.model is None and args.config is None and args.baseline is None:
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         precision=precision,
     )
-    soft_mask = "keep" if args.keep_case else "upper"
+    soft_mask: SoftMask = "keep" if args.keep_case else "upper"
     task = prepare_task(read_labelled(args.train, soft_mask), read_labelled(args.test, soft_mask), settings)
     t0 = time.perf_counter()
     report = run_finetune(

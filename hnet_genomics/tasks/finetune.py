@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,7 +32,10 @@ from hnet_genomics.tasks.kmer import KmerLogisticRegression
 from hnet_genomics.tasks.labels import LabelSpace, TaskKind, label_space
 from hnet_genomics.tasks.metrics import classification_metrics, regression_metrics, summarize_seeds
 
-BackboneFactory = Callable[[], nn.Module]
+if TYPE_CHECKING:
+    from hnet_genomics.model.lm import HNetLM
+
+BackboneFactory = Callable[[], "HNetLM"]
 
 
 @dataclass
@@ -174,7 +178,7 @@ def predict(
     model.eval()
     inputs = inputs or _Inputs(model, seqs, batch_size)
     strands = (False, True) if rc_tta else (False,)
-    total = None
+    total: np.ndarray | None = None
     with torch.no_grad():
         for rc in strands:
             outs = []
@@ -184,6 +188,7 @@ def predict(
                 outs.append(logits.softmax(-1) if kind == "classification" else logits)
             strand = torch.cat(outs).double().cpu().numpy()
             total = strand if total is None else total + strand
+    assert total is not None  # at least the forward strand ran
     return total / len(strands)
 
 
@@ -312,6 +317,8 @@ def finetune_seed(
                 best_val, best_epoch = val, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         bar.close()
+        if best_state is None or best_val is None:  # no epoch ran
+            raise ConfigError(f"fine-tuning needs at least 1 epoch, got {settings.epochs}")
         model.load_state_dict(best_state)
         test = _score(
             kind, task.y_test, predict(model, task.test.sequences, kind, settings.rc_tta, settings.batch_size)
@@ -350,6 +357,7 @@ def kmer_seed(task: TaskData, settings: FinetuneSettings, seed: int, k: int = 6)
         task.y_train[va_idx], model.predict_proba([task.train.sequences[i] for i in va_idx], settings.rc_tta)
     )
     test = classification_metrics(task.y_test, model.predict_proba(task.test.sequences, settings.rc_tta))
+    assert model.c is not None  # fit keeps one C of its (non-empty) default grid
     return {
         "seed": seed,
         "C": model.c,
@@ -399,6 +407,8 @@ def run_finetune(
             log(_line("model", result))
             if best is None or _better(settings.kind, _val(result), _val(best[0])):
                 best = (result, model)
+        if best is None:
+            raise ConfigError(f"fine-tuning needs at least 1 seed, got {settings.seeds}")
         save_classifier(
             best[1],
             out / "best",

@@ -111,21 +111,12 @@ def exon_start_task(
     strands = exon_strands(exons, cds)
     half = width // 2
     splits: dict[str, list[Window]] = {"train": [], "test": []}
-    summary = {
-        "width": width,
-        "test_from": test_from,
-        "min_distance": min_distance,
-        "gc_tolerance": gc_tolerance,
-        "seed": seed,
-        "exons": len(exons),
-        "exons_with_strand": len(strands),
-        "cuts": {},
-        "unmatched_positives": 0,
-    }
+    cuts: dict[str, int] = {}
+    unmatched_positives = 0
     for chrom, length in genome.sizes.items():
         chrom_genes = [(g.start, g.end) for g in genes if g.chrom == chrom]
         cut = split_cut(length, test_from, chrom_genes)
-        summary["cuts"][chrom] = cut
+        cuts[chrom] = cut
         edges = np.array(sorted({p for e in exons if e.chrom == chrom for p in (e.start, e.end)}), dtype=np.int64)
         oriented = [(e, strands.get((e.chrom, e.start, e.end))) for e in exons if e.chrom == chrom]
         starts = sorted({(e.start if s == "+" else e.end, s, e.name) for e, s in oriented if s is not None})
@@ -148,10 +139,21 @@ def exon_start_task(
                     genome, chrom, w, bodies, (lo + half, hi - half), edges, min_distance, gc_tolerance, used, rng
                 )
                 if neg is None:
-                    summary["unmatched_positives"] += 1
+                    unmatched_positives += 1
                     continue
                 splits[split] += [w, neg]
-    summary["counts"] = {s: {lab: sum(w.label == lab for w in ws) for lab in ("1", "0")} for s, ws in splits.items()}
+    summary = {
+        "width": width,
+        "test_from": test_from,
+        "min_distance": min_distance,
+        "gc_tolerance": gc_tolerance,
+        "seed": seed,
+        "exons": len(exons),
+        "exons_with_strand": len(strands),
+        "cuts": cuts,
+        "unmatched_positives": unmatched_positives,
+        "counts": {s: {lab: sum(w.label == lab for w in ws) for lab in ("1", "0")} for s, ws in splits.items()},
+    }
     return splits, summary
 
 
@@ -193,13 +195,13 @@ def species_task(
     """Non-overlapping random windows of each genome (label = its key), random orientation, split by position."""
     rng = np.random.default_rng(seed)
     splits: dict[str, list[Window]] = {"train": [], "test": []}
-    summary = {"width": width, "test_from": test_from, "seed": seed, "cuts": {}}
+    cuts: dict[str, int] = {}
     for label, genome in genomes.items():
         for split, n in (("train", train_per_class), ("test", test_per_class)):
             pool = []  # (chrom, lo, hi) segments of this split, sampled in proportion to their length
             for chrom, length in genome.sizes.items():
                 cut = int(test_from * length)
-                summary["cuts"][f"{label}:{chrom}"] = cut
+                cuts[f"{label}:{chrom}"] = cut
                 lo, hi = _segment(split, cut, length)
                 if hi - lo >= width:
                     pool.append((chrom, lo, hi))
@@ -226,7 +228,13 @@ def species_task(
             splits[split] += windows
     order = {s: rng.permutation(len(ws)) for s, ws in splits.items()}
     splits = {s: [ws[i] for i in order[s]] for s, ws in splits.items()}
-    summary["counts"] = {s: {lab: sum(w.label == lab for w in ws) for lab in genomes} for s, ws in splits.items()}
+    summary = {
+        "width": width,
+        "test_from": test_from,
+        "seed": seed,
+        "cuts": cuts,
+        "counts": {s: {lab: sum(w.label == lab for w in ws) for lab in genomes} for s, ws in splits.items()},
+    }
     return splits, summary
 
 

@@ -15,12 +15,15 @@ function of the sequence and can be computed once.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
 from hnet_genomics.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hnet_genomics.model.lm import HNetLM
 
 Pooling = Literal["mean", "last", "chunk"]
 POOLINGS: tuple[str, ...] = ("mean", "last", "chunk")
@@ -65,7 +68,7 @@ class SequenceClassifier(nn.Module):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: HNetLM,
         num_outputs: int,
         pooling: Pooling = "mean",
         freeze_backbone: bool = False,

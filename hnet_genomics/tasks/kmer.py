@@ -7,9 +7,14 @@ Windows containing a non-ACGT code are skipped rather than mapped to a made-up k
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from hnet_genomics.data.encoding import reverse_complement
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 _CODE = np.full(256, 255, dtype=np.uint8)
 for _i, _b in enumerate(b"ACGT"):
@@ -37,7 +42,7 @@ class KmerLogisticRegression:
 
     def __init__(self, k: int = 6, c_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0), seed: int = 0):
         self.k, self.c_grid, self.seed = k, c_grid, seed
-        self.model = None
+        self.model: Pipeline | None = None
         self.c: float | None = None
 
     def _features(self, seqs: list[bytes]) -> np.ndarray:
@@ -62,6 +67,8 @@ class KmerLogisticRegression:
 
     def predict_proba(self, seqs: list[bytes], rc_tta: bool = False) -> np.ndarray:
         """(N, C) class probabilities; with ``rc_tta`` the mean over both strands."""
+        if self.model is None:
+            raise RuntimeError("KmerLogisticRegression.predict_proba called before fit")
         probs = self.model.predict_proba(self._features(seqs))
         if rc_tta:
             probs = (probs + self.model.predict_proba(self._features([reverse_complement(s) for s in seqs]))) / 2

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from hnet_genomics.config import ModelConfig, TrainConfig
+from hnet_genomics.model.lm import HNetLM
+from hnet_genomics.model.mamba2 import NO_WEIGHT_DECAY
 
 
 def default_lr_multipliers(model_cfg: ModelConfig) -> list[float]:
@@ -38,13 +40,13 @@ def lr_multipliers(model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[float
 
 
 def no_weight_decay(name: str, param: nn.Parameter, module_types: dict[str, type]) -> bool:
-    if param.ndim < 2 or getattr(param, "_no_weight_decay", False):
+    if param.ndim < 2 or getattr(param, NO_WEIGHT_DECAY, False):
         return True
     owner = name.rsplit(".", 1)[0]
     return module_types.get(owner) is nn.Embedding
 
 
-def param_groups(model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[dict]:
+def param_groups(model: HNetLM, model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[dict]:
     """One group per (stage, decay) pair; ``lr`` already scaled by the stage's multiplier.
 
     ``model`` is an ``HNetLM``: the stage of each parameter is the one its module declared when built
@@ -74,11 +76,12 @@ def param_groups(model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfi
     return [groups[k] for k in sorted(groups)]
 
 
-def make_optimizer(model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: HNetLM, model_cfg: ModelConfig, train_cfg: TrainConfig) -> torch.optim.AdamW:
     groups = param_groups(model, model_cfg, train_cfg)
     for g in groups:
         g.pop("names")
-    return torch.optim.AdamW(groups, lr=train_cfg.lr, betas=tuple(train_cfg.betas), eps=1e-8)
+    beta1, beta2 = train_cfg.betas  # two numbers, as TrainConfig.validate checks
+    return torch.optim.AdamW(groups, lr=train_cfg.lr, betas=(beta1, beta2), eps=1e-8)
 
 
 def retarget_lr(checkpoint: dict, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:

@@ -18,6 +18,7 @@ import signal
 import threading
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
@@ -58,7 +59,10 @@ def _strategy(name: str):
     return name
 
 
-def _precision(config: Config) -> str:
+TrainerPrecision = Literal["32-true", "bf16-mixed", "16-mixed"]  # train.precision once "auto" is resolved
+
+
+def _precision(config: Config) -> TrainerPrecision:
     p = config.train.precision
     if p != "auto":
         return p
