@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def read_bed6(path: str | Path) -> list[BedRecord]:
     return records
 
 
-def chrom_hint(chrom: str, sizes: Mapping[str, int]) -> str:
+def chrom_hint(chrom: str, sizes: Container[str]) -> str:
     """' (did you mean ...?)' when the names differ only by UCSC's 'chr' prefix (chr1 vs 1, chrM vs MT)."""
     alternatives = [chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"]
     alternatives += {"chrM": ["MT"], "MT": ["chrM"], "M": ["chrM"]}.get(chrom, [])

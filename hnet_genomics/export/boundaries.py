@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from hnet_genomics.export.regions import Region
 from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.inference.readouts import base_level_decisions, decisions, routing_pass
 from hnet_genomics.inference.windows import DEFAULT_OVERLAP, DEFAULT_WINDOW, check_window
+
+if TYPE_CHECKING:
+    from hnet_genomics.model.lm import HNetLM
 
 __all__ = [
     "StitchedDecisions",
@@ -48,7 +52,7 @@ class StitchedDecisions:
     probs: list[np.ndarray]
 
 
-def require_chunking(model: torch.nn.Module, where: str = "model") -> int:
+def require_chunking(model: HNetLM, where: str = "model") -> int:
     """Number of chunking stages; an isotropic baseline has no boundaries to export."""
     stages = model.config.num_stages
     if stages == 0:
@@ -60,7 +64,7 @@ def require_chunking(model: torch.nn.Module, where: str = "model") -> int:
 
 
 def predict_blocks(
-    model: torch.nn.Module,
+    model: HNetLM,
     genome: Genome,
     regions: Iterable[Region],
     window: int = DEFAULT_WINDOW,
@@ -102,7 +106,7 @@ class Disagreement:
 
 
 def window_disagreement(
-    model: torch.nn.Module,
+    model: HNetLM,
     genome: Genome,
     regions: list[Region],
     window: int,
@@ -135,7 +139,7 @@ class ExportResult:
 
 
 def export_boundaries(
-    model: torch.nn.Module,
+    model: HNetLM,
     genome: Genome,
     regions: list[Region],
     prefix: str | Path,

@@ -190,7 +190,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     genome = Genome(args.fasta)
     regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
     identity = export_identity(args.model, genome.sizes, regions, window, overlap)
-    if args.shard:
+    if shard is not None:
         regions = select_shard(regions, *shard)
     sweep_prefix(args.out)
     dispatch.report(device, "boundaries")
@@ -240,6 +240,7 @@ def run_merge_tracks(args: argparse.Namespace) -> int:
     check_shard_set(args.shards)
     apply_threads(args.threads, args.quiet)
     first = read_manifest(args.shards[0])
+    assert first is not None  # check_shard_set refused a shard without a manifest
     sweep_prefix(args.out)
     merge = merge_likelihood if first["tracks"] == "likelihood" else merge_tracks
     written = merge(args.shards, args.out, formats)

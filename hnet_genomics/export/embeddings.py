@@ -127,7 +127,10 @@ def write_embeddings(items: list[ItemEmbedding], inp: EmbeddingInput, out: str |
         index["label"] = inp.labels
     written = _write_table(matrix, index, _stem(out, suffix), suffix)
     if items and items[0].chunk_vectors is not None:
-        counts = [len(it.chunk_starts) for it in items]
+        counts = []
+        for it in items:
+            assert it.chunk_starts is not None  # embed_spans gives every item its chunks, or none of them
+            counts.append(len(it.chunk_starts))
         chunks = {
             "row": np.repeat(np.arange(len(items)), counts),
             "name": np.repeat(np.array(inp.names, dtype=object), counts),

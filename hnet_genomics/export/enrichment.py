@@ -259,7 +259,10 @@ def run_enrichment(
     edge_pos = {c: e[0] for c, e in edge_sets.items()}
     rows = [edge_enrichment(bounds, regions, edge_pos, k, which, n_permutations, seed) for k in flanks]
     inside, outside = chunk_lengths_by_feature(chunks, features)
-    lengths = {"inside": _length_summary(inside), "outside": _length_summary(outside)}
+    lengths: dict[str, dict[str, float] | float] = {
+        "inside": _length_summary(inside),
+        "outside": _length_summary(outside),
+    }
     if len(inside) and len(outside):
         from scipy.stats import mannwhitneyu
 

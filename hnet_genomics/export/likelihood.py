@@ -24,6 +24,7 @@ from hnet_genomics.export.shards import _ordered, read_chrom_sizes
 from hnet_genomics.export.tracks import check_writable, data_lines, temp_path, write_bigwig, write_chrom_sizes
 from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.inference.likelihood import likelihood_blocks, track_kinds
+from hnet_genomics.inference.windows import Span
 
 BITS_DECIMALS = 3
 FORMATS = ("bedgraph", "bigwig")
@@ -66,7 +67,7 @@ class BitsTrackWriter:
         self._tmp = temp_path(self.paths["bedgraph"])
         self._f = self._tmp.open("w")
         self._f.write(track_line(prefix, kind))
-        self._region: Region | None = None
+        self._region: Span | None = None
         self._next = 0
         self._run_start, self._run_value = 0, float("nan")
         self.total_bits, self.n_values, self.n_bases = 0.0, 0, 0
@@ -78,7 +79,7 @@ class BitsTrackWriter:
         if exc_type is not None:
             self.abort()
 
-    def add(self, region: Region, start: int, values: np.ndarray) -> None:
+    def add(self, region: Span, start: int, values: np.ndarray) -> None:
         """Append values for bases ``[start, start + len(values))`` of ``region`` (NaN = no value)."""
         if not len(values):
             return
@@ -110,9 +111,11 @@ class BitsTrackWriter:
     def _run_line(self, end: int) -> str:
         if np.isnan(self._run_value) or end == self._run_start:
             return ""
+        assert self._region is not None  # add() sets it before any run holds a value
         return f"{self._region.chrom}\t{self._run_start}\t{end}\t{self._run_value:g}\n"
 
     def _close_run(self) -> None:
+        assert self._region is not None  # called only once a region was added
         if self._next != self._region.end:
             raise ValueError(f"{self._region}: values stop at {self._next}, before the region end")
         self._f.write(self._run_line(self._region.end))
@@ -186,16 +189,16 @@ def is_likelihood_shard(prefix: str | Path) -> bool:
 def merge_likelihood(shards: Iterable[str | Path], prefix: str | Path, formats: tuple[str, ...]) -> list[Path]:
     """Concatenate the bits bedGraphs of ``likelihood --shard`` runs in genome order and build every requested
     format, as one unsharded run would have written them."""
-    shards = [str(s) for s in shards]
-    if not shards:
+    prefixes = [str(s) for s in shards]
+    if not prefixes:
         raise ConfigError("merge-tracks: no shards given")
     formats = tuple(f for f in formats if f in FORMATS) or FORMATS
-    kinds = [k for k in KINDS if bits_paths(shards[0], k)["bedgraph"].exists()]
-    sizes = read_chrom_sizes(f"{shards[0]}.chrom.sizes")
-    for shard in shards:
+    kinds = [k for k in KINDS if bits_paths(prefixes[0], k)["bedgraph"].exists()]
+    sizes = read_chrom_sizes(f"{prefixes[0]}.chrom.sizes")
+    for shard in prefixes:
         if read_chrom_sizes(f"{shard}.chrom.sizes") != sizes:
             raise DataError(
-                f"{shard}.chrom.sizes: differs from {shards[0]}.chrom.sizes; shards must come from one genome"
+                f"{shard}.chrom.sizes: differs from {prefixes[0]}.chrom.sizes; shards must come from one genome"
             )
         for k in KINDS:
             if bits_paths(shard, k)["bedgraph"].exists() != (k in kinds):
@@ -203,7 +206,7 @@ def merge_likelihood(shards: Iterable[str | Path], prefix: str | Path, formats: 
                     f"{bits_paths(shard, k)['bedgraph']}: present in only some shards; export every "
                     f"shard with the same --strand"
                 )
-    order = _ordered(shards, lambda s: bits_paths(s, "fwd")["bedgraph"])
+    order = _ordered(prefixes, lambda s: bits_paths(s, "fwd")["bedgraph"])
     written = []
     for k in kinds:
         paths = bits_paths(prefix, k)

@@ -95,16 +95,16 @@ def finish_outputs(
     """Remove the earlier run's files this run did not rewrite, warn about same-named files no run of ours
     recorded, and record what this run wrote. Returns the manifest path."""
     prefix = Path(prefix)
-    written = {Path(p).name for p in written}
+    names = {Path(p).name for p in written}
     earlier = read_manifest(prefix)
     ours_before = set(earlier["files"]) if earlier else set()
-    for name in sorted(ours_before - written):
+    for name in sorted(ours_before - names):
         stale = prefix.parent / name
         if stale.is_file():
             stale.unlink()
             log(f"removed {stale} (written by the earlier run at this prefix, not by this one)")
     for p in candidate_outputs(prefix):
-        if p.name not in written and p.name not in ours_before:
+        if p.name not in names and p.name not in ours_before:
             log(f"warning: {p} was not written by this run (left as it is; remove it if it is stale)")
     path = manifest_path(prefix)
     write_json_atomic(
@@ -113,7 +113,7 @@ def finish_outputs(
             "kind": KIND,
             "version": 1,
             "tracks": tracks,
-            "files": sorted(written),
+            "files": sorted(names),
             "stages": stages,
             "export": identity,
             "shard": list(shard) if shard else None,
@@ -159,6 +159,7 @@ def check_shard_set(shards: list[str]) -> None:
         if k in seen:
             raise DataError(f"{shard}: shard {k}/{n} is given twice (also as {seen[k]})")
         seen[k] = shard
+    assert first is not None  # shards is not empty
     n = first[1]
     missing = [k for k in range(1, n + 1) if k not in seen]
     if missing:

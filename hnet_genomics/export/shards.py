@@ -104,16 +104,16 @@ def _ordered(shards: list[str], track_of=lambda shard: stage_paths(shard, 1)["be
 def merge_tracks(shards: list[str | Path], prefix: str | Path, formats: tuple[str, ...]) -> list[Path]:
     """Concatenate the text tracks of ``shards`` (prefixes of ``boundaries --shard`` runs) into ``prefix``
     files and build every requested format from them, as a single ``boundaries`` run would have written."""
-    shards = [str(s) for s in shards]
-    if not shards:
+    prefixes = [str(s) for s in shards]
+    if not prefixes:
         raise ConfigError("merge-tracks: no shards given")
-    sizes = read_chrom_sizes(f"{shards[0]}.chrom.sizes")
-    stages = _stage_count(shards[0])
+    sizes = read_chrom_sizes(f"{prefixes[0]}.chrom.sizes")
+    stages = _stage_count(prefixes[0])
     need_bedgraph = bool({"bedgraph", "bigwig"} & set(formats))
-    for shard in shards:
+    for shard in prefixes:
         if read_chrom_sizes(f"{shard}.chrom.sizes") != sizes:
             raise DataError(
-                f"{shard}.chrom.sizes: differs from {shards[0]}.chrom.sizes; shards must come from one genome"
+                f"{shard}.chrom.sizes: differs from {prefixes[0]}.chrom.sizes; shards must come from one genome"
             )
         for s in range(1, stages + 1):
             kinds = ("bed", "bedgraph") if need_bedgraph else ("bed",)
@@ -123,8 +123,8 @@ def merge_tracks(shards: list[str | Path], prefix: str | Path, formats: tuple[st
                         f"{stage_paths(shard, s)[kind]}: missing (export the shards with --formats bed,bedgraph)"
                     )
         if stage_paths(shard, stages + 1)["bed"].exists():
-            raise DataError(f"{shard}: has more chunking stages than {shards[0]}; shards must use one model")
-    order = _ordered(shards)
+            raise DataError(f"{shard}: has more chunking stages than {prefixes[0]}; shards must use one model")
+    order = _ordered(prefixes)
     with output_dir(Path(prefix).parent):
         written = []
         for s in range(1, stages + 1):

@@ -146,6 +146,7 @@ class StageTrackWriter:
             self._add_runs(start, values)
 
     def _add_chunks(self, start: int, idx: np.ndarray, values: np.ndarray) -> None:
+        assert self._region is not None  # add() sets it first
         chrom = self._region.chrom
         starts = (start + idx).tolist()
         scores = np.rint(values[idx] * 1000).astype(np.int64).tolist()
@@ -167,6 +168,7 @@ class StageTrackWriter:
         run_starts = np.concatenate(([0], change))
         if values[0] == self._run_value:  # the open run continues into this block
             run_starts = run_starts[1:]
+        assert self._region is not None and self._bg is not None  # add() sets the region, calls only with a bg
         chrom = self._region.chrom
         lines = []
         for i in run_starts.tolist():
@@ -177,6 +179,7 @@ class StageTrackWriter:
         self._bg.write("".join(lines))
 
     def _close_region(self) -> None:
+        assert self._region is not None  # called only once a region was added
         if self._next != self._region.end:
             raise ValueError(f"{self._region}: decisions stop at {self._next}, before the region end")
         self._bed.write(self._chunk_line(self._region.chrom, self._region.end))
@@ -222,12 +225,14 @@ def build_track_files(
     and indexed formats, then move the text files into place if they were asked for."""
     written = []
     if "bigwig" in formats:
+        assert bedgraph is not None  # both callers write the bedGraph whenever bigwig or bedgraph is asked for
         written.append(write_bigwig(bedgraph, paths["bigwig"], sizes))
     if "bigbed" in formats:
         written.append(_write_bigbed(bed, paths["bigbed"], sizes))
     if "tabix" in formats:
         written += _write_tabix(bed, paths["tabix"])
     if "bedgraph" in formats:
+        assert bedgraph is not None
         written.append(commit(bedgraph, paths["bedgraph"]))
     if "bed" in formats:
         written.append(commit(bed, paths["bed"]))

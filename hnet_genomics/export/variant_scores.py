@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from hnet_genomics.inference.variants import (
 )
 from hnet_genomics.options import check_output_file
 
+if TYPE_CHECKING:
+    from pysam import VariantRecord
+
 RECORDS_PER_GROUP = 256
 TSV_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "kind", "status", "llr", "llr_fwd", "llr_rev", "bshift")
 
@@ -51,7 +55,7 @@ class AllelePlan:
 
 @dataclass
 class RecordPlan:
-    rec: object  # pysam.VariantRecord
+    rec: VariantRecord
     ref: bytes
     window: AlleleWindow | None
     alleles: list[AllelePlan]
@@ -141,8 +145,10 @@ def plan_record(rec, genome, cfg: VariantScoringConfig, data_cfg: DataConfig, vc
     alleles = []
     for alt in alts:
         kind, skip = classify_allele(ref, alt, cfg.max_len)
-        if skip is None and _edge(window, ref.encode(), alt.upper().encode(), cfg.strand):
-            skip = "contig_edge"
+        if skip is None:
+            assert alt is not None  # classify_allele skips a missing ALT (no_alt)
+            if _edge(window, ref.encode(), alt.upper().encode(), cfg.strand):
+                skip = "contig_edge"
         alleles.append(AllelePlan(alt or ".", kind, skip or "scored"))
     return RecordPlan(rec, ref.encode(), window, alleles)
 
@@ -158,6 +164,7 @@ def _jobs(plans: list[RecordPlan], strands: tuple[str, ...]) -> list[bytes]:
     for p in plans:
         for a in p.alleles:
             if a.status == "scored":
+                assert p.window is not None  # only a REF mismatch has no window, and it scores nothing
                 for allele in (p.ref, a.alt.upper().encode()):
                     for s in strands:
                         jobs.setdefault(p.window.sequence(allele, s))
@@ -175,6 +182,7 @@ def score_plans(engine: InferenceEngine, plans: list[RecordPlan], cfg: VariantSc
         for a in p.alleles:
             if a.status != "scored":
                 continue
+            assert w is not None  # only a REF mismatch has no window, and it scores nothing
             alt = a.alt.upper().encode()
             llr = {}
             for s in strands:
@@ -206,6 +214,7 @@ def _annotate(p: RecordPlan, keys: list[str]) -> None:
 
 def _tsv_rows(p: RecordPlan) -> str:
     rec, lines = p.rec, []
+    assert rec.ref is not None  # plan_record read it
     for a in p.alleles:
         s = a.score
         fields = [
@@ -268,7 +277,8 @@ def score_vcf(
         bar = stack.enter_context(
             tqdm(total=survey.records, unit="rec", disable=not progress, desc="variants", dynamic_ncols=True)
         )
-        with BGZFile(str(tmp_vcf), "wb") as vcf_out, tmp_tsv.open("w") as tsv:
+        # index=None is pysam's own default, spelled out because its type stub omits that default
+        with BGZFile(str(tmp_vcf), "wb", index=None) as vcf_out, tmp_tsv.open("w") as tsv:
             vcf_out.write(str(header).encode())
             tsv.write("\t".join(TSV_COLUMNS) + "\n")
             for group in _groups(records(vcf, vcf_path), RECORDS_PER_GROUP):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from hnet_genomics.errors import ConfigError
 from hnet_genomics.inference.engine import InferenceEngine, rows
 from hnet_genomics.inference.readouts import forward_levels, level_bases
 from hnet_genomics.inference.windows import Span, Window
+
+if TYPE_CHECKING:
+    from hnet_genomics.model.lm import HNetLM
 
 POOLINGS = ("mean", "chunk", "last")
 
@@ -62,15 +66,17 @@ class EmbeddingConfig:
 def feature_readout(stages: tuple[int, ...]):
     """Readout: per row, for each stage in ``stages``, ``(vectors (n, d) fp32, first base of each (n,))``."""
 
-    def readout(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> list:
+    def readout(model: HNetLM, ids: torch.Tensor, mask: torch.Tensor) -> list:
         out = model(ids, mask=mask)
-        bases = level_bases(forward_levels(out), *ids.shape, ids.device) if out.boundary_masks else None
+        batch, length = ids.shape
+        bases = level_bases(forward_levels(out), batch, length, ids.device) if out.boundary_masks else None
         per_stage = []
         for s in stages:
             if s == 0:
                 vec, pos, valid = out.hidden_states, bases[0] if bases else None, mask
                 pos = torch.arange(ids.shape[1], device=ids.device).expand_as(ids) if pos is None else pos
             else:
+                assert bases is not None  # only an H-Net, which has boundary masks, has stages >= 1
                 vec, pos, valid = out.stage_hidden[s - 1], bases[s], out.level_masks[s]
             per_stage.append(rows([vec.float(), pos], valid))
         return [[tuple(stage_rows[i]) for stage_rows in per_stage] for i in range(ids.shape[0])]
@@ -139,7 +145,11 @@ class _Pooler:
             start, vec = self.pending
             weight = self.span.end - start if self.pooling == "mean" else 1
             self._sum(vec.astype(np.float64) * weight, weight)
-        vector = self.last if self.pooling == "last" else (self.total / max(self.weight, 1))
+        if self.pooling == "last":
+            vector = self.last
+        else:
+            assert self.total is not None  # add() sums at stage 0, and a span's first base opens a chunk at s >= 1
+            vector = self.total / max(self.weight, 1)
         item = ItemEmbedding(self.span, np.asarray(vector, dtype=np.float32))
         if self.chunk_stage is not None:
             starts = np.concatenate(self.starts) if self.starts else np.zeros(0, np.int64)
@@ -172,6 +182,7 @@ def embed_spans(
             if pooler is not None:
                 yield pooler.finish()
             pooler = _Pooler(w.region, cfg.pooling, stage, chunk_stage)
+        assert pooler is not None  # the first window of the stream is the first of its span
         pooler.add(w, dict(zip(stages, row)))
     if pooler is not None:
         yield pooler.finish()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -25,10 +25,13 @@ from hnet_genomics.config import DataConfig
 from hnet_genomics.data.encoding import encode_window, reverse_complement
 from hnet_genomics.devices import inference_precision
 from hnet_genomics.errors import ConfigError
-from hnet_genomics.inference.windows import Span, Window, plan_windows
+from hnet_genomics.inference.windows import SpanT, Window, plan_windows
+
+if TYPE_CHECKING:
+    from hnet_genomics.model.lm import HNetLM
 
 T = TypeVar("T")
-Readout = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], list]
+Readout = Callable[["HNetLM", torch.Tensor, torch.Tensor], list]
 
 
 @dataclass
@@ -45,7 +48,7 @@ class Timing:
 class InferenceEngine:
     """A model in eval mode on ``device``, run ``batch_size`` sequences at a time at ``precision``."""
 
-    model: torch.nn.Module
+    model: HNetLM
     device: str = "cpu"
     precision: str = "fp32"
     batch_size: int = 16
@@ -76,7 +79,7 @@ class InferenceEngine:
     def windows(
         self,
         genome,
-        regions: Iterable[Span],
+        regions: Iterable[SpanT],
         window: int,
         overlap: int,
         readout: Readout,
@@ -85,7 +88,7 @@ class InferenceEngine:
         strands: tuple[str, ...] = ("+",),
         progress: bool = False,
         desc: str = "inference",
-    ) -> Iterator[tuple[Window, str, Any]]:
+    ) -> Iterator[tuple[Window[SpanT], str, Any]]:
         """``(window, strand, result)`` over the windows tiling ``regions`` (``windows.plan_windows``).
 
         With ``strands=("+", "-")`` each window is also run reverse-complemented, right after its forward
@@ -106,7 +109,7 @@ class InferenceEngine:
         )
         items = ((w, s) for r in regions for w in plan_windows(r, window, overlap, phase) for s in strands)
 
-        def encode(item: tuple[Window, str]) -> np.ndarray:
+        def encode(item: tuple[Window[SpanT], str]) -> np.ndarray:
             w, strand = item
             ids = encode_region(genome, w.region.chrom, w.start, w.end, data_cfg)
             return reverse_complement(ids) if strand == "-" else ids

@@ -8,10 +8,14 @@ j-th level s-1 boundary (level 0 positions are bases), so a level-s decision is 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from hnet_genomics.inference.engine import rows
+
+if TYPE_CHECKING:
+    from hnet_genomics.model.lm import HNetLM
 
 LOG2E = 1 / math.log(2)
 UNAMBIGUOUS = torch.tensor(list(b"ACGTacgt"))
@@ -19,7 +23,7 @@ UNAMBIGUOUS = torch.tensor(list(b"ACGTacgt"))
 
 @torch.inference_mode()
 def routing_pass(
-    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
+    model: HNetLM, ids: torch.Tensor, mask: torch.Tensor
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(boundary, p, valid) per chunking level from the model's routing-only pass (``HNetLM.route``);
     ``test_routing_pass_matches_full_forward`` pins it to the model's own ``forward``."""
@@ -64,13 +68,14 @@ def decisions_at_bases(
 
 @torch.inference_mode()
 def base_level_decisions(
-    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
+    model: HNetLM, ids: torch.Tensor, mask: torch.Tensor
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per stage, (B, L) boundary masks and probabilities at base resolution, from the routing-only pass."""
-    return decisions_at_bases(routing_pass(model, ids, mask), *ids.shape, ids.device)
+    batch, length = ids.shape
+    return decisions_at_bases(routing_pass(model, ids, mask), batch, length, ids.device)
 
 
-def decisions(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> list[list]:
+def decisions(model: HNetLM, ids: torch.Tensor, mask: torch.Tensor) -> list[list]:
     """Readout: per row, ``[stage-1 boundaries, ..., stage-S boundaries, stage-1 p, ..., stage-S p]``."""
     bounds, probs = base_level_decisions(model, ids, mask)
     return rows(bounds + probs, mask)
@@ -87,19 +92,20 @@ def token_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(lp, (1, 0), value=float("nan"))
 
 
-def log_probs(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> list[list]:
+def log_probs(model: HNetLM, ids: torch.Tensor, mask: torch.Tensor) -> list[list]:
     """Readout: per row, ``[log p(x_t | x_<t) in nats (NaN at t = 0), stage-1 boundary at each base]``
     (the boundary array is all False for an isotropic model)."""
     out = model(ids, mask=mask)
     lp = token_log_probs(out.logits, ids)
     if out.boundary_masks:
-        b1 = decisions_at_bases(forward_levels(out)[:1], *ids.shape, ids.device)[0][0]
+        batch, length = ids.shape
+        b1 = decisions_at_bases(forward_levels(out)[:1], batch, length, ids.device)[0][0]
     else:
         b1 = torch.zeros_like(mask)
     return rows([lp, b1], mask)
 
 
-def bits(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> list[list]:
+def bits(model: HNetLM, ids: torch.Tensor, mask: torch.Tensor) -> list[list]:
     """Readout: per row, ``[surprisal -log2 p(x_t | x_<t) in bits]``, NaN at t = 0 (unpredicted) and where
     x_t is not A, C, G or T (the surprisal of an N says nothing about the genome)."""
     out = model(ids, mask=mask)

@@ -13,17 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from hnet_genomics.errors import ConfigError
 
 
 class Span(Protocol):
-    """A 0-based half-open interval ``[start, end)`` of record ``chrom`` (``export.regions.Region``)."""
+    """A 0-based half-open interval ``[start, end)`` of record ``chrom`` (``export.regions.Region``); read only,
+    so frozen dataclasses qualify."""
 
-    chrom: str
-    start: int
-    end: int
+    @property
+    def chrom(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+SpanT = TypeVar("SpanT", bound=Span)  # the caller's own region type, handed back on each of its windows
 
 
 # Fallbacks for models that did not record their training length (the CLI prefers the recorded one). With the
@@ -34,10 +41,10 @@ DEFAULT_WINDOW, DEFAULT_OVERLAP = 1024, 256
 
 
 @dataclass(frozen=True)
-class Window:
+class Window(Generic[SpanT]):
     """Model input ``[start, end)``; its decisions are kept for bases ``[keep_from, end)``."""
 
-    region: Span
+    region: SpanT
     start: int
     end: int
     keep_from: int
@@ -50,7 +57,7 @@ def check_window(window: int, overlap: int) -> None:
         raise ConfigError(f"--overlap must be in [0, window), got {overlap} with window {window}")
 
 
-def plan_windows(region: Span, window: int, overlap: int, phase: int = 0) -> Iterator[Window]:
+def plan_windows(region: SpanT, window: int, overlap: int, phase: int = 0) -> Iterator[Window[SpanT]]:
     """Windows covering ``region``; consecutive kept ranges tile it exactly."""
     check_window(window, overlap)
     stride = window - overlap
@@ -64,14 +71,14 @@ def plan_windows(region: Span, window: int, overlap: int, phase: int = 0) -> Ite
         nxt += stride
 
 
-def reverse_keep_ends(windows: Iterator[Window]) -> Iterator[tuple[Window, int]]:
+def reverse_keep_ends(windows: Iterator[Window[SpanT]]) -> Iterator[tuple[Window[SpanT], int]]:
     """Each window with where its reverse-strand decisions end: it decides ``[start, next start)`` (its last
     window: ``[start, region end)``), the bases for which it holds the most right context.
 
     This mirrors the forward rule on the same grid, so both strands come from one pass over the windows: every
     base but a region's last ``overlap`` is decided with at least ``overlap`` bases of right context.
     """
-    pending: Window | None = None
+    pending: Window[SpanT] | None = None
     for w in windows:
         if pending is not None:
             yield pending, (w.start if w.region == pending.region else pending.end)

@@ -326,12 +326,16 @@ def _write_report(
     tracks: str | Path | None,
 ) -> Path:
     out_dir = out.parent
-    name = str(metrics.get("config", Path(pretrain).name)) if metrics else "model"
+    name = "model"
+    if metrics:
+        assert pretrain is not None  # metrics are only read from a pretraining run
+        name = str(metrics.get("config", Path(pretrain).name))
     if evaluated is not None and metrics is None:
         name = str(evaluated[0].get("model", name))
     lines = [f"# Run report: {name}", ""]
     lines += _bpb_section(name, metrics, evaluated, reference)
     if metrics is not None:
+        assert pretrain is not None
         references = {"uniform": UNIFORM_BPB} | (
             {_reference_label(*reference): bpb_of(*reference)} if reference else {}
         )
