@@ -6,6 +6,7 @@ each model's LRs by the final validation bpb on the whole valid split (the test 
 
     python benchmarks/lr_sweep.py --workdir /tmp/lr_sweep --lrs 1e-3 3e-3 1e-2 \\
         --models hnet_1stage=dna/hnet_1stage_tiny mamba2=dna/mamba2_tiny
+    python benchmarks/lr_sweep.py --workdir /tmp/lr_sweep ... --extra mamba2=3e-2   # extend a model's grid
     python benchmarks/lr_sweep.py --workdir /tmp/lr_sweep ... --report-only   # table from finished runs
 
 Runs go to WORKDIR/results/demo/pretrain/<model>-lr<LR>; a rerun skips finished ones (Snakemake).
@@ -44,14 +45,16 @@ def run_name(model: str, lr: float) -> str:
     return f"{model}-lr{lr_tag(lr)}"
 
 
-def write_sweep_config(workdir: Path, models: dict[str, str], lrs: list[float], seed: int) -> Path:
+def write_sweep_config(workdir: Path, models: dict[str, str], grid: dict[str, list[float]], seed: int) -> Path:
     """One YAML per (model, LR) extending the shipped config, and the workflow config naming them all."""
     configs = workdir / "configs"
     configs.mkdir(parents=True, exist_ok=True)
     runs = {}
     for model, base in models.items():
-        for lr in lrs:
+        for lr in grid[model]:
             path = configs / f"{run_name(model, lr)}.yaml"
+            if base.endswith((".yaml", ".yml")):  # a user config: the workflow runs in WORKDIR
+                base = str(Path(base).resolve())
             path.write_text(yaml.safe_dump({"base": base, "train": {"lr": lr}}, sort_keys=False))
             runs[run_name(model, lr)] = str(path)
     sweep = workdir / "sweep.yaml"
@@ -87,9 +90,9 @@ def run_workflow(workdir: Path, sweep: Path, targets: list[str], cores: int) -> 
     return time.perf_counter() - t0
 
 
-def collect(workdir: Path, models: dict[str, str], lrs: list[float]) -> dict[str, dict[float, dict]]:
+def collect(workdir: Path, grid: dict[str, list[float]]) -> dict[str, dict[float, dict]]:
     table: dict[str, dict[float, dict]] = {}
-    for model in models:
+    for model, lrs in grid.items():
         for lr in lrs:
             path = workdir / "results" / "demo" / "pretrain" / run_name(model, lr) / "metrics.json"
             if path.is_file():
@@ -134,7 +137,7 @@ def report(
         for lr in lrs:
             m = runs.get(lr)
             if m is None:
-                cells.append("not run")
+                cells.append("–")
                 continue
             text = f"{m['val_bpb']:.4f}"
             if m.get("compression_ratios"):
@@ -153,22 +156,35 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lr-sweep-cpu.md")
+    p.add_argument(
+        "--extra",
+        nargs="+",
+        default=[],
+        metavar="MODEL=LR",
+        help="more LRs for one model, e.g. where its best LR sits at the edge of the grid",
+    )
     p.add_argument("--report-only", action="store_true", help="only write the table from finished runs")
     args = p.parse_args(argv)
     models = dict(item.split("=", 1) for item in args.models)
+    grid = {m: list(args.lrs) for m in models}
+    for item in args.extra:
+        model, lr = item.split("=", 1)
+        grid[model].append(float(lr))
     workdir = args.workdir.resolve()
-    sweep = write_sweep_config(workdir, models, args.lrs, args.seed)
+    sweep = write_sweep_config(workdir, models, grid, args.seed)
     wall = None
     if not args.report_only:
-        targets = [f"results/demo/pretrain/{run_name(m, lr)}" for m in models for lr in args.lrs]
+        targets = [f"results/demo/pretrain/{run_name(m, lr)}" for m in models for lr in grid[m]]
         wall = run_workflow(workdir, sweep, targets, args.cores)
     command = (
         "python benchmarks/lr_sweep.py --workdir WORKDIR --lrs "
         + " ".join(lr_tag(x) for x in args.lrs)
         + " --models "
         + " ".join(args.models)
+        + (" --extra " + " ".join(args.extra) if args.extra else "")
     )
-    text = report(collect(workdir, models, args.lrs), models, args.lrs, command, wall)
+    columns = sorted({lr for lrs in grid.values() for lr in lrs})
+    text = report(collect(workdir, grid), models, columns, command, wall)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
