@@ -10,28 +10,15 @@ import time
 import lightning as L
 import pytest
 import torch
+from helpers import tiny_config
 
-from hnet_genomics import from_pretrained, load_config
+from hnet_genomics import from_pretrained
 from hnet_genomics.data import demo
 from hnet_genomics.errors import CheckpointError, DataError
 from hnet_genomics.training.optim import lr_factor
 from hnet_genomics.training.pretrain import run_pretrain
 
-FAST = [
-    "train.seq_len=128",
-    "train.batch_size=2",
-    "train.val_windows=4",
-    "train.final_val_windows=4",
-    "train.val_every=1000",
-    "train.checkpoint_every=1000",
-    "train.warmup_steps=2",
-    "model.ssm.chunk_size=32",
-    "data.rc_prob=0.5",
-]
-
-
-def tiny(steps: int, extra=()):
-    return load_config("dna/hnet_1stage_tiny", FAST + [f"train.max_steps={steps}", *extra])
+tiny = tiny_config
 
 
 class LossRecorder(L.Callback):

@@ -162,18 +162,12 @@ def default_window(trained: int | None, window: int | None, overlap: int | None)
     return window, overlap
 
 
-def run_boundaries(args: argparse.Namespace) -> int:
-    from hnet_genomics.data.genome import Genome
-    from hnet_genomics.export.boundaries import export_boundaries, require_chunking
-    from hnet_genomics.export.manifest import export_identity, finish_outputs, sweep_prefix
-    from hnet_genomics.export.regions import read_regions, whole_records
-    from hnet_genomics.export.shards import parse_shard, select_shard
-    from hnet_genomics.export.tracks import parse_formats
-    from hnet_genomics.export.windows import check_window
-    from hnet_genomics.kernels import dispatch
-    from hnet_genomics.model.lm import HNetLM
+def check_track_inputs(args: argparse.Namespace) -> tuple[int, int] | None:
+    """What a genome-track export (``boundaries``, ``likelihood``) checks before loading anything: its
+    --shard, --window/--overlap, input files and output prefix. Returns the shard (k, n) or None."""
+    from hnet_genomics.export.shards import parse_shard
+    from hnet_genomics.inference.windows import check_window
 
-    formats = parse_formats(args.formats)
     shard = parse_shard(args.shard) if args.shard else None
     if args.window is not None and args.overlap is not None:
         check_window(args.window, args.overlap)
@@ -181,18 +175,42 @@ def run_boundaries(args: argparse.Namespace) -> int:
     if args.regions is not None:
         check_input_file(args.regions, "--regions")
     check_output_prefix(args.out)
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
-    apply_threads(args.threads, args.quiet)
-    model = HNetLM.from_pretrained(args.model)
-    stages = require_chunking(model, str(args.model))
-    window, overlap = default_window(model.trained_context, args.window, args.overlap)
+    return shard
+
+
+def track_regions(args: argparse.Namespace, window: int, overlap: int, shard: tuple[int, int] | None):
+    """(genome, this job's regions, export identity) of a genome-track export; the identity covers the whole
+    region set, so all shards of one export share it. Leftovers of a killed run at the prefix are swept."""
+    from hnet_genomics.data.genome import Genome
+    from hnet_genomics.export.manifest import export_identity, sweep_prefix
+    from hnet_genomics.export.regions import read_regions, whole_records
+    from hnet_genomics.export.shards import select_shard
+
     genome = Genome(args.fasta)
     regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
     identity = export_identity(args.model, genome.sizes, regions, window, overlap)
     if shard is not None:
         regions = select_shard(regions, *shard)
     sweep_prefix(args.out)
+    return genome, regions, identity
+
+
+def run_boundaries(args: argparse.Namespace) -> int:
+    from hnet_genomics.export.boundaries import export_boundaries, require_chunking
+    from hnet_genomics.export.manifest import finish_outputs
+    from hnet_genomics.export.tracks import parse_formats
+    from hnet_genomics.kernels import dispatch
+    from hnet_genomics.model.lm import HNetLM
+
+    formats = parse_formats(args.formats)
+    shard = check_track_inputs(args)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    apply_threads(args.threads, args.quiet)
+    model = HNetLM.from_pretrained(args.model)
+    stages = require_chunking(model, str(args.model))
+    window, overlap = default_window(model.trained_context, args.window, args.overlap)
+    genome, regions, identity = track_regions(args, window, overlap, shard)
     dispatch.report(device, "boundaries")
     t0 = time.perf_counter()
     result = export_boundaries(

@@ -17,7 +17,6 @@ from hnet_genomics.options import (
     add_threads,
     apply_threads,
     check_input_file,
-    check_output_prefix,
     nonnegative_int,
     positive_int,
     show_progress,
@@ -219,30 +218,16 @@ def run_score_variants(args: argparse.Namespace) -> int:
 
 
 def run_likelihood(args: argparse.Namespace) -> int:
-    from hnet_genomics.data.genome import Genome
-    from hnet_genomics.export.commands import _note
+    from hnet_genomics.export.commands import _note, check_track_inputs, track_regions
     from hnet_genomics.export.likelihood import export_likelihood, parse_bits_formats
-    from hnet_genomics.export.manifest import export_identity, finish_outputs, sweep_prefix
-    from hnet_genomics.export.regions import read_regions, whole_records
-    from hnet_genomics.export.shards import parse_shard, select_shard
-    from hnet_genomics.inference.windows import check_window
+    from hnet_genomics.export.manifest import finish_outputs
 
     formats = parse_bits_formats(args.formats)
-    shard = parse_shard(args.shard) if args.shard else None
-    if args.window is not None and args.overlap is not None:
-        check_window(args.window, args.overlap)
-    check_input_file(args.fasta, "--fasta")
-    if args.regions is not None:
-        check_input_file(args.regions, "--regions")
-    check_output_prefix(args.out)
+    shard = check_track_inputs(args)
     engine = _engine(args)
     window, overlap = _window(engine, args)
-    genome = Genome(args.fasta)
-    regions = read_regions(args.regions, genome.sizes, args.fasta) if args.regions else whole_records(genome.sizes)
-    identity = export_identity(args.model, genome.sizes, regions, window, overlap) + f":{args.strand}"
-    if shard:
-        regions = select_shard(regions, *shard)
-    sweep_prefix(args.out)
+    genome, regions, identity = track_regions(args, window, overlap, shard)
+    identity += f":{args.strand}"  # the strands exported are part of what a shard holds
     t0 = time.perf_counter()
     res = export_likelihood(
         engine, genome, regions, args.out, formats, window, overlap, args.strand, progress=_progress(args)
