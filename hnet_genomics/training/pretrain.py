@@ -161,7 +161,8 @@ def warn_if_memory_tight(config: Config, model: torch.nn.Module, on_gpu: bool) -
     have = available_bytes(on_gpu)
     if have is None:
         return
-    device = torch.device("cuda" if on_gpu else "cpu")
+    # each distributed process measures on its own GPU (Lightning sets LOCAL_RANK before it starts them)
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if on_gpu else "cpu")
     estimate = measure_training_memory(model.to(device), config.train.seq_len, lightning_precision(_precision(config)))
     batch = batch_size_for(config)
     need = estimate.step_bytes(batch)
