@@ -111,7 +111,7 @@ def _tiles(
     last = tl.sum(tl.where(tl.arange(0, BLOCK_T)[:, None] == BLOCK_T - 1, local, 0.0), axis=0)
     tl.store(last_ptr + (b * n_tiles + tile) * D + offs_d, last, mask=offs_d < D)
     if pid_d == 0:
-        from_start, _, _ = _decay_from_start(decay)
+        from_start, unused_log_cum, unused_resets = _decay_from_start(decay)
         whole = tl.sum(tl.where(tl.arange(0, BLOCK_T) == BLOCK_T - 1, from_start, 0.0), axis=0)
         tl.store(keep_ptr + b * n_tiles + tile, whole)
 
@@ -158,14 +158,16 @@ def _fixup(
     tile, pid_d, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     steps = tile * BLOCK_T + tl.arange(0, BLOCK_T).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    t, decay, _, mask = _step_inputs(
+    # Every name bound once: the Triton compiler (not the interpreter) refuses a name that an if-block rebinds
+    # with another type, and a reused ``_`` is such a name.
+    t, decay, unused_value, mask = _step_inputs(
         x_ptr, p_ptr, g_ptr, b, steps, offs_d, M, D, stride_xb, stride_xm, stride_pb, REVERSE
     )
     rows = (b * M + t)[:, None] * D + offs_d[None, :]
     state = tl.load(state_ptr + rows, mask=mask, other=0.0)
     if tile > 0:
         entering = tl.load(carry_ptr + (b * n_tiles + tile - 1) * D + offs_d, mask=offs_d < D, other=0.0)
-        from_start, _, _ = _decay_from_start(decay)
+        from_start, unused_log_cum, unused_resets = _decay_from_start(decay)
         state += from_start[:, None] * entering[None, :]
     if REVERSE:
         p = tl.load(p_ptr + b * stride_pb + t, mask=steps < M, other=0.0).to(tl.float32)

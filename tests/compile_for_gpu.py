@@ -1,0 +1,156 @@
+"""Compile every Triton launch our GPU path makes for real GPU targets, on a machine without a GPU.
+
+Run as a script in a process *without* TRITON_INTERPRET (the interpreter never compiles, which is why it let a
+kernel that the compiler refuses pass every CPU test). Each ``JITFunction.run`` becomes a compile of that
+launch's signature and constexprs for every target named on the command line (Triton's front end, LLVM and the
+ptxas it bundles need no GPU); nothing is launched. The wrappers run forward and backward on CPU tensors, so
+the launches are exactly the ones training makes. ``--mamba-ssm`` also drives mamba-ssm's Triton SSD and
+gated RMSNorm through our wrappers, compiling its first autotuning config. Prints one JSON object: the distinct
+kernels compiled, their targets, and every failure as ``kernel [constexprs] target: error``.
+
+    python tests/compile_for_gpu.py 90 80 [--mamba-ssm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import types
+
+import torch
+
+DTYPES = {
+    torch.float32: "fp32",
+    torch.float16: "fp16",
+    torch.bfloat16: "bf16",
+    torch.int64: "i64",
+    torch.int32: "i32",
+    torch.int16: "i16",
+    torch.int8: "i8",
+    torch.uint8: "u8",
+    torch.bool: "i1",
+}
+LAUNCH_OPTIONS = {"num_warps", "num_stages", "num_ctas", "maxnreg", "grid", "warmup"}
+
+
+def signature(fn, args: tuple, kwargs: dict) -> tuple[dict, dict]:
+    """(Triton signature, constexprs) of one launch, bound as Triton binds it (positional, then keywords)."""
+    names = [p.name for p in fn.params]
+    values = dict(zip(names, args))
+    values.update({k: v for k, v in kwargs.items() if k in names})
+    sig, const = {}, {}
+    for param in fn.params:
+        value = values.get(param.name, param.default)
+        if param.is_constexpr or value is None:
+            sig[param.name] = "constexpr"
+            const[param.name] = value
+        elif isinstance(value, torch.Tensor):
+            sig[param.name] = "*" + DTYPES[value.dtype]
+        elif hasattr(value, "dtype") and hasattr(value, "data_ptr"):  # a tensor wrapper (mamba-ssm's reinterpret)
+            sig[param.name] = "*" + DTYPES[value.dtype]
+        elif isinstance(value, bool):
+            sig[param.name] = "i1"
+        elif isinstance(value, int):
+            sig[param.name] = "i32" if -(2**31) <= value < 2**31 else "i64"
+        elif isinstance(value, float):
+            sig[param.name] = "fp32"
+        else:
+            raise TypeError(f"{fn.__name__}: cannot type argument {param.name}={value!r}")
+    return sig, const
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("capabilities", nargs="+", type=int, help="compute capabilities, e.g. 90 (H100) 80 (A100)")
+    parser.add_argument("--mamba-ssm", action="store_true")
+    args = parser.parse_args()
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        print("compile_for_gpu: unset TRITON_INTERPRET (the interpreter does not compile)", file=sys.stderr)
+        return 2
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
+
+    targets = [GPUTarget("cuda", cap, 32) for cap in args.capabilities]
+    compiled: dict[str, set[str]] = {}
+    failures: list[str] = []
+    seen: set[str] = set()
+
+    def compile_launch(self, *a, grid=None, warmup=False, **kw):
+        sig, const = signature(self, a, kw)
+        options = {k: kw[k] for k in ("num_warps", "num_stages") if k in kw}
+        label = f"{self.__name__} {sorted((k, str(v)) for k, v in const.items())}"
+        for target in targets:
+            key = f"{label} {sorted(sig.items())} {options} sm_{target.arch}"
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                triton.compile(ASTSource(self, sig, const), target=target, options=options)
+                compiled.setdefault(self.__name__, set()).add(f"sm_{target.arch}")
+            except Exception as e:  # noqa: BLE001 - every failure is reported, none stops the others
+                failures.append(f"{label} sm_{target.arch}: {type(e).__name__}: {str(e).strip().splitlines()[-1]}")
+        return None
+
+    JITFunction.run = compile_launch
+    drive_own_kernels()
+    if args.mamba_ssm:
+        drive_mamba_ssm()
+    print(json.dumps({"compiled": {k: sorted(v) for k, v in sorted(compiled.items())}, "failures": failures}))
+    return 0
+
+
+def drive_own_kernels() -> None:
+    """Our EMA dechunk/scan and routing kernels, forward and backward, in the dtypes and tile sizes training uses."""
+    from hnet_genomics.kernels.triton.ema_dechunk import ema_dechunk_triton, ema_scan_triton
+    from hnet_genomics.kernels.triton.routing import routing_fused_triton
+
+    for dtype in (torch.float32, torch.bfloat16):
+        for block_t in (16, 64):
+            x = torch.randn(1, 40, 64, dtype=dtype, requires_grad=True)
+            p = torch.rand(1, 40, requires_grad=True)
+            idx = torch.arange(40)[None].repeat_interleave(2, 1)
+            ema_dechunk_triton(x, p, idx, block_t=block_t).float().sum().backward()
+            ema_scan_triton(x, p, block_t=block_t).float().sum().backward()
+        q = torch.randn(2, 40, 64, dtype=dtype, requires_grad=True)
+        starts = torch.zeros(2, 40, dtype=torch.bool)
+        routing_fused_triton(q, q, starts)[0].sum().backward()
+
+
+def drive_mamba_ssm() -> None:
+    """mamba-ssm's kernels through our wrappers (each autotuned kernel with its first config: the arguments and
+    dtypes we pass are what can break, not upstream's tile choices), no CUDA device context."""
+    from triton.runtime.autotuner import Autotuner
+
+    def first_config(self, *a, **kw):
+        self.best_config = self.configs[0]
+        return self.fn.run(*a, **{**kw, **self.best_config.all_kwargs()})
+
+    Autotuner.run = first_config
+    torch.cuda.device = lambda *a, **k: contextlib.nullcontext()
+    sm = types.SimpleNamespace(multi_processor_count=132, name="compile only", gcnArchName="")
+    torch.cuda.get_device_properties = lambda *a, **k: sm
+    from hnet_genomics.kernels import gpu_mamba
+
+    for dtype in (torch.float32, torch.bfloat16):
+        b, l, h, p, n = 1, 64, 2, 16, 16
+        x = torch.randn(b, l, h, p, dtype=dtype, requires_grad=True)
+        dt = torch.rand(b, l, h, requires_grad=True)
+        A = (-torch.rand(h)).requires_grad_()
+        B = torch.randn(b, l, 1, n, dtype=dtype, requires_grad=True)
+        C = torch.randn(b, l, 1, n, dtype=dtype, requires_grad=True)
+        reset = torch.zeros(b, l, dtype=torch.bool)
+        reset[:, 0] = reset[:, 30] = True
+        gpu_mamba.ssd_scan(x, dt, A, B, C, reset=reset, chunk_size=32).float().sum().backward()
+        xs = torch.randn(2, 8, 64, dtype=dtype, requires_grad=True)
+        w = torch.ones(64, requires_grad=True)
+        gpu_mamba.rms_norm(xs, w, 1e-5).float().sum().backward()
+        gpu_mamba.gated_rms_norm(xs, xs.detach().clone().requires_grad_(), w, 1e-5, 32).float().sum().backward()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
