@@ -1,8 +1,9 @@
 """Learning-rate sweep at the baseline comparison's budget, so each model is compared at its own best LR.
 
 Every (model, LR) pair is one pretraining run of the `compare_baselines` workflow with the settings of
-``benchmarks/compare_demo.yaml`` (same genome, splits, windows, steps and schedule), seed 0; the table ranks
-each model's LRs by the final validation bpb on the whole valid split (the test split is never read).
+``benchmarks/compare_demo.yaml`` (same genome, splits, windows, steps and schedule), seed 0 unless ``--seed``;
+the table ranks each model's LRs by the final validation bpb on the whole valid split (the test split is never
+read).
 
     python benchmarks/lr_sweep.py --workdir /tmp/lr_sweep --lrs 1e-3 3e-3 1e-2 \\
         --models hnet_1stage=dna/hnet_1stage_tiny mamba2=dna/mamba2_tiny
@@ -90,18 +91,28 @@ def run_workflow(workdir: Path, sweep: Path, targets: list[str], cores: int) -> 
     return time.perf_counter() - t0
 
 
-def collect(workdir: Path, grid: dict[str, list[float]]) -> dict[str, dict[float, dict]]:
+def run_dir(model: str, lr: float, seed: int) -> str:
+    """Where the workflow trains a run: seed 0 under its name, seed N under <name>-seedN."""
+    return f"results/demo/pretrain/{run_name(model, lr)}" + (f"-seed{seed}" if seed else "")
+
+
+def collect(workdir: Path, grid: dict[str, list[float]], seed: int) -> dict[str, dict[float, dict]]:
     table: dict[str, dict[float, dict]] = {}
     for model, lrs in grid.items():
         for lr in lrs:
-            path = workdir / "results" / "demo" / "pretrain" / run_name(model, lr) / "metrics.json"
+            path = workdir / run_dir(model, lr, seed) / "metrics.json"
             if path.is_file():
                 table.setdefault(model, {})[lr] = json.loads(path.read_text())
     return table
 
 
 def report(
-    table: dict[str, dict[float, dict]], models: dict[str, str], lrs: list[float], command: str, wall: float | None
+    table: dict[str, dict[float, dict]],
+    models: dict[str, str],
+    lrs: list[float],
+    command: str,
+    wall: float | None,
+    seed: int = 0,
 ) -> str:
     lines = [
         f"# Learning-rate sweep at the comparison's budget ({cpu_name()})",
@@ -122,7 +133,7 @@ def report(
     lines += [
         "Each cell: final validation bits per base on the whole valid split (lower is better) after the "
         "budget of `benchmarks/compare_demo.yaml` (200 steps x 8 x 1,024 bases, 20 warm-up steps, WSD), "
-        "seed 0; H-Nets also show the stage-1 compression reached. **Bold**: the model's best LR. The "
+        f"seed {seed}; H-Nets also show the stage-1 compression reached. **Bold**: the model's best LR. The "
         "LR is the base rate; H-Net stages train at it times the paper's multipliers.",
         "",
         "| model | config | " + " | ".join(f"lr {lr_tag(lr)}" for lr in lrs) + " | best |",
@@ -174,7 +185,7 @@ def main(argv=None) -> int:
     sweep = write_sweep_config(workdir, models, grid, args.seed)
     wall = None
     if not args.report_only:
-        targets = [f"results/demo/pretrain/{run_name(m, lr)}" for m in models for lr in grid[m]]
+        targets = [run_dir(m, lr, args.seed) for m in models for lr in grid[m]]
         wall = run_workflow(workdir, sweep, targets, args.cores)
     command = (
         "python benchmarks/lr_sweep.py --workdir WORKDIR --lrs "
@@ -184,7 +195,8 @@ def main(argv=None) -> int:
         + (" --extra " + " ".join(args.extra) if args.extra else "")
     )
     columns = sorted({lr for lrs in grid.values() for lr in lrs})
-    text = report(collect(workdir, grid), models, columns, command, wall)
+    command += f" --seed {args.seed}" if args.seed else ""
+    text = report(collect(workdir, grid, args.seed), models, columns, command, wall, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
