@@ -92,7 +92,7 @@ def main() -> int:
             try:
                 triton.compile(ASTSource(self, sig, const), target=target, options=options)
                 compiled.setdefault(self.__name__, set()).add(f"sm_{target.arch}")
-            except Exception as e:  # noqa: BLE001 - every failure is reported, none stops the others
+            except Exception as e:  # every failure is reported, none stops the others
                 failures.append(f"{label} sm_{target.arch}: {type(e).__name__}: {str(e).strip().splitlines()[-1]}")
         return None
 
