@@ -27,15 +27,25 @@ MAMBA = {
 }
 
 
-def compile_all(tmp_path, *args: str) -> dict:
+def compiler_env(tmp_path) -> dict[str, str]:
+    """No interpreter, an empty kernel cache (a cached kernel would not prove this code compiles)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(
-        TRITON_CACHE_DIR=str(tmp_path / "triton-cache"),  # a cached kernel would not prove this code compiles
+        TRITON_CACHE_DIR=str(tmp_path / "triton-cache"),
         TRITON_DEFAULT_FP_FUSION="1",
         PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")]),
     )
+    return env
+
+
+def compile_all(tmp_path, *args: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=compiler_env(tmp_path),
+        timeout=600,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -76,8 +86,6 @@ def test_the_compile_check_fails_a_kernel_the_compiler_refuses(tmp_path):
         "def launch():\n"
         "    _rebinds[(1,)](torch.zeros(16), 16, BLOCK=16)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.update(TRITON_CACHE_DIR=str(tmp_path / "cache"), TRITON_DEFAULT_FP_FUSION="1")
     code = (
         f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {str(SCRIPT.parent)!r}]\n"
         "import compile_for_gpu as c, bad_kernel\n"
@@ -85,7 +93,9 @@ def test_the_compile_check_fails_a_kernel_the_compiler_refuses(tmp_path):
         "sys.argv = ['compile_for_gpu.py', '90']\n"
         "sys.exit(c.main())\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=compiler_env(tmp_path), timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(report["failures"]) == 1 and "_rebinds" in report["failures"][0]
