@@ -53,7 +53,11 @@ def require() -> None:
 
 def require_split_conv() -> None:
     """The fused mixer calls causal-conv1d's compiled forward and backward directly (mamba-ssm imports them
-    when it can and leaves None otherwise)."""
+    when it can and leaves None otherwise). The reason names every package that is not installed, so a machine
+    with neither says that causal-conv1d is missing, not only mamba-ssm."""
+    absent = [name for name in ("causal_conv1d", PACKAGE) if importlib.util.find_spec(name) is None]
+    if absent:
+        raise ImportError(f"the fused Mamba-2 mixer needs {' and '.join(absent)}, not installed")
     combined = _kernels().combined
     if combined.causal_conv1d_fwd_function is None or combined.causal_conv1d_bwd_function is None:
         raise ImportError("mamba_split_conv1d_scan_combined needs causal-conv1d's CUDA extension, which does not load")
