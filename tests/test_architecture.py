@@ -25,7 +25,7 @@ ALLOWED = {
     "tasks": FOUNDATION | {"kernels", "data", "model"},
     "export": FOUNDATION | {"kernels", "data", "model", "inference"},
     "reporting": FOUNDATION | {"data"},
-    "cli": FOUNDATION | {"data", "training", "tasks", "export", "reporting", "package"},
+    "cli": FOUNDATION | {"data", "training", "tasks", "export", "reporting", "model", "package"},
     "package": {"config", "errors", "model"},  # hnet_genomics/__init__.py, the public face
 }
 GPU_PACKAGES = ("mamba_ssm", "causal_conv1d", "flash_attn", "triton")
