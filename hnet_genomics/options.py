@@ -123,6 +123,16 @@ def check_input_file(path: str | Path, option: str) -> Path:
     return path
 
 
+def check_input_file_or_dir(path: str | Path, option: str) -> Path:
+    """A file, or a folder of files (a text corpus): it exists and can be read."""
+    path = Path(path)
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise DataError(f"{option} {path}: folder not readable (permission denied)")
+        return path
+    return check_input_file(path, option)
+
+
 def _creatable(path: Path, option: str) -> None:
     """``path`` can be created: its nearest existing ancestor is a writable folder."""
     parent = path.parent

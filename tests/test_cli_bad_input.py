@@ -839,6 +839,11 @@ CASES = [
         r"--out .*D/model: holds files a model folder does not \(mine\.txt\)",
         lambda ws: (_reference_files(ws), _user_model_dir(ws)),
     ),
+    Case(
+        "pretrain text into a DNA config",
+        lambda ws, w: ["pretrain", "--config", "dna/hnet_1stage_tiny", "--text", EXONS, "--out", f"{ws}/o"],
+        r"--text: config dna/hnet_1stage_tiny reads DNA \(data\.kind: dna\)",
+    ),
     # top level
     Case("unknown command", lambda ws, w: ["train"], r"argument COMMAND: invalid choice: 'train'"),
 ]
