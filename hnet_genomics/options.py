@@ -51,6 +51,11 @@ def open_fraction(text: str) -> float:
     return _number(text, float, "a number between 0 and 1 (exclusive)", lambda v: 0 < v < 1)
 
 
+MODEL_HELP = (
+    "saved model folder (written by save_pretrained), or a Hugging Face Hub repo id: org/name or "
+    "org/name@revision, downloaded once into the Hub cache (HF_HUB_OFFLINE=1: the cache only)"
+)
+
 # ---------------------------------------------------------------------------------------------------------
 # --threads / --quiet
 

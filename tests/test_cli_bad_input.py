@@ -765,7 +765,7 @@ CASES = [
         r"--dest .*afile is a file",
         _afile,
     ),
-    # import-reference
+    # import-reference, push
     Case(
         "import-reference missing checkpoint",
         lambda ws, w: [
@@ -838,6 +838,22 @@ CASES = [
         ],
         r"--out .*D/model: holds files a model folder does not \(mine\.txt\)",
         lambda ws: (_reference_files(ws), _user_model_dir(ws)),
+    ),
+    Case(
+        "push no such model",
+        lambda ws, w: ["push", "--model", f"{ws}/nope", "--repo", "lab/x", "--dry-run"],
+        r"--model .*nope: no such folder",
+    ),
+    Case(
+        "push bad repo id",
+        lambda ws, w: ["push", "--model", f"{w}/run", "--repo", "lab x", "--dry-run"],
+        r"--repo lab x: not a Hugging Face repo id",
+    ),
+    Case(
+        "push eval not an eval result",
+        lambda ws, w: ["push", "--model", f"{w}/run", "--repo", "lab/x", "--eval", f"{ws}/e.json", "--dry-run"],
+        r"e\.json: not an `hnet-genomics eval --out` result",
+        lambda ws: (ws / "e.json").write_text('{"accuracy": 0.9}'),
     ),
     Case(
         "pretrain text into a DNA config",

@@ -1,5 +1,5 @@
-"""Text runs in their own words: a corpus goes in with --text (pretrain and eval), and every log, metric and message
-counts bytes and bits per byte, never bases."""
+"""Text runs in their own words: a corpus goes in with --text (pretrain and eval), and every log, metric, message
+and model card counts bytes and bits per byte, never bases."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from helpers import FAST
 
 from hnet_genomics.cli import main
+from hnet_genomics.model.publish import gather
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
@@ -59,7 +60,7 @@ def test_pretrain_on_text_reports_bits_per_byte_and_bytes(text_run, capsys):
     assert "bytes_seen" in header and "bytes_per_second" in header and "bases_seen" not in header
 
 
-def test_eval_on_text_speaks_of_bytes(text_run, capsys):
+def test_eval_on_text_and_the_card_speak_of_bytes(text_run, capsys):
     root, corpus, _ = text_run
     if not (root / "run" / "metrics.json").exists():
         pytest.skip("needs the pretraining test's run")
@@ -68,6 +69,11 @@ def test_eval_on_text_speaks_of_bytes(text_run, capsys):
     result = json.loads(out.read_text())
     assert result["unit"] == "byte" and result["bytes"] > 0 and "bases" not in result
     assert capsys.readouterr().out.strip().endswith(f"bits per byte over {result['bytes']:,} bytes")
+    card = gather(root / "run", [out], "lab/docs-tiny").card
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert f"| bytes seen | {metrics['bytes_seen']:,} |" in card and "| split | bits per byte | bytes scored |" in card
+    assert f"| test | {result['bpb']:.4f} | {result['bytes']:,} |" in card
+    assert "byte-level text language model" in card and "base" not in card.replace("hnet-genomics", "")
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP
 from hnet_genomics.options import (
+    MODEL_HELP,
     add_quiet,
     add_threads,
     apply_threads,
@@ -139,13 +140,12 @@ def _eval_model(args: argparse.Namespace) -> dict:
     from hnet_genomics.devices import resolve_device, resolve_precision
     from hnet_genomics.errors import ConfigError
     from hnet_genomics.kernels import dispatch
+    from hnet_genomics.model.hub import model_folder
     from hnet_genomics.model.lm import HNetLM
     from hnet_genomics.training.evaluate import evaluate_bpb
     from hnet_genomics.training.sources import open_source
 
-    model_dir = Path(args.model)
-    if not model_dir.is_dir():
-        raise ConfigError(f"--model {model_dir}: no such folder")
+    model_dir = model_folder(args.model)
     model = HNetLM.from_pretrained(model_dir / "model" if (model_dir / "model" / "config.json").exists() else model_dir)
     run_cfgs = [p for p in (model_dir / "config.yaml", model_dir.parent / "config.yaml") if p.exists()]
     path, kind, option = _input(args)
@@ -178,7 +178,7 @@ def _eval_model(args: argparse.Namespace) -> dict:
     )
     unit = config.data.unit
     return {
-        "model": str(model_dir),
+        "model": str(model_dir) if Path(args.model).exists() else str(args.model),  # a Hub repo id as given
         "split": args.split,
         "unit": unit,
         "bpb": r["bpb"],
@@ -246,7 +246,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "one split of a genome, over windows that tile the split exactly once; bits per byte of a text "
         "model on one split of a text corpus (--text).",
     )
-    e.add_argument("--model", help="pretraining output folder or saved model folder")
+    e.add_argument("--model", help="pretraining output folder, or " + MODEL_HELP)
     e.add_argument("--baseline", choices=["markov"], help="evaluate a classical reference instead of a model")
     e.add_argument(
         "--order",
