@@ -93,7 +93,7 @@ def test_revisions_pin_a_version(two_versions):
     (v1, v1_dir), (main_commit, _) = two_versions["v1"], two_versions["main"]
     v1_model = HNetLM.from_pretrained(v1_dir)
     assert same_weights(HNetLM.from_pretrained("org/tiny@v1"), v1_model)  # a tag
-    assert same_weights(HNetLM.from_pretrained("org/tiny", revision=v1), v1_model)  # a commit
+    assert same_weights(from_pretrained("org/tiny", revision=v1), v1_model)  # a commit, through the package face
     assert not same_weights(HNetLM.from_pretrained("org/tiny"), v1_model)  # main is the other commit
     assert same_weights(HNetLM.from_pretrained("org/tiny", revision=main_commit), HNetLM.from_pretrained("org/tiny"))
     with pytest.raises(ConfigError, match="revision 'v1' in the name and revision 'main' given"):

@@ -77,17 +77,17 @@ def push(
     from hnet_genomics.model import hub
 
     upload = gather(model_path, evals, repo_id)
-    with tempfile.TemporaryDirectory(prefix="hnet-push-") as tmp:
-        staging = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="hnet-push-") as staging:
+        tmp = Path(staging)  # the upload's staging folder, removed afterwards
         for name, source in upload.files.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(source, staging / name)  # no second copy of the weights where the file system allows
+                os.link(source, tmp / name)  # no second copy of the weights where the file system allows
             except OSError:
-                shutil.copyfile(source, staging / name)
-        (staging / "README.md").write_text(upload.card)
+                shutil.copyfile(source, tmp / name)
+        (tmp / "README.md").write_text(upload.card)
         return hub.upload_folder(
-            staging,
+            tmp,
             repo_id,
             revision=revision,
             private=private,
