@@ -13,11 +13,13 @@ def build_model(config):
     return HNetLM(config.model if isinstance(config, Config) else config)
 
 
-def from_pretrained(path):
-    """Load a model saved with ``save_pretrained`` (config JSON + safetensors)."""
+def from_pretrained(path, **kwargs):
+    """Load a model saved with ``save_pretrained`` (config JSON + safetensors), from its folder or a Hugging Face
+    Hub repo id (``org/name``, ``org/name@revision``); ``revision``, ``cache_dir``, ``local_files_only`` and
+    ``map_location`` as ``HNetLM.from_pretrained``."""
     from hnet_genomics.model.lm import HNetLM
 
-    return HNetLM.from_pretrained(path)
+    return HNetLM.from_pretrained(path, **kwargs)
 
 
 __all__ = ["Config", "ModelConfig", "HNetError", "load_config", "build_model", "from_pretrained"]

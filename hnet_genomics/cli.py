@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hnet_genomics.data import commands as data_commands
     from hnet_genomics.export import commands as export_commands
     from hnet_genomics.export import inference_commands
+    from hnet_genomics.model import commands as model_commands
     from hnet_genomics.reporting import commands as reporting_commands
     from hnet_genomics.tasks import commands as task_commands
     from hnet_genomics.training import commands as training_commands
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         export_commands,
         inference_commands,
         reporting_commands,
+        model_commands,
     ):
         area.register(sub)
     return parser
@@ -128,6 +130,7 @@ def _terminate(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for a run's record
     _log_to_stderr(bool(getattr(args, "quiet", False)))
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None

@@ -143,6 +143,11 @@ class DataConfig:
     test_fraction: float = 0.1
     intervals: str | None = None  # BED with split column (Basenji / Enformer format)
 
+    @property
+    def unit(self) -> str:
+        """What one input byte is, in every log, metric and report: a DNA "base" or a text "byte"."""
+        return "byte" if self.kind == "text" else "base"
+
     def validate(self) -> None:
         _check_range(
             "data",

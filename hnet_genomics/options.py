@@ -51,6 +51,11 @@ def open_fraction(text: str) -> float:
     return _number(text, float, "a number between 0 and 1 (exclusive)", lambda v: 0 < v < 1)
 
 
+MODEL_HELP = (
+    "saved model folder (written by save_pretrained), or a Hugging Face Hub repo id: org/name or "
+    "org/name@revision, downloaded once into the Hub cache (HF_HUB_OFFLINE=1: the cache only)"
+)
+
 # ---------------------------------------------------------------------------------------------------------
 # --threads / --quiet
 
@@ -121,6 +126,16 @@ def check_input_file(path: str | Path, option: str) -> Path:
     if not os.access(path, os.R_OK):
         raise DataError(f"{option} {path}: not readable (permission denied)")
     return path
+
+
+def check_input_file_or_dir(path: str | Path, option: str) -> Path:
+    """A file, or a folder of files (a text corpus): it exists and can be read."""
+    path = Path(path)
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise DataError(f"{option} {path}: folder not readable (permission denied)")
+        return path
+    return check_input_file(path, option)
 
 
 def _creatable(path: Path, option: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -22,6 +23,7 @@ from hnet_genomics.data import demo
 from hnet_genomics.training.pretrain import run_pretrain
 
 FASTA = str(demo.HUMAN_FASTA)
+REFERENCE = Path(__file__).parent / "fixtures" / "reference"
 CHROM = "BA000025.2"
 EXONS = str(demo.HUMAN_EXONS_BED)
 
@@ -124,6 +126,18 @@ def _pickle_checkpoint(ws: Path) -> None:
     """A checkpoint that would run code if unpickled without the weights-only restriction."""
     (ws / "shared" / "checkpoints").mkdir(parents=True)
     torch.save({"state_dict": {}, "hyper_parameters": {}, "payload": Path("x")}, ws / "shared/checkpoints/last.ckpt")
+
+
+def _reference_files(ws: Path, extra_tensor: bool = False, config_edit: dict | None = None) -> None:
+    """The 1-stage reference-format fixture as a .pt checkpoint and a config JSON, optionally spoiled."""
+    from safetensors.torch import load_file
+
+    state = load_file(REFERENCE / "hnet_1stage.weights.safetensors")
+    if extra_tensor:
+        state["backbone.extra"] = torch.zeros(3)
+    torch.save(state, ws / "ckpt.pt")
+    config = json.loads((REFERENCE / "hnet_1stage.config.json").read_text())
+    (ws / "c.json").write_text(json.dumps(config | (config_edit or {})))
 
 
 def _latin1_bed(ws: Path) -> None:
@@ -750,6 +764,101 @@ CASES = [
         lambda ws, w: ["data", "fetch-hg38", "--dest", f"{ws}/afile/hg38", "--md5", "0" * 32],
         r"--dest .*afile is a file",
         _afile,
+    ),
+    # import-reference, push
+    Case(
+        "import-reference missing checkpoint",
+        lambda ws, w: [
+            "import-reference",
+            "--checkpoint",
+            f"{ws}/nope.pt",
+            "--config",
+            f"{ws}/c.json",
+            "--out",
+            f"{ws}/m",
+        ],
+        r"--checkpoint .*nope\.pt: no such file",
+        _reference_files,
+    ),
+    Case(
+        "import-reference unknown config key",
+        lambda ws, w: [
+            "import-reference",
+            "--checkpoint",
+            f"{ws}/ckpt.pt",
+            "--config",
+            f"{ws}/c.json",
+            "--out",
+            f"{ws}/m",
+        ],
+        r"c\.json: unknown key 'headdim'",
+        lambda ws: _reference_files(ws, config_edit={"headdim": 32}),
+    ),
+    Case(
+        "import-reference tensor left over",
+        lambda ws, w: [
+            "import-reference",
+            "--checkpoint",
+            f"{ws}/ckpt.pt",
+            "--config",
+            f"{ws}/c.json",
+            "--out",
+            f"{ws}/m",
+        ],
+        r"ckpt\.pt: 1 tensor\(s\) the config does not account for, e\.g\. 'backbone\.extra'",
+        lambda ws: _reference_files(ws, extra_tensor=True),
+    ),
+    Case(
+        "import-reference target compression count",
+        lambda ws, w: [
+            "import-reference",
+            "--checkpoint",
+            f"{ws}/ckpt.pt",
+            "--config",
+            f"{ws}/c.json",
+            "--out",
+            f"{ws}/m",
+            "--target-compression",
+            "3",
+            "3",
+        ],
+        r"c\.json: 1 chunking level\(s\), but 2 target compression value\(s\) given",
+        _reference_files,
+    ),
+    Case(
+        "import-reference into a user's folder",
+        lambda ws, w: [
+            "import-reference",
+            "--checkpoint",
+            f"{ws}/ckpt.pt",
+            "--config",
+            f"{ws}/c.json",
+            "--out",
+            f"{ws}/D/model",
+        ],
+        r"--out .*D/model: holds files a model folder does not \(mine\.txt\)",
+        lambda ws: (_reference_files(ws), _user_model_dir(ws)),
+    ),
+    Case(
+        "push no such model",
+        lambda ws, w: ["push", "--model", f"{ws}/nope", "--repo", "lab/x", "--dry-run"],
+        r"--model .*nope: no such folder",
+    ),
+    Case(
+        "push bad repo id",
+        lambda ws, w: ["push", "--model", f"{w}/run", "--repo", "lab x", "--dry-run"],
+        r"--repo lab x: not a Hugging Face repo id",
+    ),
+    Case(
+        "push eval not an eval result",
+        lambda ws, w: ["push", "--model", f"{w}/run", "--repo", "lab/x", "--eval", f"{ws}/e.json", "--dry-run"],
+        r"e\.json: not an `hnet-genomics eval --out` result",
+        lambda ws: (ws / "e.json").write_text('{"accuracy": 0.9}'),
+    ),
+    Case(
+        "pretrain text into a DNA config",
+        lambda ws, w: ["pretrain", "--config", "dna/hnet_1stage_tiny", "--text", EXONS, "--out", f"{ws}/o"],
+        r"--text: config dna/hnet_1stage_tiny reads DNA \(data\.kind: dna\)",
     ),
     # top level
     Case("unknown command", lambda ws, w: ["train"], r"argument COMMAND: invalid choice: 'train'"),

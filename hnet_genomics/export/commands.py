@@ -10,6 +10,7 @@ from pathlib import Path
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.options import (
+    MODEL_HELP,
     add_quiet,
     add_threads,
     apply_threads,
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the per-base boundary probability. Each base takes its decision from the window in which "
         "it has the most left context (at least --overlap bases past a region's first --overlap).",
     )
-    p.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
+    p.add_argument("--model", type=Path, required=True, help=MODEL_HELP)
     p.add_argument(
         "--fasta",
         type=Path,
@@ -200,6 +201,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     from hnet_genomics.export.manifest import finish_outputs
     from hnet_genomics.export.tracks import parse_formats
     from hnet_genomics.kernels import dispatch
+    from hnet_genomics.model.hub import model_folder
     from hnet_genomics.model.lm import HNetLM
 
     formats = parse_formats(args.formats)
@@ -207,6 +209,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     apply_threads(args.threads, args.quiet)
+    args.model = model_folder(args.model)  # a Hub repo id becomes its snapshot in the cache
     model = HNetLM.from_pretrained(args.model)
     stages = require_chunking(model, str(args.model))
     window, overlap = default_window(model.trained_context, args.window, args.overlap)

@@ -13,6 +13,7 @@ from pathlib import Path
 from hnet_genomics.atomic import output_dir
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.options import (
+    MODEL_HELP,
     add_quiet,
     add_threads,
     apply_threads,
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "skipped and counted by reason. Output: OUT.vcf.gz (bgzipped, tabix-indexed, every input "
         "record and header line kept) and OUT.tsv (one line per ALT allele with its status).",
     )
-    v.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
+    v.add_argument("--model", type=Path, required=True, help=MODEL_HELP)
     v.add_argument("--fasta", type=Path, required=True, help="reference FASTA the VCF was called against")
     v.add_argument("--vcf", type=Path, required=True, help="input VCF, VCF.gz or BCF (sorted)")
     v.add_argument("--out", required=True, help="output OUT.vcf.gz (OUT.vcf.gz.tbi and OUT.tsv are written beside it)")
@@ -108,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(PREFIX.bits.mean.*). A region's first base has no forward value, N bases none at all. "
         "--shard K/N and `merge-tracks` split a genome over jobs as for `boundaries`.",
     )
-    lk.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
+    lk.add_argument("--model", type=Path, required=True, help=MODEL_HELP)
     lk.add_argument("--fasta", type=Path, required=True, help="genome FASTA (plain or bgzip, with/without .fai)")
     lk.add_argument("--regions", type=Path, help="BED of intervals (default: every record)")
     lk.add_argument("--out", required=True, help="output prefix: PREFIX.bits.fwd.bw, PREFIX.chrom.sizes, ...")
@@ -139,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--window are tiled and stitched like the boundary tracks. --per-chunk also writes every chunk "
         "of the stage (stage 1 when --stage is 0) with its coordinates.",
     )
-    e.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
+    e.add_argument("--model", type=Path, required=True, help=MODEL_HELP)
     e.add_argument("--input", type=Path, required=True, help="FASTA, CSV/TSV, or BED (with --fasta)")
     e.add_argument("--fasta", type=Path, help="genome FASTA for a BED --input")
     e.add_argument("--out", required=True, help="OUT.npy (+ OUT.tsv index) or OUT.parquet")
@@ -159,11 +160,13 @@ def _engine(args: argparse.Namespace):
     """Model on the resolved device and precision, inside the one inference engine."""
     from hnet_genomics.inference.engine import InferenceEngine
     from hnet_genomics.kernels import dispatch
+    from hnet_genomics.model.hub import model_folder
     from hnet_genomics.model.lm import HNetLM
 
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     apply_threads(args.threads, args.quiet)
+    args.model = model_folder(args.model)  # a Hub repo id becomes its snapshot in the cache
     model = HNetLM.from_pretrained(args.model)
     dispatch.report(device, args.command)
     return InferenceEngine(model, device, precision, args.batch_size)

@@ -180,10 +180,14 @@ class HNetLM(nn.Module):
 
     # ---- persistence ----------------------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
+    def save_pretrained(
+        self, directory: str | os.PathLike, push_to_hub: str | None = None, **push_options
+    ) -> str | None:
         """config.json + model.safetensors (+ training.json), built in a temporary folder and swapped in whole.
 
         An existing folder is replaced only if it holds nothing but these files (OutputError otherwise).
+        ``push_to_hub="org/name"`` then uploads the folder with a model card (``publish.push``: ``revision``,
+        ``private``, ``commit_message``, ``token``) and returns the commit URL.
         """
         from safetensors.torch import save_file
 
@@ -197,16 +201,32 @@ class HNetLM(nn.Module):
             if self.trained_context is not None:
                 (tmp / TRAINING_FILE).write_text(json.dumps({"seq_len": self.trained_context}) + "\n")
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "hnet_genomics"})
+        if push_to_hub is None:
+            return None
+        from hnet_genomics.model.publish import push
+
+        return push(directory, push_to_hub, **push_options)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> HNetLM:
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        map_location: str = "cpu",
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool | None = None,
+    ) -> HNetLM:
+        """A saved model folder, or a Hugging Face Hub repo id (``org/name``, ``org/name@revision``) downloaded
+        into the Hub cache once (``model/hub.py``: ``revision``, ``cache_dir``, ``local_files_only``, which
+        ``HF_HUB_OFFLINE=1`` turns on). A local folder wins over a repo id of the same name."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from hnet_genomics.atomic import recover_dir
+        from hnet_genomics.model.hub import resolve_model
 
-        directory = Path(directory)
-        recover_dir(directory)  # a save killed between its two renames left the previous version aside
+        recover_dir(Path(directory))  # a save killed between its two renames left the previous version aside
+        directory = resolve_model(directory, revision, cache_dir, local_files_only)
         cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         if not cfg_path.is_file() or not w_path.is_file():
             raise CheckpointError(f"{directory}: not a saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")

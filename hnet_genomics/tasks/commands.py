@@ -10,6 +10,7 @@ from pathlib import Path
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.options import (
+    MODEL_HELP,
     add_quiet,
     add_threads,
     apply_threads,
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "headers (Nucleotide Transformer tasks), or a Genomic Benchmarks split directory.",
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", type=Path, help="pretrained model directory (written by save_pretrained)")
+    src.add_argument("--model", type=Path, help="pretrained model: " + MODEL_HELP)
     src.add_argument("--config", help="config name or YAML: train this architecture from scratch")
     p.add_argument(
         "--train",
@@ -264,7 +265,10 @@ def _backbone_factory(args: argparse.Namespace):
     from hnet_genomics.model.lm import HNetLM
 
     if args.model is not None:
-        pretrained = HNetLM.from_pretrained(args.model)  # loaded before the data, so a bad directory fails first
+        from hnet_genomics.model.hub import model_folder
+
+        # loaded before the data, so a bad directory fails first
+        pretrained = HNetLM.from_pretrained(model_folder(args.model))
         return (lambda: copy.deepcopy(pretrained)), pretrained.trained_context, f"pretrained:{args.model}"
     if args.config is not None:
         cfg = load_config(args.config)

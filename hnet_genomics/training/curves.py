@@ -54,7 +54,7 @@ def bpb_axis_top(train: list[tuple[int, float]], history: list[dict]) -> float:
     return max([2.6] + [v + 0.1 for v in shown if math.isfinite(v)])
 
 
-def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -> None:
+def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str, unit: str = "base") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,12 +69,14 @@ def plot_curves(log_csv: Path, history: list[dict], out_png: Path, title: str) -
         ax.plot(steps, values, lw=0.8, alpha=0.6, label="train")
     if history:
         ax.plot([h["step"] for h in history], [h["val_bpb"] for h in history], "o-", label="validation")
-    ax.axhline(2.0, color="grey", ls=":", lw=1, label="uniform over ACGT")
+    if unit == "base":
+        ax.axhline(2.0, color="grey", ls=":", lw=1, label="uniform over ACGT")
     ax.set_ylim(top=bpb_axis_top(series.get("train/bpb", []), history))
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("bits per base")
-    ax.set_title(f"{title}: next-base loss")
-    ax.legend()
+    ax.set_ylabel(f"bits per {unit}")
+    ax.set_title(f"{title}: next-{unit} loss")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax = axes[1]
     for key in comp_keys:
         steps, values = zip(*series[key])

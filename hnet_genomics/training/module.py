@@ -31,7 +31,8 @@ class LMTask(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = HNetLM(config.model)
-        self.bases_seen = 0
+        self.unit = config.data.unit  # "base" or "byte": the name of the counts below in logs and metrics
+        self.bases_seen = 0  # inputs trained on, all ranks (bytes of a text run)
         self.windows_consumed = 0  # per rank, counted in batches actually trained on
         self._val = None
         self._t0 = None
@@ -58,7 +59,7 @@ class LMTask(L.LightningModule):
             "train/loss": loss.detach(),
             "train/bpb": ce.detach() / torch.log(torch.tensor(2.0)),
             "train/ratio_loss": out.ratio_loss.detach(),
-            "bases_seen": float(self.bases_seen),
+            f"{self.unit}s_seen": float(self.bases_seen),
         }
         for s, ratio in enumerate(out.compression_ratios()):
             log[f"train/compression_{s + 1}"] = ratio
@@ -66,7 +67,7 @@ class LMTask(L.LightningModule):
             log[f"train/boundary_rate_{s + 1}"] = (b & v).sum().float() / v.sum().clamp(min=1)
         elapsed = time.perf_counter() - self._t0
         if elapsed > 0:
-            log["bases_per_second"] = (self.bases_seen - self._bases_at_t0) / elapsed
+            log[f"{self.unit}s_per_second"] = (self.bases_seen - self._bases_at_t0) / elapsed
         log["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"] / self.trainer.optimizers[0].param_groups[0].get(
             "lr_multiplier", 1.0
         )
@@ -103,7 +104,7 @@ class LMTask(L.LightningModule):
             self.history.append(
                 {
                     "step": int(self.global_step),
-                    "bases_seen": int(self.bases_seen),
+                    f"{self.unit}s_seen": int(self.bases_seen),
                     "val_bpb": bpb,
                     "compression_ratios": ratios,
                 }

@@ -196,8 +196,12 @@ def run_pretrain(
     callbacks: list | None = None,
     progress: bool = True,
     quiet: bool = False,
+    command: str | None = None,
 ) -> dict | None:
-    """Train, select on validation, write the outputs. Returns the metrics on global rank 0, else None."""
+    """Train, select on validation, write the outputs. Returns the metrics on global rank 0, else None.
+
+    ``fasta`` is the genome, or the text corpus of a ``data.kind: text`` config; ``command`` (the command line
+    that started the run) is recorded in metrics.json with a description of the data, for the model card."""
     config = with_lr_multipliers(config)
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
@@ -257,7 +261,8 @@ def run_pretrain(
         raise
     if not trainer.is_global_zero:
         return None
-    return _finish(config, task, trainer, source, splits, best.best_model_path, out, params, kernels)
+    record = {"data": describe_data(fasta, config, source, splits), "command": command}
+    return _finish(config, task, trainer, source, splits, best.best_model_path, out, params, kernels, record)
 
 
 def _fit(
@@ -333,7 +338,21 @@ def _trainer(config: Config, out: Path, callbacks: list, progress: bool) -> L.Tr
     )
 
 
-def _finish(config, task, trainer, source, splits, best_path, out: Path, params: int, kernels: dict) -> dict:
+def describe_data(path: str | Path, config: Config, source, splits: dict) -> dict:
+    """What the run trained on, in its unit: the file, its records and size, and each split's size."""
+    return {
+        "path": str(path),
+        "name": Path(path).name,
+        "kind": config.data.kind,
+        "records": len(source.sizes),
+        "size": int(sum(source.sizes.values())),
+        **{name: int(sum(iv.end - iv.start for iv in ivs)) for name, ivs in splits.items()},
+    }
+
+
+def _finish(
+    config, task, trainer, source, splits, best_path, out: Path, params: int, kernels: dict, record: dict
+) -> dict:
     """Save the selected weights, then score them on the full valid split where training ran: on the trainer's
     device and precision (an hg38 valid split is hours of fp32 CPU work, and ``kernels: gpu`` refuses CPU
     tensors), moving the model back to the CPU only afterwards."""
@@ -362,28 +381,31 @@ def _finish(config, task, trainer, source, splits, best_path, out: Path, params:
     )
     model.cpu()
     logged = trainer.callback_metrics
+    unit = config.data.unit  # "base", or "byte" for a text run: bpb is bits per base or per byte
     metrics = {
         "config": config.name,
+        "unit": unit,
         "params": params,
         "seq_len": tc.seq_len,
         "steps": int(task.global_step),
         "selected_step": selected_step,
         "val_bpb": final["bpb"],
-        "val_bases_scored": final["bases_scored"],
+        f"val_{unit}s_scored": final["bases_scored"],
         "compression_ratios": final["compression_ratios"],
         "target_compression": list(config.model.target_compression),
-        "bases_seen": int(task.bases_seen),
-        "bases_per_second": float(logged.get("bases_per_second", float("nan"))),
-        "flops_per_base": task.model.flops_per_base(tc.seq_len, final["compression_ratios"] or None),
+        f"{unit}s_seen": int(task.bases_seen),
+        f"{unit}s_per_second": float(logged.get(f"{unit}s_per_second", float("nan"))),
+        f"flops_per_{unit}": task.model.flops_per_base(tc.seq_len, final["compression_ratios"] or None),
         "device": _device_name(trainer),
         "world_size": trainer.world_size,
         "precision": str(trainer.precision),
         "kernels": kernels,
         "peak_gpu_memory_gib": peak,
         "history": task.history,
+        **{k: v for k, v in record.items() if v is not None},
     }
     write_json_atomic(out / "metrics.json", metrics)
-    plot_curves(out / "logs" / "metrics.csv", task.history, out / "curves.png", config.name)
+    plot_curves(out / "logs" / "metrics.csv", task.history, out / "curves.png", config.name, unit)
     return metrics
 
 
