@@ -52,9 +52,15 @@ def _pretrain(args: argparse.Namespace) -> int:
     )
     if metrics is not None:
         ratios = ", ".join(f"{r:.2f}" for r in metrics["compression_ratios"]) or "none (isotropic)"
+        speed = metrics["bases_per_second"]
+        speed_text = (
+            f"{speed:,.0f} bases/s after {metrics['warmup_steps']} warm-up steps"
+            if speed is not None
+            else "no steps after the warm-up to time"
+        )
         print(
             f"val bpb {metrics['val_bpb']:.4f} | compression {ratios} | {metrics['bases_seen']:,} bases seen "
-            f"| {metrics['bases_per_second']:,.0f} bases/s | model: {Path(args.out) / 'model'}"
+            f"| {speed_text} | model: {Path(args.out) / 'model'}"
         )
     return 0
 
