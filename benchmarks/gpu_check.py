@@ -1,11 +1,11 @@
-"""Everything a GPU session measures, as one command with a time budget: speed, memory, kernels, tests.
+"""Every GPU measurement as one command with a time budget: speed, memory, kernels, tests.
 
-A lent GPU comes for minutes, fresh (an empty Triton cache: the first process compiles and autotunes for about
-three minutes), and gives back only the files of one command. So the check runs its sections in order of
-importance, each in its own process under its own time limit (a section that hangs or compiles too long is
-stopped and the next one starts), skips what the overall ``--budget`` no longer leaves time for, and rewrites
-its report, ``benchmarks/results/gpu-<device>.md``, after every section (also copied to ``--copy-to``, e.g. the
-folder whose files come back), so a check cut short still leaves everything it measured.
+A GPU machine may be had for minutes only, and fresh (an empty Triton cache: the first process compiles and
+autotunes for about three minutes), keeping only the files one command copies out. So the check runs its
+sections in order of importance, each in its own process under its own time limit (a section that hangs or
+compiles too long is stopped and the next one starts), skips what the overall ``--budget`` no longer leaves
+time for, and rewrites its report, ``benchmarks/results/gpu-<device>.md``, after every section (also copied
+to ``--copy-to``, the folder whose files are kept), so a check cut short still leaves everything it measured.
 
 Sections (a GPU run; ``--quick`` runs each at toy size, which is how the harness is proven on a CPU):
 
