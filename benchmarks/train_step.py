@@ -59,8 +59,9 @@ GPU_CONFIGS = ["dna/hnet_1stage", "dna/mamba2_flops", "dna/mamba2", "dna/transfo
 CPU_CONFIGS = ["dna/hnet_1stage_tiny", "dna/mamba2_tiny_flops", "dna/mamba2_tiny", "dna/transformer_tiny"]
 COMPRESSION_TOLERANCE = 0.2  # MFU only when every level's measured compression is within 20 % of its target
 DISTINCT_BATCHES = 4  # batches cycled through the steps (drawn on the host once, before timing)
+MAX_EXTRA_WARMUP = 40  # warm-up steps beyond --warmup while a level's chunk count has not shown both parities
 HEADER = [
-    "| config | params | micro-batch | compression (target) | first step s | warm-up s | step ms (median) "
+    "| config | params | micro-batch | compression (target) | first step s | warm-up s (steps) | step ms (median) "
     "| bases/s | model TFLOP/s | MFU | peak GiB | memory check's estimate GiB |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
@@ -138,7 +139,6 @@ def bench_config(
     model.train()
     gpu = device.type == "cuda"
     precision = "bf16" if gpu else "fp32"
-    estimate = measure_training_memory(model, tc.seq_len, precision, seed=tc.seed)  # what pretraining plans with
     optimizer = make_optimizer(model, config.model, tc)
     scheduler = make_scheduler(optimizer, tc)
     data = batches(config, micro, device)
@@ -147,7 +147,8 @@ def bench_config(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu)
     bases_per_step = sum(int(b["mask"].sum()) for b in data) / len(data)
 
-    def step(i: int, count: bool) -> None:
+    def step(i: int, count: bool) -> list[int]:
+        """One training step; the padded chunk-sequence width of each chunking level (host-side shapes)."""
         batch = data[i % len(data)]
         with autocast:
             out = model(batch["input_ids"], **model_inputs(batch))
@@ -161,6 +162,7 @@ def bench_config(
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         optimizer.step()
         scheduler.step()
+        return [m.shape[1] for m in out.level_masks[1:]]
 
     drawn = drawn_boundaries(model, seed=tc.seed) if routing == "drawn" else contextlib.nullcontext()
     try:
@@ -170,8 +172,15 @@ def bench_config(
             step(0, count=False)
             synchronize(device)
             first = time.perf_counter() - t0
-            for i in range(warmup):
-                step(1 + i, count=False)
+            # Triton compiles a kernel again for an integer argument that is a multiple of 16 and one that is not:
+            # the chunk count of a level varies from step to step, so on a GPU the warm-up goes on (up to a cap)
+            # until every level has shown both, lest a compile land among the timed steps.
+            seen: list[set[bool]] = [set() for _ in range(levels)]
+            warmed = 0
+            while warmed < warmup or (gpu and any(len(s) < 2 for s in seen) and warmed < warmup + MAX_EXTRA_WARMUP):
+                for level, width in enumerate(step(1 + warmed, count=False)):
+                    seen[level].add(width % 16 == 0)
+                warmed += 1
             synchronize(device)
             warm = time.perf_counter() - t0 - first
             if gpu:
@@ -179,13 +188,14 @@ def bench_config(
             clock = Clock(device)
             clock.mark()
             for i in range(steps):
-                step(1 + warmup + i, count=True)
+                step(1 + warmed + i, count=True)
                 clock.mark()
             times = clock.seconds()
     except torch.cuda.OutOfMemoryError:
         params = f"{model.num_parameters() / 1e6:.1f} M"
         return f"| {name} | {params} | {micro} x {tc.seq_len:,} | out of memory |" + " |" * 8, {"config": name}
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if gpu else None
+    estimate = measure_training_memory(model, tc.seq_len, precision, seed=tc.seed)  # what pretraining plans with
     tokens = counts.tolist()
     measured = [a / max(b, 1.0) for a, b in zip(tokens, tokens[1:])]
     targets = [float(t) for t in config.model.target_compression]
@@ -196,7 +206,7 @@ def bench_config(
     compression = " / ".join(f"{m:.2f} ({t:g})" for m, t in zip(measured, targets)) if measured else "- (isotropic)"
     row = (
         f"| {name} | {model.num_parameters() / 1e6:.1f} M | {micro} x {tc.seq_len:,} | {compression} | "
-        f"{first:.1f} | {warm:.1f} | {1e3 * statistics.median(times):.1f} | {bases_per_s:,.0f} | "
+        f"{first:.1f} | {warm:.1f} ({warmed}) | {1e3 * statistics.median(times):.1f} | {bases_per_s:,.0f} | "
         f"{flops / 1e12:.3g} | {mfu} | {'n/a' if peak is None else f'{peak:.1f}'} | "
         f"{estimate.step_bytes(micro) / 2**30:.1f} |"
     )
@@ -231,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         print("train_step: --steps must be at least 1 and --warmup at least 0", file=sys.stderr)
         return 2
     if gpu:
+        if device.index is None:  # "cuda": the current device, by its index (set_device and friends need one)
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.set_float32_matmul_precision("high")  # as pretrain: TF32 for what autocast leaves in fp32
     configs = args.configs or (GPU_CONFIGS if gpu else CPU_CONFIGS)
@@ -283,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
                     if args.routing == "drawn"
                     else "H-Net boundaries from the freshly initialised router (`--routing fresh`). "
                 )
-                + f"{steps} timed steps after the first step and {warmup} more warm-up steps; first step and "
-                "warm-up in seconds (compiles and autotuning happen there), step time the median. MFU: "
+                + f"{steps} timed steps after the first step and at least {warmup} more warm-up steps (on a GPU "
+                "until each level's chunk count has been a multiple of 16 and not, the two variants Triton compiles); "
+                "first step and warm-up in seconds (compiles and autotuning happen there), step time the median, "
+                "bases/s over all timed steps. MFU: "
                 "`HNetLM.flops_per_base` at the measured compression x bases/s over "
                 + (
                     f"the {peak[1]} dense bf16 peak, {peak[0] / 1e12:.0f} TFLOP/s (datasheet)"
