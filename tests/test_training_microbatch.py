@@ -1,6 +1,7 @@
 """Pretraining never starts a step its own measurement says will not fit: it trains the largest micro-batch that
 does, on the same windows per optimizer step, also across a resume that changes the split."""
 
+import logging
 from collections import defaultdict
 
 import lightning as L
@@ -158,7 +159,19 @@ def test_every_process_trains_the_split_of_the_tightest(monkeypatch):
     )
     task = SimpleNamespace(model=model, config=config, hparams={})
     fit = microbatch.FitMicroBatch(config)
-    fit.setup(trainer, task, "fit")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("hnet_genomics.training")
+    logger.addHandler(handler)
+    try:
+        fit.setup(trainer, task, "fit")
+    finally:
+        logger.removeHandler(handler)
+    (message,) = [r.getMessage() for r in records]
+    assert "\n" not in message and message.startswith("memory: 4 x 128 bases per micro-batch would keep")
+    assert "training 2 windows per micro-batch x 2 accumulated instead of 4 x 1" in message
+    assert "(512 bases per optimizer step, unchanged)" in message
     assert seen == [(float(int(MEMORY_MARGIN * budgets["mine"])), "min")]
     assert (trainer.accumulate_grad_batches, data.config.train.batch_size) == (2, 2)
     assert task.config is data.config is fit.config and trainer.val_check_interval == 2 * config.train.val_every
