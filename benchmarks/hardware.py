@@ -36,3 +36,24 @@ def matrix_features() -> str:
         return "unknown"
     have = set(flags.split())
     return ", ".join(f for f in MATRIX_FLAGS if f in have) or "none of " + ", ".join(MATRIX_FLAGS)
+
+
+# Dense (no sparsity) bf16 tensor-core peak from NVIDIA's datasheets, matched against torch's device name in this
+# order (the first name contained wins, so variants come before their family).
+DENSE_BF16_PEAKS = (
+    ("H200 NVL", 835e12, "H200 NVL"),
+    ("H200", 989e12, "H200 SXM"),
+    ("H100 NVL", 835e12, "H100 NVL"),
+    ("H100 PCIe", 756e12, "H100 PCIe"),
+    ("H100", 989e12, "H100 SXM"),
+    ("A100", 312e12, "A100"),
+    ("L40S", 362e12, "L40S"),
+)
+
+
+def dense_bf16_peak(device_name: str) -> tuple[float, str] | None:
+    """(FLOP/s, the datasheet entry it came from) for a GPU name, None when the table does not know it."""
+    for key, flops, label in DENSE_BF16_PEAKS:
+        if key in device_name:
+            return flops, label
+    return None

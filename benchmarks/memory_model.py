@@ -1,10 +1,12 @@
 """Memory a training step of each shipped DNA config keeps, measured on this machine's kernel path.
 
 For every config: parameters, the saved-activation bytes one training window adds (measured by
-``training.resources.measure_training_memory`` on the device and precision given), the step's total at the
-config's shipped per-device batch, and how many windows fit in a 80 GB GPU (at the 80 % the pretraining check
-allows). On a CPU this measures the pure-torch path (an upper bound of the GPU kernels, which recompute or never
-materialise what the torch path keeps); on a GPU it measures the kernels that will run.
+``training.resources.measure_training_memory`` on the device and precision given, H-Net boundaries drawn at
+0.8 x the target compression), the step's total at the config's shipped per-device batch, how many windows fit
+in a 80 GB GPU (at the 80 % the pretraining check allows), and the micro-batch and accumulation ``pretrain``
+would train with there (``resources.plan_micro_batch``). On a CPU this measures the pure-torch path (an upper
+bound of the GPU kernels, which recompute or never materialise what the torch path keeps); on a GPU it measures
+the kernels that will run.
 
     python benchmarks/memory_model.py --precision bf16 --out benchmarks/results/memory-cpu.md
     python benchmarks/memory_model.py --device cuda --out benchmarks/results/memory-gpu.md   # on a GPU machine
@@ -20,9 +22,10 @@ from hardware import cpu_name
 
 from hnet_genomics import build_model, load_config
 from hnet_genomics.atomic import write_text_atomic
+from hnet_genomics.errors import ConfigError
 from hnet_genomics.kernels import dispatch
 from hnet_genomics.training.datamodule import batch_size_for
-from hnet_genomics.training.resources import measure_training_memory
+from hnet_genomics.training.resources import MEMORY_MARGIN, measure_training_memory, plan_micro_batch
 
 CONFIGS = [
     "dna/hnet_1stage",
@@ -33,6 +36,11 @@ CONFIGS = [
     "dna/transformer_flops",
 ]
 GPU_BYTES = 80 * 10**9
+HEADER = [
+    "| config | parameters | saved MiB per window | per-device batch (accumulation) | step GiB "
+    "| windows that fit 80 GB | pretrain's micro-batch on 80 GB (accumulation) |",
+    "|---|---|---|---|---|---|---|",
+]
 
 
 def row(name: str, device: str, precision: str) -> str:
@@ -42,11 +50,17 @@ def row(name: str, device: str, precision: str) -> str:
     estimate = measure_training_memory(model, config.train.seq_len, precision)
     batch = batch_size_for(config)
     step = estimate.step_bytes(batch)
-    fits = estimate.windows_that_fit(int(0.8 * GPU_BYTES))
+    budget = int(MEMORY_MARGIN * GPU_BYTES)
+    fits = estimate.windows_that_fit(budget)
     accumulate = config.train.accumulate_grad_batches
+    try:
+        micro, acc = plan_micro_batch(estimate, budget, batch, accumulate)
+        plan = f"{micro} (x{acc})"
+    except ConfigError:
+        plan = "does not fit"
     return (
         f"| {name} | {estimate.params / 1e6:.1f} M | {estimate.per_window / 2**20:,.0f} | "
-        f"{batch} x {config.train.seq_len:,} (x{accumulate}) | {step / 2**30:,.1f} | {fits:,} |"
+        f"{batch} x {config.train.seq_len:,} (x{accumulate}) | {step / 2**30:,.1f} | {fits:,} | {plan} |"
     )
 
 
@@ -69,9 +83,10 @@ def main() -> None:
             "",
             f"Measured on {hardware} ({args.device}, {args.precision}; kernels: {kernels}); torch {torch.__version__}.",
             "Saved activations per window: bytes autograd keeps for one training window, from two short forwards "
-            "extrapolated to the window (`training/resources.py`). Step: parameters, gradients and AdamW state "
-            "(16 bytes per parameter) plus the saved activations of the shipped per-device batch. Fits: windows of "
-            "one step that stay under 80 % of a 80 GB GPU.",
+            "extrapolated to the window (`training/resources.py`), H-Net boundaries drawn at 0.8 x the target "
+            "compression. Step: parameters, gradients and AdamW state (16 bytes per parameter) plus the saved "
+            "activations of the shipped per-device batch. Fits: windows of one step that stay under 80 % of a 80 GB "
+            "GPU; pretrain's micro-batch: the largest that fits there and divides the windows of an optimizer step.",
             "",
             (
                 "All ops ran their pure-torch path: an upper bound for a GPU with mamba-ssm, whose chunk scan never "
@@ -80,12 +95,11 @@ def main() -> None:
                 else "GPU kernels as listed above."
             ),
             "",
-            "| config | parameters | saved MiB per window | per-device batch (accumulation) | step GiB "
-            "| windows that fit 80 GB |",
-            "|---|---|---|---|---|---|",
+            *HEADER,
             *rows,
             "",
             f"Command: `python benchmarks/memory_model.py --device {args.device} --precision {args.precision}"
+            + (f" --configs {' '.join(args.configs)}" if args.configs != CONFIGS else "")
             + (f" --out {args.out}`" if args.out else "`"),
             "",
         ]

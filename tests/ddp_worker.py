@@ -1,6 +1,10 @@
-"""Run by test_training_ddp.py: 2-process DDP pretraining on CPU (gloo), recording what each rank saw."""
+"""Run by test_training_ddp.py: 2-process DDP pretraining on CPU (gloo), recording what each rank saw.
+
+``ddp_worker.py OUT tight-rank1``: rank 1 is told its memory holds one and a half windows, rank 0 nothing
+(unknown free memory), so both must train the micro-batch rank 1 can hold."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +27,7 @@ class RankProbe(L.Callback):
         flat = torch.cat([p.detach().flatten() for p in module.parameters()])
         record = {
             "rank": trainer.global_rank,
+            "accumulate_grad_batches": trainer.accumulate_grad_batches,
             "world_size": trainer.world_size,
             "batches": self.batches,
             "weights_sum": float(flat.double().sum()),
@@ -49,4 +54,12 @@ if __name__ == "__main__":
             "model.ssm.chunk_size=32",
         ],
     )
+    if sys.argv[2:] == ["tight-rank1"]:
+        from hnet_genomics import build_model
+        from hnet_genomics.training import microbatch
+        from hnet_genomics.training.resources import MEMORY_MARGIN, measure_training_memory
+
+        estimate = measure_training_memory(build_model(cfg.model), cfg.train.seq_len, seed=cfg.train.seed)
+        tight = int((estimate.step_bytes(0) + 1.5 * estimate.per_window) / MEMORY_MARGIN)
+        microbatch.available_bytes = lambda device: tight if os.environ.get("LOCAL_RANK") == "1" else None
     run_pretrain(cfg, demo.HUMAN_FASTA, out, callbacks=[RankProbe(out)], progress=False)

@@ -50,6 +50,11 @@ def test_pretrain_writes_model_metrics_and_plot(tmp_path):
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("val_bpb", "compression_ratios", "bases_seen", "bases_per_second", "params", "history"):
         assert key in on_disk
+    # speed without and with the warm-up steps; the split the memory check let train
+    assert on_disk["bases_per_second"] > 0 and on_disk["bases_per_second_with_warmup"] > 0
+    assert on_disk["warmup_steps"] == 2 and on_disk["warmup_seconds"] > 0
+    assert (on_disk["micro_batch"], on_disk["accumulate_grad_batches"]) == (2, 1)
+    assert on_disk["memory_check"]["per_window_bytes"] > 0
     assert on_disk == json.loads(json.dumps(metrics))
     assert [h["step"] for h in metrics["history"]] == [3, 6]
     assert len(metrics["compression_ratios"]) == 1 and metrics["compression_ratios"][0] > 1

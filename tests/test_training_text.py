@@ -57,7 +57,7 @@ def test_pretrain_on_text_reports_bits_per_byte_and_bytes(text_run, capsys):
     assert not [k for k in json.dumps(metrics).split('"') if "base" in k]  # no key or value speaks of bases
     with open(root / "run" / "logs" / "metrics.csv") as f:
         header = next(csv.reader(f))
-    assert "bytes_seen" in header and "bytes_per_second" in header and "bases_seen" not in header
+    assert "bytes_seen" in header and not [k for k in header if "base" in k]
 
 
 def test_eval_on_text_and_the_card_speak_of_bytes(text_run, capsys):

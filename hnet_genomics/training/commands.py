@@ -86,10 +86,15 @@ def _pretrain(args: argparse.Namespace) -> int:
     if metrics is not None:
         ratios = ", ".join(f"{r:.2f}" for r in metrics["compression_ratios"]) or "none (isotropic)"
         unit = metrics["unit"]
+        speed = metrics[f"{unit}s_per_second"]
+        speed_text = (
+            f"{speed:,.0f} {unit}s/s after {metrics['warmup_steps']} warm-up steps"
+            if speed is not None
+            else "no steps after the warm-up to time"
+        )
         print(
             f"val bits per {unit} {metrics['val_bpb']:.4f} | compression {ratios} | "
-            f"{metrics[f'{unit}s_seen']:,} {unit}s seen | {metrics[f'{unit}s_per_second']:,.0f} {unit}s/s "
-            f"| model: {Path(args.out) / 'model'}"
+            f"{metrics[f'{unit}s_seen']:,} {unit}s seen | {speed_text} | model: {Path(args.out) / 'model'}"
         )
     return 0
 

@@ -31,11 +31,14 @@ class GenomeDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def train_dataloader(self) -> DataLoader:
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # a window longer than every interval: a DataError before the memory check runs
+            self._train_dataset()
+
+    def _train_dataset(self) -> RandomWindowDataset:
         tc = self.config.train
         rank, world = self._rank()
-        bs = batch_size_for(self.config)
-        dataset = RandomWindowDataset(
+        return RandomWindowDataset(
             self.source,
             self.splits["train"],
             tc.seq_len,
@@ -44,8 +47,13 @@ class GenomeDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
             start_index=self.start_windows,
-            batch_size=bs,
+            batch_size=batch_size_for(self.config),
         )
+
+    def train_dataloader(self) -> DataLoader:
+        tc = self.config.train
+        bs = batch_size_for(self.config)
+        dataset = self._train_dataset()
         return DataLoader(
             dataset,
             batch_size=bs,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import lightning as L
 import torch
 
 from hnet_genomics.config import Config
 from hnet_genomics.model.lm import HNetLM
+from hnet_genomics.training.microbatch import rescale_for_resume
 from hnet_genomics.training.objective import bits_per_base, next_base_nll, target_weights
 from hnet_genomics.training.optim import make_optimizer, make_scheduler, retarget_lr
 
@@ -35,8 +34,6 @@ class LMTask(L.LightningModule):
         self.bases_seen = 0  # inputs trained on, all ranks (bytes of a text run)
         self.windows_consumed = 0  # per rank, counted in batches actually trained on
         self._val = None
-        self._t0 = None
-        self._bases_at_t0 = 0
         self.history: list[dict] = []
 
     # ---- training --------------------------------------------------------------------------------------
@@ -53,8 +50,6 @@ class LMTask(L.LightningModule):
         self.windows_consumed += (
             batch["input_ids"].shape[0] if "cu_seqlens" not in batch else len(batch["cu_seqlens"]) - 1
         )
-        if self._t0 is None:
-            self._t0, self._bases_at_t0 = time.perf_counter(), self.bases_seen
         log = {
             "train/loss": loss.detach(),
             "train/bpb": ce.detach() / torch.log(torch.tensor(2.0)),
@@ -65,9 +60,6 @@ class LMTask(L.LightningModule):
             log[f"train/compression_{s + 1}"] = ratio
         for s, (b, v) in enumerate(zip(out.boundary_masks, out.level_masks)):
             log[f"train/boundary_rate_{s + 1}"] = (b & v).sum().float() / v.sum().clamp(min=1)
-        elapsed = time.perf_counter() - self._t0
-        if elapsed > 0:
-            log[f"{self.unit}s_per_second"] = (self.bases_seen - self._bases_at_t0) / elapsed
         log["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"] / self.trainer.optimizers[0].param_groups[0].get(
             "lr_multiplier", 1.0
         )
@@ -118,11 +110,14 @@ class LMTask(L.LightningModule):
             "windows_consumed": self.windows_consumed,
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
+            "accumulate_grad_batches": self.trainer.accumulate_grad_batches,  # the split may change on resume
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # runs before Lightning restores the optimiser and schedule from this dict: resume at this config's LRs
         retarget_lr(checkpoint, self.config.model, self.config.train)
+        if self._trainer is not None:  # the micro-batch split may have changed since the checkpoint was written
+            rescale_for_resume(checkpoint, self._trainer.accumulate_grad_batches)
         state = checkpoint.get("hnet_genomics", {})
         self.bases_seen = int(state.get("bases_seen", 0))
         self.windows_consumed = int(state.get("windows_consumed", 0))

@@ -3,6 +3,11 @@
 OUT/checkpoints/{last,best}.ckpt (atomic), OUT/model/ (best-on-validation weights, ``from_pretrained``),
 OUT/metrics.json, OUT/curves.png, OUT/logs/metrics.csv. The test split is never touched here.
 
+Before the first step the run measures what a micro-batch keeps on its device and, when the configured one
+would not fit, trains the largest that does with more accumulation (``training/microbatch.py``; the same
+bases per optimizer step). metrics.json's ``bases_per_second`` leaves out the warm-up steps (kernel compiles
+and autotuning); ``bases_per_second_with_warmup`` counts from the first micro-batch (``training/throughput.py``).
+
 OUT is new, empty or one of our own runs: a folder holding anything else is refused before training, so
 nothing of the user's is ever replaced. SIGTERM (a scheduler's pre-emption or time limit) stops training after
 the current step with ``last.ckpt`` saved there, for ``--resume``.
@@ -43,10 +48,11 @@ from hnet_genomics.training.checkpoint import AtomicCheckpointIO, load_checkpoin
 from hnet_genomics.training.curves import plot_curves, read_log_rows, restore_earlier_log
 from hnet_genomics.training.datamodule import GenomeDataModule, batch_size_for
 from hnet_genomics.training.evaluate import evaluate_bpb
+from hnet_genomics.training.microbatch import FitMicroBatch
 from hnet_genomics.training.module import LMTask
 from hnet_genomics.training.optim import default_lr_multipliers
-from hnet_genomics.training.resources import available_bytes, measure_training_memory
 from hnet_genomics.training.sources import open_source
+from hnet_genomics.training.throughput import Throughput
 
 
 def _strategy(name: str):
@@ -155,29 +161,6 @@ def quiet_lightning(quiet: bool):
             lg.setLevel(level)
 
 
-def warn_if_memory_tight(config: Config, model: torch.nn.Module, on_gpu: bool) -> None:
-    """Measure what a step of this model keeps on the device it trains on, and warn before a run that would
-    not fit (a CUDA out-of-memory error hours into the run costs more than two forwards now)."""
-    have = available_bytes(on_gpu)
-    if have is None:
-        return
-    # each distributed process measures on its own GPU (Lightning sets LOCAL_RANK before it starts them)
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if on_gpu else "cpu")
-    estimate = measure_training_memory(model.to(device), config.train.seq_len, lightning_precision(_precision(config)))
-    batch = batch_size_for(config)
-    need = estimate.step_bytes(batch)
-    if need > 0.8 * have:
-        fits = estimate.windows_that_fit(int(0.8 * have))
-        warnings.warn(
-            f"training may run out of memory: a step of {batch} x {config.train.seq_len} bases keeps "
-            f"about {need / 2**30:.1f} GiB ({estimate.per_window / 2**20:.0f} MiB per window, measured), "
-            f"{have / 2**30:.1f} GiB are free on the {'GPU' if on_gpu else 'host'}; about {fits} windows "
-            f"fit: lower train.tokens_per_batch / train.batch_size and raise "
-            f"train.accumulate_grad_batches to keep the optimizer batch",
-            stacklevel=2,
-        )
-
-
 def with_lr_multipliers(config: Config) -> Config:
     """The config with the per-stage LR multipliers it trains with written out (the paper's rule when unset),
     so config.yaml and the checkpoints record them."""
@@ -229,7 +212,6 @@ def run_pretrain(
     L.seed_everything(tc.seed, workers=True, verbose=False)
     task = LMTask(config)
     params = task.model.num_parameters()
-    warn_if_memory_tight(config, task.model, on_gpu)
     data = GenomeDataModule(config, source, splits, start_windows)
     periodic = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -241,6 +223,7 @@ def run_pretrain(
     best = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_bpb", mode="min", save_top_k=1, enable_version_counter=False
     )
+    fit_batch, throughput = FitMicroBatch(config), Throughput()
     created = make_dirs(out)
     try:
         with quiet_lightning(quiet):
@@ -251,7 +234,7 @@ def run_pretrain(
                 out,
                 ckpt_path,
                 resumed_at,
-                [periodic, best, _CheckpointOnSigterm(last), *(callbacks or [])],
+                [fit_batch, throughput, periodic, best, _CheckpointOnSigterm(last), *(callbacks or [])],
                 progress,
             )
     except BaseException:
@@ -261,8 +244,13 @@ def run_pretrain(
         raise
     if not trainer.is_global_zero:
         return None
-    record = {"data": describe_data(fasta, config, source, splits), "command": command}
-    return _finish(config, task, trainer, source, splits, best.best_model_path, out, params, kernels, record)
+    record = {
+        **throughput.summary(config.data.unit),
+        "memory_check": fit_batch.memory,
+        "data": describe_data(fasta, config, source, splits),
+        "command": command,
+    }
+    return _finish(fit_batch.config, task, trainer, source, splits, best.best_model_path, out, params, kernels, record)
 
 
 def _fit(
@@ -355,7 +343,9 @@ def _finish(
 ) -> dict:
     """Save the selected weights, then score them on the full valid split where training ran: on the trainer's
     device and precision (an hg38 valid split is hours of fp32 CPU work, and ``kernels: gpu`` refuses CPU
-    tensors), moving the model back to the CPU only afterwards."""
+    tensors), moving the model back to the CPU only afterwards. ``config`` is the one that trained (its
+    micro-batch as the memory check set it); ``record`` what metrics.json adds: the throughput summary, the memory
+    check, the data trained on and the command line."""
     model = task.model
     selected_step = int(task.global_step)
     if best_path and Path(best_path).is_file():
@@ -380,7 +370,6 @@ def _finish(
         precision=lightning_precision(trainer.precision),
     )
     model.cpu()
-    logged = trainer.callback_metrics
     unit = config.data.unit  # "base", or "byte" for a text run: bpb is bits per base or per byte
     metrics = {
         "config": config.name,
@@ -394,7 +383,8 @@ def _finish(
         "compression_ratios": final["compression_ratios"],
         "target_compression": list(config.model.target_compression),
         f"{unit}s_seen": int(task.bases_seen),
-        f"{unit}s_per_second": float(logged.get(f"{unit}s_per_second", float("nan"))),
+        "micro_batch": batch_size_for(config),
+        "accumulate_grad_batches": tc.accumulate_grad_batches,
         f"flops_per_{unit}": task.model.flops_per_base(tc.seq_len, final["compression_ratios"] or None),
         "device": _device_name(trainer),
         "world_size": trainer.world_size,
@@ -402,7 +392,7 @@ def _finish(
         "kernels": kernels,
         "peak_gpu_memory_gib": peak,
         "history": task.history,
-        **{k: v for k, v in record.items() if v is not None},
+        **record,
     }
     write_json_atomic(out / "metrics.json", metrics)
     plot_curves(out / "logs" / "metrics.csv", task.history, out / "curves.png", config.name, unit)

@@ -7,6 +7,11 @@ about), on the training device at the training precision, counts the bytes of ev
 saves (parameters aside), and takes the difference as the cost of a base: every op keeps O(length) per
 sequence (flash and memory-efficient attention keep no (L, L) matrix). The rest of a step is 16 bytes per
 parameter (fp32 weight and gradient, AdamW's two moments).
+
+An H-Net's main network keeps memory in proportion to the chunks it receives, and a fresh router chunks
+nowhere near its target (``model/drawn_routing.py``), so the measurement draws boundaries at a compression
+20 % below each level's target N: more chunks than a trained router makes, which it may dip to early on.
+``plan_micro_batch`` turns the estimate into the micro-batch a device can hold.
 """
 
 from __future__ import annotations
@@ -17,8 +22,12 @@ from dataclasses import dataclass
 import torch
 
 from hnet_genomics.devices import inference_precision
+from hnet_genomics.errors import ConfigError
+from hnet_genomics.model.drawn_routing import drawn_boundaries
 
 OPTIMIZER_BYTES_PER_PARAM = 16
+MEASURED_COMPRESSION_SCALE = 0.8  # measure at 0.8 x the target compression: a router below target keeps more
+MEMORY_MARGIN = 0.8  # a step may plan to use this fraction of the free memory (allocator, transient buffers)
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,14 @@ def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision:
 
 
 def measure_training_memory(
-    model: torch.nn.Module, seq_len: int, precision: str = "fp32", seed: int = 0
+    model: torch.nn.Module,
+    seq_len: int,
+    precision: str = "fp32",
+    seed: int = 0,
+    compression_scale: float = MEASURED_COMPRESSION_SCALE,
 ) -> MemoryEstimate:
     """Saved bytes of random bases at two lengths on the model's device, extrapolated to ``seq_len``-base
-    windows."""
+    windows, with every chunking level's boundaries drawn at ``compression_scale`` x its target N."""
     device = next(model.parameters()).device
     short = max(min(seq_len, 512) // 2, 1)
     g = torch.Generator().manual_seed(seed)
@@ -67,8 +80,9 @@ def measure_training_memory(
     was_training = model.training
     model.train()
     try:
-        one = saved_activation_bytes(model, bases[:, :short], precision)
-        two = saved_activation_bytes(model, bases, precision)
+        with drawn_boundaries(model, compression_scale, seed):
+            one = saved_activation_bytes(model, bases[:, :short], precision)
+            two = saved_activation_bytes(model, bases, precision)
     finally:
         model.train(was_training)
     per_base = max(two - one, 0) / short
@@ -79,9 +93,46 @@ def measure_training_memory(
     )
 
 
-def available_bytes(on_gpu: bool) -> int | None:
-    if on_gpu:
-        return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
+def plan_micro_batch(estimate: MemoryEstimate, budget: int, micro_batch: int, accumulate: int) -> tuple[int, int]:
+    """(windows per micro-batch, micro-batches per optimizer step) for a step that must stay within ``budget``
+    bytes: the configured split when it fits, else the largest micro-batch that fits and divides the windows of
+    an optimizer step, with accumulation raised to keep their number. A ConfigError when one window is too many.
+    """
+    if estimate.step_bytes(micro_batch) <= budget:
+        return micro_batch, accumulate
+    fits = estimate.windows_that_fit(budget)
+    if fits < 1:
+        raise ConfigError(
+            f"a training step does not fit even with one window per micro-batch: it needs about "
+            f"{estimate.step_bytes(1) / 2**30:.1f} GiB ({estimate.params / 1e6:.1f} M parameters with "
+            f"gradients and AdamW state, {estimate.per_window / 2**20:,.0f} MiB of activations per window, "
+            f"measured) and {budget / 2**30:.1f} GiB may be used; shorten train.seq_len or use a larger device"
+        )
+    total = micro_batch * accumulate
+    micro = max(d for d in range(1, min(fits, total) + 1) if total % d == 0)
+    return micro, total // micro
+
+
+def _meminfo_available() -> int | None:
+    """MemAvailable of /proc/meminfo (free memory plus what the kernel can reclaim, e.g. the page cache)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def available_bytes(device: torch.device | str) -> int | None:
+    """Free memory of a CUDA ``device``, or the host's available memory for the CPU; None where unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] if torch.cuda.is_available() else None
+    found = _meminfo_available()
+    if found is not None:
+        return found
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
