@@ -769,7 +769,7 @@ CASES = [
     Case(
         "benchmark unknown suite",
         lambda ws, w: [*BENCH, "gue", "--data", f"{ws}", "--config", "dna/hnet_1stage_tiny", "--out", f"{ws}/o"],
-        r"argument --suite: invalid choice: 'gue'",
+        r"--suite: unknown suite 'gue' \(choose from genomic-benchmarks, nucleotide-transformer, or give a suite",
     ),
     Case(
         "benchmark unknown task",

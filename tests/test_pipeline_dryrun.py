@@ -161,7 +161,7 @@ def test_benchmark_reads_a_given_suite_folder_and_forwards_the_settings(tmp_path
     ("override", "message"),
     [
         ({"tasks": ["H3"]}, "pipeline config key 'benchmark.tasks': 'H3' is not a task of genomic-benchmarks"),
-        ({"suite": "gue"}, "pipeline config key 'benchmark.suite'"),
+        ({"suite": "gue"}, "pipeline config key 'benchmark.suite': unknown suite 'gue'"),
         ({"data": "nowhere"}, "pipeline config key 'benchmark.data': no such file or directory: nowhere"),
         ({"seeds": 0}, "pipeline config key 'benchmark.seeds': 0 is less than the minimum of 1"),
     ],

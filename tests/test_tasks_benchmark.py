@@ -8,6 +8,7 @@ import csv
 import json
 
 import pytest
+import yaml
 from suite_fixtures import fake_genomic_benchmarks, fake_hub, write_genomic_benchmarks_task, write_nt_task
 
 from hnet_genomics import cli
@@ -178,3 +179,31 @@ def test_benchmark_fetch_downloads_hub_tasks_at_the_pinned_revision(tmp_path, mo
     assert {c[3] for c in calls} == {"2657c8edde2107d3f5d9db9f43e09a0feb85fc2c"}
     assert cli.main([*argv, "--tasks", "enhancers"]) == 0 and len(calls) == 2  # present: not fetched again
     assert "0 task(s) fetched, 1 already in" in capsys.readouterr().out
+
+
+def test_a_suite_of_ones_own_runs_from_its_registry_file_without_quoted_columns(tmp_path, fast_config, capsys):
+    write_nt_task(tmp_path / "data", "my_task", **SMALL)
+    task = {"group": "mine", "metric": "mcc", "max_len": 100, "classes": ["0", "1"], "stranded": False}
+    registry = {
+        "name": "my-suite",
+        "title": "My suite",
+        "citation": "my lab's tasks",
+        "layout": "split-files",
+        "fetch": {"via": "none"},
+        "tasks": [{"name": "my_task", "label": "My task", **task}, {"name": "other", "label": "Other", **task}],
+    }
+    path = tmp_path / "my-suite.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    argv = ["benchmark", "--suite", str(path), "--data", str(tmp_path / "data"), "--config", str(fast_config)]
+    argv += ["--out", str(tmp_path / "out"), "--no-kmer", "--seeds", "1", "--epochs", "1", "--threads", "1", "--quiet"]
+    assert cli.main([*argv, "--tasks", "my_task"]) == 0
+    md = (tmp_path / "out" / "benchmark.md").read_text()
+    assert "# My suite: H-Net (ours) beside published results" in md
+    assert "No published results are quoted for this suite." in md and "| My task | MCC |" in md
+    assert "| Other | MCC | not run | not run |" in md
+    assert cli.main([*argv, "--tasks", "other", "--fetch"]) == 2
+    assert "suite my-suite has no download channel; put other/ into" in capsys.readouterr().err
+    registry["name"] = "genomic-benchmarks"
+    path.write_text(yaml.safe_dump(registry))
+    assert cli.main([*argv, "--tasks", "my_task"]) == 2
+    assert "name 'genomic-benchmarks' is a shipped suite's" in capsys.readouterr().err

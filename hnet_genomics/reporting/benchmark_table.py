@@ -86,7 +86,9 @@ def markdown(meta: TableMeta, rows: list[TaskRow], published: Published) -> str:
         "**Ours** (the two columns marked ours): measured by this run, mean ± sample standard "
         "deviation over our seeds, each seed's model chosen at its best validation epoch and tested once.",
         "**Quoted** (columns marked [n]): copied from the source below, never recomputed; (±) is the source's "
-        "own spread, explained with the source. A dash: no published number found (see the notes).",
+        "own spread, explained with the source. A dash: no published number found (see the notes)."
+        if published.columns
+        else "No published results are quoted for this suite.",
         "",
         *[f"- {line}" for line in meta.settings],
         "",
@@ -97,7 +99,8 @@ def markdown(meta: TableMeta, rows: list[TaskRow], published: Published) -> str:
         cells = [row.label, row.metric_name, _ours(row.model), _ours(row.kmer)]
         cells += [_quoted_cell(published, i, row.name) for i in range(len(published.columns))]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Sources of the quoted numbers:", ""]
+    if refs:
+        lines += ["", "Sources of the quoted numbers:", ""]
     for key, n in refs.items():
         src = published.sources[key]
         spread = f" (±) = {src.spread}." if src.spread else " No spread printed."

@@ -31,8 +31,14 @@ def _task_list(text: str) -> list[str]:
     return names
 
 
+SUITE_HELP = (
+    f"{' or '.join(SUITES)}, or a suite registry YAML of your own (the form of "
+    "hnet_genomics/tasks/benchmark_suites/*.yaml; no published results are quoted for it)"
+)
+
+
 def _add_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", choices=SUITES, required=True, help="which suite")
+    p.add_argument("--suite", required=True, metavar="SUITE", help=SUITE_HELP)
     p.add_argument(
         "--tasks",
         type=_task_list,
@@ -114,7 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OUT/benchmark.{md,csv,json,png}: ours as mean ± std over seeds, published results quoted with "
         "their sources; tasks not run are marked so.",
     )
-    p.add_argument("--suite", choices=SUITES, required=True, help="which suite")
+    p.add_argument("--suite", required=True, metavar="SUITE", help=SUITE_HELP)
     p.add_argument("--runs", type=Path, required=True, help="the --out folder of `hnet-genomics benchmark`")
     p.add_argument("--out", type=Path, help="folder for the table (default: --runs)")
     p.set_defaults(func=table)
@@ -158,6 +164,8 @@ def fetch_missing(suite: Suite, tasks: list[SuiteTask], data: Path, log=print) -
     for task in missing:
         t0 = time.perf_counter()
         src = suite.fetch
+        if src.via == "none":
+            raise DataError(f"suite {suite.name} has no download channel; put {task.name}/ into {data} yourself")
         if src.via == "genomic-benchmarks":
             assert src.version is not None
             fetch_genomic_benchmarks_task(task.name, src.version, data / task.name)
@@ -275,10 +283,11 @@ def _score(report: dict, name: str, metric: str):
 def write_table(suite: Suite, runs: Path, out: Path) -> list[Path]:
     """The table over every task of the suite: finished ones from ``runs``, the others marked not run."""
     from hnet_genomics.reporting.benchmark_table import TableMeta, TaskRow, write_benchmark_table
-    from hnet_genomics.reporting.published import load_published
+    from hnet_genomics.reporting.published import Published, load_published
     from hnet_genomics.tasks.benchmark import read_task_report
 
-    check_published(suite)
+    if suite.name in SUITES:
+        check_published(suite)
     reports = {t.name: read_task_report(runs, suite, t) for t in suite.tasks}
     done = {name: r for name, r in reports.items() if r is not None}
     if not done:
@@ -329,7 +338,8 @@ def write_table(suite: Suite, runs: Path, out: Path) -> list[Path]:
         f"{len(done)} of {len(suite.tasks)} tasks finished in {runs}.",
     )
     meta = TableMeta(suite.name, suite.title, suite.citation, MODEL_LABEL, KMER_LABEL, lines)
-    return write_benchmark_table(out, meta, rows, load_published(suite.name))
+    published = load_published(suite.name) if suite.name in SUITES else Published(suite.name, {}, (), ())
+    return write_benchmark_table(out, meta, rows, published)
 
 
 def check_published(suite: Suite) -> None:

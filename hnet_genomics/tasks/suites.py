@@ -2,7 +2,9 @@
 
 The settings live in ``benchmark_suites/<suite>.yaml`` beside this module, with the source of every choice
 written next to it; this module reads them into frozen dataclasses and checks every key, so a typo in a
-registry file fails the tests rather than a run.
+registry file fails the tests rather than a run. A registry file of the same form elsewhere (``--suite
+my_suite.yaml``) describes a suite of one's own in either layout; it has no published results to quote and,
+with ``fetch: {via: none}``, no download channel.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ SUITE_DIR = Path(__file__).resolve().parent / "benchmark_suites"
 SUITES: tuple[str, ...] = ("genomic-benchmarks", "nucleotide-transformer")
 METRICS: tuple[str, ...] = ("accuracy", "mcc", "f1_macro")  # keys of metrics.classification_metrics
 METRIC_NAMES = {"accuracy": "accuracy", "mcc": "MCC", "f1_macro": "macro F1"}
-FETCHERS = ("genomic-benchmarks", "hub")
+FETCHERS = ("genomic-benchmarks", "hub", "none")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class SuiteTask:
 
 @dataclass(frozen=True)
 class FetchSource:
-    via: str  # "genomic-benchmarks" (the suite's package) or "hub" (Hugging Face Hub dataset)
+    via: str  # "genomic-benchmarks" (the suite's package), "hub" (Hugging Face Hub dataset) or "none"
     version: int | None = None  # genomic-benchmarks dataset version
     repo: str | None = None  # hub dataset id
     revision: str | None = None  # hub commit
@@ -105,23 +107,41 @@ def _fetch(data: Any, where: str) -> FetchSource:
     if d["via"] == "hub":
         _keys(d, {"via", "repo", "revision", "files"}, set(), where)
         return FetchSource("hub", repo=str(d["repo"]), revision=str(d["revision"]), files=tuple(d["files"]))
+    if d["via"] == "none":
+        _keys(d, {"via"}, set(), where)
+        return FetchSource("none")
     raise ConfigError(f"{where}: via '{d['via']}' is not one of {', '.join(FETCHERS)}")
 
 
 def load_suite(name: str) -> Suite:
-    """The registry of one suite (``SUITES``)."""
-    if name not in SUITES:
-        raise ConfigError(f"--suite: unknown suite '{name}' (choose from {', '.join(SUITES)})")
-    path = SUITE_DIR / f"{name}.yaml"
-    d = _keys(
-        yaml.safe_load(path.read_text()), {"name", "title", "citation", "layout", "fetch", "tasks"}, set(), str(path)
-    )
-    if d["name"] != name:
+    """The registry of a shipped suite (``SUITES``), or of one's own suite from a registry YAML file."""
+    if name in SUITES:
+        path = SUITE_DIR / f"{name}.yaml"
+    elif name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"--suite {name}: no such file")
+    else:
+        raise ConfigError(
+            f"--suite: unknown suite '{name}' (choose from {', '.join(SUITES)}, or give a suite registry .yaml)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    d = _keys(data, {"name", "title", "citation", "layout", "fetch", "tasks"}, set(), str(path))
+    if path.parent == SUITE_DIR and d["name"] != name:
         raise ConfigError(f"{path}: name '{d['name']}' differs from the file name")
+    if path.parent != SUITE_DIR and d["name"] in SUITES:
+        raise ConfigError(f"{path}: name '{d['name']}' is a shipped suite's; give your suite another name")
+    if not isinstance(d["name"], str) or not d["name"].replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"{path}: name must be letters, digits, '-' and '_', got {d['name']!r}")
     if d["layout"] not in LAYOUTS:
         raise ConfigError(f"{path}: layout '{d['layout']}' is not one of {', '.join(LAYOUTS)}")
     tasks = tuple(_task(t, f"{path}: tasks[{i}]") for i, t in enumerate(d["tasks"]))
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: a task name occurs twice")
-    return Suite(name, str(d["title"]), str(d["citation"]), d["layout"], _fetch(d["fetch"], f"{path}: fetch"), tasks)
+    return Suite(
+        d["name"], str(d["title"]), str(d["citation"]), d["layout"], _fetch(d["fetch"], f"{path}: fetch"), tasks
+    )

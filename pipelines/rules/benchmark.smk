@@ -15,7 +15,7 @@ if BENCH_FETCH:
         resources:
             **resources_of("light"),
         shell:
-            "hnet-genomics benchmark-fetch --suite {BENCH_SUITE} --data {BENCH_DATA:q} "
+            "hnet-genomics benchmark-fetch --suite {BENCH_SUITE:q} --data {BENCH_DATA:q} "
             "--tasks {wildcards.bench_task} > {log:q} 2>&1"
 
 
@@ -34,7 +34,7 @@ rule benchmark_task:
     resources:
         **resources_of("train"),
     shell:
-        "OMP_NUM_THREADS={threads} hnet-genomics benchmark --suite {BENCH_SUITE} --data {BENCH_DATA:q} "
+        "OMP_NUM_THREADS={threads} hnet-genomics benchmark --suite {BENCH_SUITE:q} --data {BENCH_DATA:q} "
         "--model {params.model:q} --out {BENCH_DIR:q} --tasks {wildcards.bench_task} {params.options} --no-table "
         "--threads {threads} --quiet > {log:q} 2>&1"
 
@@ -50,4 +50,4 @@ rule benchmark_table:
     resources:
         **resources_of("light"),
     shell:
-        "hnet-genomics benchmark-table --suite {BENCH_SUITE} --runs {BENCH_DIR:q} > {log:q} 2>&1"
+        "hnet-genomics benchmark-table --suite {BENCH_SUITE:q} --runs {BENCH_DIR:q} > {log:q} 2>&1"

@@ -221,14 +221,18 @@ LIKELIHOOD_DIR = f"{R}/likelihood"
 
 
 BENCH = config["benchmark"]
-BENCH_SUITE = BENCH["suite"]  # the schema allows the suites' names only
+BENCH_SUITE = BENCH["suite"]  # a shipped suite's name or the path of a suite registry YAML
 try:
     from hnet_genomics.tasks.suites import load_suite
 
-    BENCH_TASKS = [t.name for t in load_suite(BENCH_SUITE).select(BENCH["tasks"])]
+    _suite = load_suite(BENCH_SUITE)
+except HNetError as e:
+    raise config_error("benchmark.suite", str(e).removeprefix("--suite: ")) from None
+try:
+    BENCH_TASKS = [t.name for t in _suite.select(BENCH["tasks"])]
 except HNetError as e:
     raise config_error("benchmark.tasks", str(e).removeprefix("--tasks: ")) from None
-BENCH_DIR = f"{R}/benchmark/{BENCH_SUITE}"
+BENCH_DIR = f"{R}/benchmark/{_suite.name}"
 BENCH_FETCH = BENCH["data"] is None  # null: each task is downloaded into results/<genome>/benchmark/data/<suite>
 BENCH_DATA = f"{R}/benchmark/data/{BENCH_SUITE}" if BENCH_FETCH else resolve_path(BENCH["data"], "benchmark.data")
 if not BENCH_FETCH:
