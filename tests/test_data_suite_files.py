@@ -67,3 +67,9 @@ def test_parquet_errors_name_the_file_and_row(tmp_path):
     (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match=r"junk\.parquet: not a readable Parquet file"):
         read_labelled(tmp_path / "junk.parquet")
+
+
+def test_a_fasta_label_after_the_last_bar_is_read_even_when_the_name_has_spaces(tmp_path):
+    (tmp_path / "t.fna").write_text(">seq1|1\nACGT\n>chr2 100 200|0\nGGCC\n>s3|2 a note\nTTAA\n")
+    data = read_labelled(tmp_path / "t.fna")
+    assert data.labels == ["1", "0", "2"] and data.names == ["seq1", "chr2 100 200", "s3"]

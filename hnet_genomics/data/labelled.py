@@ -213,6 +213,9 @@ def _split_header(header: str, origin: str) -> tuple[str, str]:
     if "|" in first:
         name, label = first.rsplit("|", 1)
         return name, _label(label, origin)
+    if "|" in header:  # '>chr1 100 200|1': the Nucleotide Transformer files' loader takes the text after the last '|'
+        name, label = header.rsplit("|", 1)
+        return name.strip(), _label(label, origin)
     raise DataError(f"{origin}: FASTA header '>{header}' carries no label (expected '>name|label' or 'label=VALUE')")
 
 
