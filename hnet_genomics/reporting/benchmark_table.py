@@ -79,7 +79,7 @@ def markdown(meta: TableMeta, rows: list[TaskRow], published: Published) -> str:
     refs = _references(published)
     header = ["task", "metric", meta.model_label, meta.kmer_label] + [_header(c, refs) for c in published.columns]
     lines = [
-        f"# {meta.title}: {meta.model_label} beside published results",
+        f"# {meta.title}: {meta.model_label}" + (" beside published results" if published.columns else ""),
         "",
         f"Suite: {meta.citation}.",
         "",
