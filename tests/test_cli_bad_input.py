@@ -818,6 +818,12 @@ CASES = [
         lambda ws: (_afile(ws), _empty_suite(ws)),
     ),
     Case(
+        "benchmark out is the data folder",
+        lambda ws, w: [*BENCH_NT, "--data", f"{ws}/suite", "--config", "c", "--out", f"{ws}/suite/"],
+        r"--out .*suite: is the --data folder; results go beside the suite, not into it",
+        _empty_suite,
+    ),
+    Case(
         "benchmark model folder not a model",
         lambda ws, w: (
             [*BENCH, "genomic-benchmarks", "--data", f"{ws}/gb", "--model", f"{ws}/gb", "--out", f"{ws}/o"]

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from hnet_genomics.devices import DEVICE_HELP, PRECISION_HELP, resolve_device, resolve_precision
-from hnet_genomics.errors import ConfigError, DataError
+from hnet_genomics.errors import ConfigError, DataError, OutputError
 from hnet_genomics.options import (
     add_quiet,
     add_threads,
@@ -184,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     tasks = suite.select(args.tasks)
     check_output_dir(args.out)
+    if args.out.resolve() == args.data.resolve():
+        raise OutputError(f"--out {args.out}: is the --data folder; results go beside the suite, not into it")
     _check_data(suite, tasks, args.data, args.fetch)
     for task in tasks:
         check_classifier_folder(args.out / task.name / "best")
