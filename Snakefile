@@ -4,6 +4,7 @@
 #   snakemake pretrain_hg38 --cores 2                      # embedded human region, tiny model, ~15 min
 #   snakemake pretrain_hg38 --config genome=hg38 --profile pipelines/profiles/workstation
 #   snakemake variants --cores 2                            # score the example VCF, likelihood tracks
+#   snakemake benchmark --cores 2 --configfile suite.yaml    # a standard suite (pipelines/README.md)
 
 from pathlib import Path
 
@@ -19,9 +20,10 @@ FINETUNE_TARGETS = expand(f"{R}/finetune/{{task}}", task=TASKS)
 BOUNDARY_TARGETS = [f"{R}/boundaries/{BOUNDARIES['name']}"]
 COMPARE_TARGETS = [f"{R}/compare"]
 VARIANT_TARGETS = ([VARIANTS_OUT] if VARIANTS_VCF else []) + [LIKELIHOOD_DIR]
+BENCHMARK_TARGETS = [f"{BENCH_DIR}/benchmark.md"]
 
 
-localrules: all, pretrain_hg38, finetune, boundaries, compare_baselines, variants
+localrules: all, pretrain_hg38, finetune, boundaries, compare_baselines, variants, benchmark
 
 
 rule all:
@@ -53,6 +55,12 @@ rule compare_baselines:
         COMPARE_TARGETS,
 
 
+rule benchmark:
+    """A standard suite (benchmark.suite) through the fine-tuning protocol: one job per task, then the table."""
+    input:
+        BENCHMARK_TARGETS,
+
+
 def variant_targets(wildcards):
     if VARIANTS_VCF_PROBLEM:
         raise config_error("variants.vcf", VARIANTS_VCF_PROBLEM)
@@ -71,3 +79,4 @@ include: "pipelines/rules/tracks.smk"
 include: "pipelines/rules/report.smk"
 include: "pipelines/rules/finetune.smk"
 include: "pipelines/rules/variants.smk"
+include: "pipelines/rules/benchmark.smk"

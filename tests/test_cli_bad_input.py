@@ -148,7 +148,21 @@ def _shards_dir(ws: Path) -> None:
     (ws / "out").mkdir()
 
 
+def _wrong_class_folder(ws: Path) -> None:
+    """A Genomic Benchmarks task whose class folders are not the task's classes (another task's folder)."""
+    for split in ("train", "test"):
+        for cls in ("negative", "maybe"):
+            (ws / "gb" / "human_nontata_promoters" / split / cls).mkdir(parents=True)
+            (ws / "gb" / "human_nontata_promoters" / split / cls / "1.txt").write_text("ACGTACGTAC")
+
+
+def _empty_suite(ws: Path) -> None:
+    (ws / "suite").mkdir()
+
+
 TRAIN = ["--config", "dna/hnet_1stage_tiny", "--fasta", FASTA]
+BENCH = ["benchmark", "--suite"]
+BENCH_NT = [*BENCH, "nucleotide-transformer"]
 CASES = [
     # score-variants, likelihood, embed
     Case(
@@ -859,6 +873,99 @@ CASES = [
         "pretrain text into a DNA config",
         lambda ws, w: ["pretrain", "--config", "dna/hnet_1stage_tiny", "--text", EXONS, "--out", f"{ws}/o"],
         r"--text: config dna/hnet_1stage_tiny reads DNA \(data\.kind: dna\)",
+    ),
+    # benchmark, benchmark-table, benchmark-fetch
+    Case(
+        "benchmark unknown suite",
+        lambda ws, w: [*BENCH, "gue", "--data", f"{ws}", "--config", "dna/hnet_1stage_tiny", "--out", f"{ws}/o"],
+        r"--suite: unknown suite 'gue' \(choose from genomic-benchmarks, nucleotide-transformer, or give a suite",
+    ),
+    Case(
+        "benchmark unknown task",
+        lambda ws, w: (
+            [*BENCH_NT, "--data", f"{ws}", "--config", "dna/hnet_1stage_tiny", "--out", f"{ws}/o"]
+            + ["--tasks", "H3,H3K27ac"]
+        ),
+        r"--tasks: 'H3K27ac' is not a task of nucleotide-transformer \(tasks: H3, H3K14ac",
+    ),
+    Case(
+        "benchmark empty task name",
+        lambda ws, w: (
+            [*BENCH_NT, "--data", f"{ws}", "--config", "dna/hnet_1stage_tiny", "--out", f"{ws}/o"]
+            + ["--tasks", "H3,,H4"]
+        ),
+        r"argument --tasks: expected comma-separated task names, got 'H3,,H4'",
+    ),
+    Case(
+        "benchmark data missing",
+        lambda ws, w: [*BENCH_NT, "--data", f"{ws}/none", "--config", "dna/hnet_1stage_tiny", "--out", f"{ws}/o"],
+        r"--data .*none: no such folder \(add --fetch to download the suite into it\)",
+    ),
+    Case(
+        "benchmark task not in data",
+        lambda ws, w: (
+            [*BENCH_NT, "--data", f"{ws}/suite", "--config", "dna/hnet_1stage_tiny", "--out", f"{ws}/o"]
+            + ["--tasks", "H3"]
+        ),
+        r"--data .*suite: 1 task\(s\) missing or incomplete \(H3\); add --fetch",
+        _empty_suite,
+    ),
+    Case(
+        "benchmark seeds 0",
+        lambda ws, w: [*BENCH_NT, "--data", f"{ws}", "--config", "c", "--out", f"{ws}/o", "--seeds", "0"],
+        r"argument --seeds: expected a positive integer, got '0'",
+    ),
+    Case(
+        "benchmark max-train 0",
+        lambda ws, w: [*BENCH_NT, "--data", f"{ws}", "--config", "c", "--out", f"{ws}/o", "--max-train", "0"],
+        r"argument --max-train: expected a positive integer, got '0'",
+    ),
+    Case(
+        "benchmark out under a file",
+        lambda ws, w: [*BENCH_NT, "--data", f"{ws}/suite", "--config", "c", "--out", f"{ws}/afile/o"],
+        r"--out .*afile is a file, not a folder",
+        lambda ws: (_afile(ws), _empty_suite(ws)),
+    ),
+    Case(
+        "benchmark out is the data folder",
+        lambda ws, w: [*BENCH_NT, "--data", f"{ws}/suite", "--config", "c", "--out", f"{ws}/suite/"],
+        r"--out .*suite: is the --data folder; results go beside the suite, not into it",
+        _empty_suite,
+    ),
+    Case(
+        "benchmark model folder not a model",
+        lambda ws, w: (
+            [*BENCH, "genomic-benchmarks", "--data", f"{ws}/gb", "--model", f"{ws}/gb", "--out", f"{ws}/o"]
+            + ["--tasks", "human_nontata_promoters"]
+        ),
+        r"gb: not a saved model \(expected config\.json and model\.safetensors\)",
+        _wrong_class_folder,
+    ),
+    Case(
+        "benchmark labels of another task",
+        lambda ws, w: (
+            [*BENCH, "genomic-benchmarks", "--data", f"{ws}/gb", "--config", "dna/hnet_1stage_tiny"]
+            + ["--out", f"{ws}/o", "--tasks", "human_nontata_promoters", "--quiet"]
+        ),
+        r"maybe/1\.txt:1: label 'maybe' is not a class of genomic-benchmarks task human_nontata_promoters "
+        r"\(negative, positive\)",
+        _wrong_class_folder,
+    ),
+    Case(
+        "benchmark-table runs missing",
+        lambda ws, w: ["benchmark-table", "--suite", "genomic-benchmarks", "--runs", f"{ws}/none"],
+        r"--runs .*none: no such folder",
+    ),
+    Case(
+        "benchmark-table nothing finished",
+        lambda ws, w: ["benchmark-table", "--suite", "genomic-benchmarks", "--runs", f"{ws}"],
+        r"--runs .*: no finished genomic-benchmarks task \(no <task>/metrics\.json\)",
+    ),
+    Case(
+        "benchmark-fetch data under a file",
+        lambda ws, w: ["benchmark-fetch", "--suite", "nucleotide-transformer", "--data", f"{ws}/afile/nt"],
+        r"--data .*afile is a file, not a folder",
+        _afile,
     ),
     # top level
     Case("unknown command", lambda ws, w: ["train"], r"argument COMMAND: invalid choice: 'train'"),

@@ -13,7 +13,16 @@ from hnet_genomics import __version__
 from hnet_genomics.cli import build_parser, main
 from hnet_genomics.options import show_progress
 
-LONG_RUNNING = ("pretrain", "eval", "finetune", "boundaries", "merge-tracks", "data prepare", "data fetch-hg38")
+LONG_RUNNING = (
+    "pretrain",
+    "eval",
+    "finetune",
+    "benchmark",
+    "boundaries",
+    "merge-tracks",
+    "data prepare",
+    "data fetch-hg38",
+)
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TARGETS = ("pretrain_hg38", "finetune", "boundaries", "compare_baselines", "all")
+TARGETS = ("pretrain_hg38", "finetune", "boundaries", "compare_baselines", "benchmark", "all")
 
 pytestmark = pytest.mark.skipif(shutil.which("hnet-genomics") is None, reason="package not installed")
 
@@ -61,6 +61,14 @@ EXPECTED = {
     },
     ("demo", "finetune"): {"prepare_genome", "split_intervals", "pretrain", "finetune_task", "make_demo_task"},
     ("demo", "boundaries"): {"prepare_genome", "split_intervals", "pretrain", "custom_boundaries"},
+    ("demo", "benchmark"): {
+        "prepare_genome",
+        "split_intervals",
+        "pretrain",
+        "fetch_benchmark_task",
+        "benchmark_task",
+        "benchmark_table",
+    },
     ("demo", "compare_baselines"): {
         "prepare_genome",
         "split_intervals",
@@ -118,6 +126,52 @@ def test_demo_tasks_are_built_by_the_cli_and_stranded_ones_skip_rc_averaging(pla
     }
     assert "--rc-tta" not in tuned["exon_starts"] and "--rc-tta" in tuned["species"]
     assert "--train results/demo/tasks/demo-exon-starts/train.csv.gz" in tuned["exon_starts"]
+
+
+def test_benchmark_fetches_and_runs_one_job_per_task_then_writes_one_table(plans):
+    result = plans["demo", "benchmark"]
+    jobs = planned_jobs(result.stdout)
+    assert jobs["fetch_benchmark_task"] == jobs["benchmark_task"] == 9 and jobs["benchmark_table"] == 1
+    commands = shell_commands(result.stdout)
+    fetch = next(c for c in commands if "benchmark-fetch" in c and "--tasks human_enhancers_cohn " in c)
+    assert "--suite genomic-benchmarks --data results/demo/benchmark/data/genomic-benchmarks" in fetch
+    task = next(c for c in commands if " benchmark --suite" in c and "--tasks human_enhancers_cohn " in c)
+    assert "--model results/demo/pretrain/hnet_1stage/model --out results/demo/benchmark/genomic-benchmarks" in task
+    assert "--seeds 3 --epochs 3 --lr 0.0005 --batch-size 32 --rc-tta --no-table" in task
+    table = next(c for c in commands if "benchmark-table" in c)
+    assert "--suite genomic-benchmarks --runs results/demo/benchmark/genomic-benchmarks" in table
+
+
+def test_benchmark_reads_a_given_suite_folder_and_forwards_the_settings(tmp_path):
+    for task in ("H3", "promoter_all"):
+        (tmp_path / "nt" / task).mkdir(parents=True)
+    path = tmp_path / "override.yaml"
+    settings = {"suite": "nucleotide-transformer", "data": str(tmp_path / "nt"), "tasks": ["promoter_all", "H3"]}
+    path.write_text(yaml.safe_dump({"benchmark": {**settings, "max_train": 200, "kmer_baseline": False}}))
+    result = dry_run(tmp_path, "benchmark", "--configfile", str(path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert "fetch_benchmark_task" not in jobs and jobs["benchmark_task"] == 2
+    commands = [c for c in shell_commands(result.stdout) if " benchmark --suite nucleotide-transformer" in c]
+    assert sorted(re.search(r"--tasks (\S+)", c)[1] for c in commands) == ["H3", "promoter_all"]
+    assert all(f"--data {tmp_path / 'nt'} " in c and "--max-train 200 --rc-tta --no-kmer" in c for c in commands)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"tasks": ["H3"]}, "pipeline config key 'benchmark.tasks': 'H3' is not a task of genomic-benchmarks"),
+        ({"suite": "gue"}, "pipeline config key 'benchmark.suite': unknown suite 'gue'"),
+        ({"data": "nowhere"}, "pipeline config key 'benchmark.data': no such file or directory: nowhere"),
+        ({"seeds": 0}, "pipeline config key 'benchmark.seeds': 0 is less than the minimum of 1"),
+    ],
+)
+def test_bad_benchmark_settings_are_named(tmp_path, override, message):
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump({"benchmark": override}))
+    result = dry_run(tmp_path, "benchmark", "--configfile", str(path))
+    assert result.returncode != 0
+    assert message in result.stdout
 
 
 def test_comparison_trains_every_run_per_seed_and_reuses_the_main_run_for_seed_0(plans):

@@ -11,7 +11,9 @@ Layouts (chosen by ``read_labelled`` from the path):
   ``|`` field (``>seq17|1``, the Nucleotide Transformer downstream-task files ``<task>/{train,test}.fna``)
   or as a ``label=VALUE`` word (``>chr1:100-300 label=enhancer``);
 - a Genomic Benchmarks split directory ``<task>/<split>/<class>/*.txt`` (one sequence per file), as the
-  ``genomic-benchmarks`` package writes it.
+  ``genomic-benchmarks`` package writes it;
+- Parquet (``.parquet``) with ``sequence`` and ``label`` (and optionally ``name``) columns, as the Hugging Face
+  Hub serves its datasets (needs pyarrow: ``pip install 'hnet-genomics[parquet]'``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hnet_genomics.errors import DataError
 IUPAC = frozenset(IUPAC_BYTES)
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+PARQUET_SUFFIXES = (".parquet",)
 SoftMask = Literal["upper", "keep"]
 
 
@@ -69,8 +72,10 @@ def read_labelled(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSe
         return read_table(p, soft_mask)
     if name.endswith(FASTA_SUFFIXES):
         return read_fasta_labelled(p, soft_mask)
+    if name.endswith(PARQUET_SUFFIXES):
+        return read_parquet([p], soft_mask)
     raise DataError(
-        f"{p}: unknown task file type (expected {', '.join(TABLE_SUFFIXES + FASTA_SUFFIXES)} "
+        f"{p}: unknown task file type (expected {', '.join(TABLE_SUFFIXES + FASTA_SUFFIXES + PARQUET_SUFFIXES)} "
         f"or a Genomic Benchmarks split directory <task>/<split>/<class>/*.txt)"
     )
 
@@ -110,6 +115,42 @@ def read_table(path: str | Path, soft_mask: SoftMask = "upper", require_label: b
             names.append(row[i_name].strip() if i_name is not None else f"{p.stem}_{len(names)}")
             origins.append(origin)
     return _nonempty(LabelledSequences(seqs, labels, names, origins, str(p)))
+
+
+def read_parquet(paths: list[Path], soft_mask: SoftMask = "upper") -> LabelledSequences:
+    """Parquet file(s) with ``sequence`` and ``label`` (and optionally ``name``) columns, read in the order given
+    (the shards ``0000.parquet``, ``0001.parquet``... of one split); a record's origin is ``file row N``."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{paths[0]}: reading Parquet needs pyarrow (pip install 'hnet-genomics[parquet]')") from None
+    seqs: list[bytes] = []
+    labels: list[str] = []
+    names: list[str] = []
+    origins: list[str] = []
+    for p in paths:
+        try:
+            table = pq.read_table(p)
+        except Exception as e:  # pyarrow raises its own error types for a damaged or foreign file
+            raise DataError(f"{p}: not a readable Parquet file ({e})") from None
+        columns = {c.strip().lower(): c for c in table.column_names}
+        missing = [c for c in ("sequence", "label") if c not in columns]
+        if missing:
+            raise DataError(f"{p}: columns {table.column_names} lack {missing}")
+        col_seq = table.column(columns["sequence"]).to_pylist()
+        col_lab = table.column(columns["label"]).to_pylist()
+        col_name = table.column(columns["name"]).to_pylist() if "name" in columns else None
+        for i, (seq, lab) in enumerate(zip(col_seq, col_lab)):
+            origin = f"{p} row {i + 1}"
+            if not isinstance(seq, str):
+                raise DataError(f"{origin}: sequence is {type(seq).__name__}, expected text")
+            seqs.append(_clean(seq.strip().encode("ascii", "replace"), origin, soft_mask))
+            labels.append(_label("" if lab is None else str(lab), origin))
+            names.append(str(col_name[i]) if col_name is not None else f"{p.stem}_{len(names)}")
+            origins.append(origin)
+    return _nonempty(
+        LabelledSequences(seqs, labels, names, origins, str(paths[0].parent if len(paths) > 1 else paths[0]))
+    )
 
 
 def read_fasta_labelled(path: str | Path, soft_mask: SoftMask = "upper") -> LabelledSequences:
@@ -172,6 +213,9 @@ def _split_header(header: str, origin: str) -> tuple[str, str]:
     if "|" in first:
         name, label = first.rsplit("|", 1)
         return name, _label(label, origin)
+    if "|" in header:  # '>chr1 100 200|1': the Nucleotide Transformer files' loader takes the text after the last '|'
+        name, label = header.rsplit("|", 1)
+        return name.strip(), _label(label, origin)
     raise DataError(f"{origin}: FASTA header '>{header}' carries no label (expected '>name|label' or 'label=VALUE')")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 
@@ -149,6 +148,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=make_task)
 
+    from hnet_genomics.tasks import benchmark_commands
+
+    benchmark_commands.register(sub)
+
 
 def run(args: argparse.Namespace) -> int:
     from hnet_genomics.data.labelled import SoftMask, read_labelled
@@ -261,16 +264,9 @@ def make_task(args: argparse.Namespace) -> int:
 
 def _backbone_factory(args: argparse.Namespace):
     """(factory or None, default context length or None, description) for --model / --config."""
-    from hnet_genomics.config import load_config
-    from hnet_genomics.model.lm import HNetLM
+    from hnet_genomics.tasks.backbones import load_backbone
 
-    if args.model is not None:
-        from hnet_genomics.model.hub import model_folder
-
-        # loaded before the data, so a bad directory fails first
-        pretrained = HNetLM.from_pretrained(model_folder(args.model))
-        return (lambda: copy.deepcopy(pretrained)), pretrained.trained_context, f"pretrained:{args.model}"
-    if args.config is not None:
-        cfg = load_config(args.config)
-        return (lambda: HNetLM(cfg.model)), cfg.train.seq_len, f"scratch:{args.config}"
-    return None, None, None
+    backbone = load_backbone(args.model, args.config)
+    if backbone is None:
+        return None, None, None
+    return backbone.make, backbone.context, backbone.description

@@ -30,7 +30,12 @@ from hnet_genomics.tasks.batching import LongPolicy, fit_to_context, pad_batch
 from hnet_genomics.tasks.heads import Pooling, SequenceClassifier
 from hnet_genomics.tasks.kmer import KmerLogisticRegression
 from hnet_genomics.tasks.labels import LabelSpace, TaskKind, label_space
-from hnet_genomics.tasks.metrics import classification_metrics, regression_metrics, summarize_seeds
+from hnet_genomics.tasks.metrics import (
+    CLASSIFICATION_METRICS,
+    classification_metrics,
+    regression_metrics,
+    summarize_seeds,
+)
 
 if TYPE_CHECKING:
     from hnet_genomics.model.lm import HNetLM
@@ -57,6 +62,7 @@ class FinetuneSettings:
     max_len: int | None = None  # None: no limit (isotropic SSMs have none)
     on_long: LongPolicy = "error"
     train_limit: int | None = None  # use a seeded subset of the training split (quick runs)
+    select_metric: str = "accuracy"  # classification: the validation score that picks the epoch, the seed and k-mer C
     device: str = "cpu"  # where the network trains; metrics and the saved classifier come back to the CPU
     precision: str = "fp32"  # devices.inference_precision: bf16 autocast on GPUs, as in pretraining
 
@@ -75,12 +81,25 @@ class TaskData:
 def prepare_task(train: LabelledSequences, test: LabelledSequences, settings: FinetuneSettings) -> TaskData:
     """Fix classes from training, check test labels against them, and apply the context-length policy."""
     space = label_space(train, settings.kind)
+    check_select_metric(settings, space)
     y_train, y_test = space.encode(train), space.encode(test)
     check_split_sizes(y_train, space, settings.val_fraction, train.source)
     if settings.max_len is not None:
         train = fit_to_context(train, settings.max_len, settings.on_long)
         test = fit_to_context(test, settings.max_len, settings.on_long)
     return TaskData(train, test, y_train, y_test, space)
+
+
+def check_select_metric(settings: FinetuneSettings, space: LabelSpace) -> None:
+    """The validation score that picks epochs must exist for this task (AUROC only for two classes)."""
+    if settings.kind != "classification":
+        return
+    if settings.select_metric not in CLASSIFICATION_METRICS:
+        raise ConfigError(
+            f"unknown selection metric '{settings.select_metric}' (choose from {', '.join(CLASSIFICATION_METRICS)})"
+        )
+    if settings.select_metric == "auroc" and len(space.classes) != 2:
+        raise ConfigError(f"AUROC needs a binary task; this one has {len(space.classes)} classes")
 
 
 def check_split_sizes(y: np.ndarray, space: LabelSpace, fraction: float, source: str) -> None:
@@ -196,10 +215,11 @@ def _score(kind: TaskKind, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
     return classification_metrics(y, out) if kind == "classification" else regression_metrics(y, out)
 
 
-def _better(kind: TaskKind, new: dict[str, float], best: dict[str, float] | None) -> bool:
+def _better(kind: TaskKind, new: dict[str, float], best: dict[str, float] | None, metric: str = "accuracy") -> bool:
+    """A classifier's validation ``metric`` (higher is better) or a regression's MSE (lower is better)."""
     if best is None:
         return True
-    return new["accuracy"] > best["accuracy"] if kind == "classification" else new["mse"] < best["mse"]
+    return new[metric] > best[metric] if kind == "classification" else new["mse"] < best["mse"]
 
 
 def block_depths(backbone: nn.Module) -> tuple[dict[str, int], int]:
@@ -313,7 +333,7 @@ def finetune_seed(
                 opt.step()
                 sched.step()
             val = _score(kind, y_va, predict(model, val_seqs, kind, settings.rc_tta, settings.batch_size, val_in))
-            if _better(kind, val, best_val):
+            if _better(kind, val, best_val, settings.select_metric):
                 best_val, best_epoch = val, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         bar.close()
@@ -346,7 +366,7 @@ def kmer_seed(task: TaskData, settings: FinetuneSettings, seed: int, k: int = 6)
     rng = np.random.default_rng(seed)
     if settings.train_limit is not None and settings.train_limit < len(tr_idx):
         tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
-    model = KmerLogisticRegression(k=k, seed=seed)
+    model = KmerLogisticRegression(k=k, seed=seed, select_metric=settings.select_metric)
     model.fit(
         [task.train.sequences[i] for i in tr_idx],
         task.y_train[tr_idx],
@@ -378,13 +398,16 @@ def run_finetune(
     description: dict | None = None,
     log: Callable[[str], None] = print,
     progress: bool = False,
+    report_extra: dict | None = None,
 ) -> dict:
     """All seeds of the neural model and/or the k-mer baseline; writes ``metrics.json`` and ``best/``.
 
+    ``report_extra`` adds top-level keys to ``metrics.json`` (a benchmark records its task and settings there).
     The output folder is created when the first of them is written, so a run that fails leaves none.
     """
     out = Path(out_dir)
     report = {
+        **(report_extra or {}),
         "task": {
             "train": task.train.source,
             "test": task.test.source,
@@ -405,7 +428,7 @@ def run_finetune(
             result, model = finetune_seed(task, make_backbone, settings, seed, progress)
             runs.append(result)
             log(_line("model", result))
-            if best is None or _better(settings.kind, _val(result), _val(best[0])):
+            if best is None or _better(settings.kind, _val(result), _val(best[0]), settings.select_metric):
                 best = (result, model)
         if best is None:
             raise ConfigError(f"fine-tuning needs at least 1 seed, got {settings.seeds}")

@@ -7,6 +7,7 @@ Windows containing a non-ACGT code are skipped rather than mapped to a made-up k
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,10 +39,17 @@ def kmer_counts(seqs: list[bytes], k: int = 6) -> np.ndarray:
 
 
 class KmerLogisticRegression:
-    """k-mer frequencies -> standardised -> L2 logistic regression; C picked on the validation split."""
+    """k-mer frequencies -> standardised -> L2 logistic regression; C picked on the validation split by
+    ``select_metric`` (a key of ``metrics.classification_metrics``)."""
 
-    def __init__(self, k: int = 6, c_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0), seed: int = 0):
-        self.k, self.c_grid, self.seed = k, c_grid, seed
+    def __init__(
+        self,
+        k: int = 6,
+        c_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+        seed: int = 0,
+        select_metric: str = "accuracy",
+    ):
+        self.k, self.c_grid, self.seed, self.select_metric = k, c_grid, seed, select_metric
         self.model: Pipeline | None = None
         self.c: float | None = None
 
@@ -50,19 +58,21 @@ class KmerLogisticRegression:
         return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
 
     def fit(self, train_seqs: list[bytes], y_train: np.ndarray, val_seqs: list[bytes], y_val: np.ndarray) -> float:
-        """Fit one model per C, keep the best on validation accuracy; returns that accuracy."""
+        """Fit one model per C, keep the best on the validation metric; returns that score."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
+        from hnet_genomics.tasks.metrics import classification_metrics
+
         x_train, x_val = self._features(train_seqs), self._features(val_seqs)
-        best = -1.0
+        best = -math.inf
         for c in self.c_grid:
             model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=self.seed))
             model.fit(x_train, y_train)
-            acc = float((model.predict(x_val) == y_val).mean())
-            if acc > best:
-                best, self.model, self.c = acc, model, c
+            score = classification_metrics(y_val, model.predict_proba(x_val))[self.select_metric]
+            if score > best:
+                best, self.model, self.c = score, model, c
         return best
 
     def predict_proba(self, seqs: list[bytes], rc_tta: bool = False) -> np.ndarray:

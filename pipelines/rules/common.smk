@@ -220,10 +220,38 @@ VARIANTS_OUT = f"{R}/variants/scores.vcf.gz"  # + .tbi and scores.tsv
 LIKELIHOOD_DIR = f"{R}/likelihood"
 
 
+BENCH = config["benchmark"]
+BENCH_SUITE = BENCH["suite"]  # a shipped suite's name or the path of a suite registry YAML
+try:
+    from hnet_genomics.tasks.suites import load_suite
+
+    _suite = load_suite(BENCH_SUITE)
+except HNetError as e:
+    raise config_error("benchmark.suite", str(e).removeprefix("--suite: ")) from None
+try:
+    BENCH_TASKS = [t.name for t in _suite.select(BENCH["tasks"])]
+except HNetError as e:
+    raise config_error("benchmark.tasks", str(e).removeprefix("--tasks: ")) from None
+BENCH_DIR = f"{R}/benchmark/{_suite.name}"
+BENCH_FETCH = BENCH["data"] is None  # null: each task is downloaded into results/<genome>/benchmark/data/<suite>
+BENCH_DATA = f"{R}/benchmark/data/{BENCH_SUITE}" if BENCH_FETCH else resolve_path(BENCH["data"], "benchmark.data")
+if not BENCH_FETCH:
+    for _task in BENCH_TASKS:
+        resolve_path(str(Path(BENCH_DATA) / _task), "benchmark.data")
+BENCH_MODEL = model_input(BENCH["model"], "benchmark.model")
+BENCH_OPTIONS = " ".join(
+    [f"--seeds {BENCH['seeds']} --epochs {BENCH['epochs']} --lr {BENCH['lr']} --batch-size {BENCH['batch_size']}"]
+    + ([f"--max-train {BENCH['max_train']}"] if BENCH["max_train"] is not None else [])
+    + (["--rc-tta"] if BENCH["rc_tta"] else [])
+    + ([] if BENCH["kmer_baseline"] else ["--no-kmer"])
+)
+
+
 wildcard_constraints:
     run="(" + "|".join(re.escape(r) for r in MODELS) + r")(-seed[1-9]\d*)?",
     split="|".join(SPLIT_NAMES),
     order=r"\d+",
     shard=r"[1-9]\d*",
     task="|".join(re.escape(t) for t in TASKS) or "^$",
+    bench_task="|".join(re.escape(t) for t in BENCH_TASKS),
 
