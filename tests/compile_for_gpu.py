@@ -207,7 +207,7 @@ def drive_fused_mixer_on_triton_conv() -> None:
                 torch.rand(dims.nheads),
                 torch.ones(dims.nheads),
                 torch.ones(dims.d_inner),
-                torch.randn(32, dims.d_inner),
+                torch.randn(32, dims.d_inner, dtype=torch.bfloat16),  # as autocast casts the out-projection
             )
         )
     )
