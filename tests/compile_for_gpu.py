@@ -154,6 +154,10 @@ def drive_conv() -> None:
             continue
         y = conv.causal_conv1d_triton(x, w, bias, positions, resets == "positions", activation)
         y.float().sum().backward()
+    for tiles in conv.ALTERNATIVES:  # the tile sizes benchmarks/conv.py compares on a GPU
+        x = torch.randn(1, 40, 200, dtype=torch.bfloat16)[..., 8:136].requires_grad_()
+        w = torch.randn(128, 4, requires_grad=True)
+        conv.causal_conv1d_triton(x, w, w[:, 0], positions, True, "silu", tiles=tiles).float().sum().backward()
 
 
 def drive_mamba_ssm() -> None:

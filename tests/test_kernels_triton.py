@@ -272,7 +272,7 @@ def test_triton_conv_equals_the_taps(x_dtype, w_dtype, width, with_bias, silu, l
     """Forward, dx, dweight and dbias against the torch taps: a 50-channel column slice of a 100-wide projection
     (strided, no copy), 77 positions (not a multiple of the 16-position tile, three backward programs per row),
     two channel blocks (the second partial), packed rows whose runs include one- and two-token sequences."""
-    from hnet_genomics.kernels.triton.conv import causal_conv1d_triton
+    from hnet_genomics.kernels.triton.conv import Tiles, causal_conv1d_triton
 
     g = torch.Generator().manual_seed(width * 10 + int(silu))
     zx = torch.randn(2, 77, 100, generator=g).to(x_dtype).to(DEVICE)
@@ -283,7 +283,8 @@ def test_triton_conv_equals_the_taps(x_dtype, w_dtype, width, with_bias, silu, l
     zx.requires_grad_()
     x = zx[..., 30:80]
     params = [w.requires_grad_()] + ([bias.requires_grad_()] if with_bias else [])
-    out = causal_conv1d_triton(x, w, bias, positions, packed, "silu" if silu else None, blocks=(16, 32, 2))
+    tiles = Tiles(rows=16, channels=32, per_program=2, warps=4)
+    out = causal_conv1d_triton(x, w, bias, positions, packed, "silu" if silu else None, tiles=tiles)
     assert out.dtype == x_dtype and out.shape == x.shape and out.is_contiguous()
     refs = [t.detach().float().requires_grad_() for t in [x] + params]
     ref = _conv_ref(refs[0], refs[1], refs[2] if with_bias else None, positions if packed else None, silu)
@@ -300,8 +301,8 @@ def test_triton_conv_equals_the_taps(x_dtype, w_dtype, width, with_bias, silu, l
         assert a.dtype == p.dtype
 
 
-def test_triton_conv_at_default_blocks_on_a_long_packed_row():
-    """The tile sizes the GPU runs (several channel blocks, backward programs spanning eight tiles)."""
+def test_triton_conv_at_default_tiles_on_a_long_packed_row():
+    """The tile sizes the GPU runs (three channel blocks, backward programs spanning 16 tiles, a partial one)."""
     from hnet_genomics.kernels.triton.conv import causal_conv1d_triton
 
     g = torch.Generator().manual_seed(11)
@@ -401,3 +402,29 @@ def test_mamba2_block_on_the_triton_conv_equals_the_torch_block(monkeypatch):
         torch.testing.assert_close(out, ref, **TOL)
         for got, want in zip(out_grads, ref_grads):
             torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_triton_conv_copies_only_what_has_strided_channels():
+    """Channels with a stride (a (B, C, L)-contiguous tensor, an expanded gradient, a strided dx to fill) are
+    copied to or from contiguous channels; the results stay those of the taps."""
+    from hnet_genomics.kernels.triton.conv import causal_conv1d_triton, conv_bwd_function, conv_fwd_function
+
+    g = torch.Generator().manual_seed(13)
+    x_bcl = torch.randn(2, 24, 50, generator=g).to(DEVICE)  # (B, C, L) contiguous: channel stride 50
+    w, bias = torch.randn(24, 3, generator=g).to(DEVICE), torch.randn(24, generator=g).to(DEVICE)
+    ref_in = [t.clone().requires_grad_() for t in (x_bcl.transpose(1, 2), w, bias)]
+    ref = _conv_ref(*ref_in, None, True)
+    out = conv_fwd_function(x_bcl, w, bias, None, None, None, True)
+    _close_to_scale(out.transpose(1, 2), ref, TOL)
+    dout = torch.randn(2, 24, 50, generator=g).to(DEVICE)  # (B, C, L) contiguous as well
+    dx = torch.empty(2, 24, 50, device=DEVICE)
+    got = conv_bwd_function(x_bcl, w, bias, dout, None, None, None, dx, False, True)
+    want = torch.autograd.grad(ref, ref_in, dout.transpose(1, 2))
+    assert got[0] is dx
+    for a, b in zip((dx.transpose(1, 2), got[1], got[2]), want):
+        _close_to_scale(a, b, TOL)
+    x = x_bcl.transpose(1, 2).requires_grad_()
+    out = causal_conv1d_triton(x, w, bias, None, False, "silu")
+    (dx_auto,) = torch.autograd.grad(out.sum(), x)  # an expanded (stride 0) incoming gradient
+    (dx_ref,) = torch.autograd.grad(_conv_ref(x, w, bias, None, True).sum(), x)
+    _close_to_scale(dx_auto, dx_ref, TOL)
