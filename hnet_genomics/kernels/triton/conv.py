@@ -14,7 +14,8 @@ The backward saves nothing but the input: it recomputes the pre-activation of th
 (the SiLU derivative), writes dx and, per program, the partial sums of the weight and bias gradients over its
 rows (a few hundred rows of partials, summed in torch: deterministic, no atomics). Its tiles are small (16
 positions x 128 channels, 8 warps): recomputing K shifted pre-activations keeps many values live, and ptxas
-reports no spill at these sizes for sm_90 (it does at 32 x 128 with 4 warps).
+reports no spill at these sizes for sm_90 (it does at 32 x 128 with 4 warps;
+``benchmarks/results/conv-registers-sm90.md``).
 
 ``causal_conv1d_triton`` is the dispatch entry (``kernels.conv.causal_conv1d``'s signature);
 ``conv_fwd_function``/``conv_bwd_function`` follow causal-conv1d's ``cpp_functions`` contract on (B, C, L)
