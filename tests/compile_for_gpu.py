@@ -5,8 +5,9 @@ kernel that the compiler refuses pass every CPU test). Each ``JITFunction.run`` 
 launch's signature and constexprs for every target named on the command line (Triton's front end, LLVM and the
 ptxas it bundles need no GPU); nothing is launched. The wrappers run forward and backward on CPU tensors, so
 the launches are exactly the ones training makes. ``--mamba-ssm`` also drives mamba-ssm's Triton SSD and
-gated RMSNorm through our wrappers, compiling its first autotuning config. Prints one JSON object: the distinct
-kernels compiled, their targets, and every failure as ``kernel [constexprs] target: error``.
+gated RMSNorm through our wrappers, and its fused mixer on our conv, compiling each autotuned kernel's first
+config. Prints one JSON object: the distinct kernels compiled, their targets, and every failure as
+``kernel [constexprs] target: error``.
 
     python tests/compile_for_gpu.py 90 80 [--mamba-ssm]
 """
@@ -105,7 +106,8 @@ def main() -> int:
 
 
 def drive_own_kernels() -> None:
-    """Our EMA dechunk/scan and routing kernels, forward and backward, in the dtypes and tile sizes training uses."""
+    """Our EMA dechunk/scan, routing and conv kernels, forward and backward, in the dtypes and tile sizes training
+    uses."""
     from hnet_genomics.kernels.triton.ema_dechunk import ema_dechunk_triton, ema_scan_triton
     from hnet_genomics.kernels.triton.routing import routing_fused_triton
 
@@ -119,6 +121,43 @@ def drive_own_kernels() -> None:
         q = torch.randn(2, 40, 64, dtype=dtype, requires_grad=True)
         starts = torch.zeros(2, 40, dtype=torch.bool)
         routing_fused_triton(q, q, starts)[0].sum().backward()
+    drive_conv()
+
+
+def drive_conv() -> None:
+    """The depthwise conv as the Mamba-2 mixer runs it (a bf16 column slice of the projection, fp32 weights, SiLU,
+    width 4; positions in the unfused mixer, seq_idx through mamba-ssm's fused one, none for padded rows), and
+    the other widths, dtypes and options the kernel takes."""
+    from hnet_genomics.kernels.triton import conv
+
+    positions = torch.cat([torch.arange(30), torch.arange(10)])[None]
+    seq_idx = torch.cat([torch.zeros(30), torch.ones(10)]).to(torch.int32)[None]
+    cases = [  # x dtype, weight dtype, width, bias, silu, resets
+        (torch.bfloat16, torch.float32, 4, True, True, "positions"),
+        (torch.bfloat16, torch.float32, 4, True, True, "seq_idx"),
+        (torch.bfloat16, torch.float32, 4, True, True, None),
+        (torch.bfloat16, torch.bfloat16, 4, True, True, "positions"),
+        (torch.float32, torch.float32, 4, True, True, "positions"),
+        (torch.float32, torch.float32, 2, False, False, None),
+        (torch.float32, torch.float32, 3, True, False, "seq_idx"),
+        (torch.float16, torch.float32, 4, False, True, "positions"),
+    ]
+    for x_dtype, w_dtype, width, with_bias, silu, resets in cases:
+        zx = torch.randn(1, 40, 200, dtype=x_dtype)
+        x = zx[..., 8:136].requires_grad_()
+        w = torch.randn(128, width, dtype=w_dtype, requires_grad=True)
+        bias = torch.randn(128, dtype=w_dtype, requires_grad=True) if with_bias else None
+        activation = "silu" if silu else None
+        if resets == "seq_idx":
+            out = conv.conv_fwd_function(x.detach().transpose(1, 2), w, bias, seq_idx, None, None, silu)
+            conv.conv_bwd_function(x.detach().transpose(1, 2), w, bias, out, seq_idx, None, None, None, False, silu)
+            continue
+        y = conv.causal_conv1d_triton(x, w, bias, positions, resets == "positions", activation)
+        y.float().sum().backward()
+    for tiles in conv.ALTERNATIVES:  # the tile sizes benchmarks/conv.py compares on a GPU
+        x = torch.randn(1, 40, 200, dtype=torch.bfloat16)[..., 8:136].requires_grad_()
+        w = torch.randn(128, 4, requires_grad=True)
+        conv.causal_conv1d_triton(x, w, w[:, 0], positions, True, "silu", tiles=tiles).float().sum().backward()
 
 
 def drive_mamba_ssm() -> None:
@@ -150,6 +189,36 @@ def drive_mamba_ssm() -> None:
         w = torch.ones(64, requires_grad=True)
         gpu_mamba.rms_norm(xs, w, 1e-5).float().sum().backward()
         gpu_mamba.gated_rms_norm(xs, xs.detach().clone().requires_grad_(), w, 1e-5, 32).float().sum().backward()
+    drive_fused_mixer_on_triton_conv()
+
+
+def drive_fused_mixer_on_triton_conv() -> None:
+    """mamba-ssm's fused mixer with our conv in causal-conv1d's place (as on a GPU without causal-conv1d), bf16
+    projection as under autocast, packed sequences."""
+    from hnet_genomics.kernels import gpu_mamba
+    from hnet_genomics.kernels.mamba_mixer import MixerDims, MixerWeights
+
+    gpu_mamba.require_split_triton_conv()
+    dims = MixerDims(d_inner=64, nheads=4, head_dim=16, ngroups=1, d_state=16, chunk_size=32, eps=1e-5)
+    conv_dim = dims.d_inner + 2 * dims.bc_width
+    weights = MixerWeights(
+        *(
+            t.requires_grad_()
+            for t in (
+                torch.randn(conv_dim, 4),
+                torch.randn(conv_dim),
+                torch.rand(dims.nheads),
+                torch.rand(dims.nheads),
+                torch.ones(dims.nheads),
+                torch.ones(dims.d_inner),
+                torch.randn(32, dims.d_inner, dtype=torch.bfloat16),  # as autocast casts the out-projection
+            )
+        )
+    )
+    zxbcdt = torch.randn(1, 64, dims.d_inner + conv_dim + dims.nheads, dtype=torch.bfloat16, requires_grad=True)
+    reset = torch.zeros(1, 64, dtype=torch.bool)
+    reset[:, 0] = reset[:, 30] = True
+    gpu_mamba.mamba2_split_scan(zxbcdt, weights, dims, reset).float().sum().backward()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,16 @@ from pathlib import Path
 from conftest import missing
 
 SCRIPT = Path(__file__).with_name("compile_for_gpu.py")
-OWN = {"_tiles", "_carries", "_fixup", "_plug_back", "_routing_fwd_kernel", "_routing_bwd_kernel"}
+OWN = {
+    "_tiles",
+    "_carries",
+    "_fixup",
+    "_plug_back",
+    "_routing_fwd_kernel",
+    "_routing_bwd_kernel",
+    "_conv_fwd",
+    "_conv_bwd",
+}
 MAMBA = {
     "_chunk_scan_fwd_kernel",
     "_chunk_state_fwd_kernel",

@@ -1,11 +1,13 @@
 """The kernel switch: CPU keeps the pure-torch path, ``gpu`` without CUDA fails clearly, GPU wrappers import
 safely everywhere, and their input translation (sequence ids, varlen boundaries) follows the packed layout."""
 
+import functools
 import importlib.util
 import logging
 import subprocess
 import sys
 import types
+import warnings
 
 import pytest
 import torch
@@ -87,12 +89,79 @@ def test_gpu_wrappers_import_without_loading_gpu_packages():
 
 @pytest.mark.parametrize("op", ["ssd", "conv", "attention", "mamba2_fused"])
 def test_gpu_packages_that_do_not_load_are_reported_not_raised(op):
-    """Absent, or present without its compiled extension (a CPU build): either way one reason, no exception."""
+    """Absent, or present without its compiled extension (a CPU build): either way one reason, no exception; an
+    op whose first provider is absent says so, whether a fallback (our Triton conv) took over or nothing did."""
     kernel, why = dispatch.load(op)
     assert (kernel is None) == bool(why)
     package = dispatch.PROVIDERS[op].package.replace("-", "_")
     if importlib.util.find_spec(package) is None:
-        assert kernel is None and package in why
+        described = why if kernel is None else dispatch.describe("cuda")[op]
+        assert package in described
+
+
+def _providers_that_load(packages, answer=lambda package, *args: f"{package} ran"):
+    """A stand-in for importing providers: those of ``packages`` load (their kernel answers ``answer``)."""
+
+    def load_one(provider):
+        if provider.package in packages:
+            return functools.partial(answer, provider.package), ""
+        return None, f"ImportError: no {provider.package}"
+
+    return load_one
+
+
+@pytest.mark.parametrize(
+    "loadable,conv,fused",
+    [
+        (("causal-conv1d", "triton"), "causal-conv1d", "causal-conv1d"),
+        (("triton",), "triton (causal-conv1d unavailable: ImportError: no causal-conv1d)", "mamba-ssm + Triton conv"),
+        ((), "torch (causal-conv1d unavailable: ImportError: no causal-conv1d; triton unavailable: ", "unfused ("),
+    ],
+    ids=["causal-conv1d", "triton", "torch"],
+)
+def test_the_conv_provider_chain_is_reported_as_it_runs(loadable, conv, fused, backend, monkeypatch):
+    """causal-conv1d when it loads, else our Triton conv, else the torch taps: describe names the one that runs
+    and why the ones before it do not, and only the torch taps earn the fallback warning."""
+    backend("auto")
+    monkeypatch.setattr(dispatch, "_load_one", _providers_that_load(loadable))
+    dispatch.load.cache_clear()
+    try:
+        table = dispatch.describe("cuda")
+        assert table["conv"].startswith(conv) and table["mamba2_fused"].startswith(fused)
+        kernel = dispatch.gpu_kernel("conv", FAKE_CUDA_TENSOR)
+        assert (kernel is None) == (not loadable)
+        if loadable:
+            assert kernel() == f"{loadable[0]} ran"
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            dispatch.report("cuda")
+        conv_warned = any("conv -> torch" in str(w.message) for w in warned)
+        assert conv_warned == (not loadable)
+    finally:
+        dispatch.load.cache_clear()
+
+
+def test_an_input_the_first_conv_provider_refuses_goes_to_the_next(backend, monkeypatch):
+    """causal-conv1d returns None for channel counts that are not multiples of 8: our Triton conv takes those."""
+    backend("auto")
+    refuse = lambda package, *args: None if package == "causal-conv1d" else f"{package} ran"  # noqa: E731
+    monkeypatch.setattr(dispatch, "_load_one", _providers_that_load(("causal-conv1d", "triton"), refuse))
+    dispatch.load.cache_clear()
+    try:
+        assert dispatch.gpu_kernel("conv", FAKE_CUDA_TENSOR)() == "triton ran"
+    finally:
+        dispatch.load.cache_clear()
+
+
+def test_gpu_mode_names_every_conv_provider_when_none_loads(backend, monkeypatch):
+    backend("gpu")
+    monkeypatch.setattr(dispatch, "_load_one", _providers_that_load(()))
+    dispatch.load.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"conv needs causal-conv1d or triton, which does not load \(ImportError"):
+            dispatch.gpu_kernel("conv", FAKE_CUDA_TENSOR)
+    finally:
+        dispatch.load.cache_clear()
 
 
 FAKE_CUDA_TENSOR = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda"))  # what gpu_kernel looks at

@@ -111,6 +111,134 @@ def test_causal_conv1d_equals_masked_taps(packed, dtype):
     compare(out, ref, ins, refs, FP32 if dtype == torch.float32 else BF16)
 
 
+def triton_conv():
+    """Our Triton conv, whatever dispatch prefers (causal-conv1d when it loads)."""
+    fn, why = dispatch._load_one(dispatch.PROVIDERS["conv"].chain()[-1])
+    if fn is None:
+        missing("triton", f"the Triton conv does not load ({why})")
+    from hnet_genomics.kernels.triton import conv
+
+    return conv
+
+
+def _conv_case(packed, dtype, channels=1280, width=2320, first=1024, length=1000):
+    """A column slice of a mixer's projection, as the paper model's conv sees it, fp32 parameters."""
+    g = torch.Generator("cuda").manual_seed(10)
+    b = 1 if packed else 2
+    zx = torch.randn(b, length, width, device="cuda", generator=g).to(dtype)
+    w = torch.randn(channels, 4, device="cuda", generator=g) * 0.5
+    bias = torch.randn(channels, device="cuda", generator=g)
+    cu = torch.tensor([0, 1, 3, 400, 401, 700, length], device="cuda")  # runs of 1 and 2 included
+    geom = (
+        Geometry.from_cu_seqlens(cu, length)
+        if packed
+        else Geometry.padded(torch.ones(b, length, dtype=torch.bool, device="cuda"))
+    )
+    return zx, zx[..., first : first + channels], w, bias, geom
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("packed", [False, True])
+def test_triton_conv_equals_masked_taps(packed, dtype):
+    """Our kernel as the unfused mixer calls it (positions), at the paper model's channel count."""
+    conv = triton_conv()
+    zx, x, w, bias, geom = _conv_case(packed, dtype)
+    ins, refs = leaves(zx, w, bias), leaves(x.float(), w, bias)
+    out = conv.causal_conv1d_triton(
+        ins[0][..., 1024:2304], *ins[1:], geom.positions, has_resets=geom.has_resets, activation="silu"
+    )
+    assert out.dtype == dtype
+    ref = F.silu(conv_k.causal_conv1d_ref(*refs, geom.positions))
+    tol = FP32 if dtype == torch.float32 else BF16
+    close(out, ref, tol)
+    w_out = torch.randn(ref.shape, device="cuda", generator=torch.Generator("cuda").manual_seed(12)).to(dtype).float()
+    got = torch.autograd.grad((out.float() * w_out).sum(), ins)
+    want = torch.autograd.grad((ref * w_out).sum(), refs)
+    assert not got[0][..., :1024].any() and not got[0][..., 2304:].any()
+    for a, b in zip((got[0][..., 1024:2304], *got[1:]), want):
+        close(a, b, tol)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_triton_conv_through_causal_conv1d_contract_equals_masked_taps(packed):
+    """Our kernel as mamba-ssm's fused mixer calls it: (B, C, L) channel-last views, seq_idx, dx written into
+    the slice of the projection's gradient."""
+    conv = triton_conv()
+    from hnet_genomics.kernels.gpu_mamba import sequence_index
+
+    zx, x, w, bias, geom = _conv_case(packed, torch.bfloat16)
+    seq_idx = sequence_index(geom.starts) if packed else None
+    out = conv.conv_fwd_function(x.transpose(1, 2), w, bias, seq_idx, None, None, True).transpose(1, 2)
+    refs = leaves(x.float(), w, bias)
+    ref = F.silu(conv_k.causal_conv1d_ref(*refs, geom.positions))
+    close(out, ref, BF16)
+    dout = torch.randn(out.shape, device="cuda", generator=torch.Generator("cuda").manual_seed(11)).bfloat16()
+    dzx = torch.zeros_like(zx)
+    dx_view = dzx[..., 1024:2304].transpose(1, 2)
+    _, dw, db, _ = conv.conv_bwd_function(
+        x.transpose(1, 2), w, bias, dout.transpose(1, 2), seq_idx, None, None, dx_view, False, True
+    )
+    want = torch.autograd.grad(ref, refs, dout.float())
+    for got, expected in zip((dzx[..., 1024:2304], dw, db), want):
+        close(got, expected, BF16)
+    assert not dzx[..., :1024].any() and not dzx[..., 2304:].any()
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_triton_conv_equals_causal_conv1d(packed):
+    """Both GPU convs on the same bf16 slice: forward and every gradient within bf16 rounding of each other."""
+    conv = triton_conv()
+    from hnet_genomics.kernels import gpu_conv
+
+    try:
+        gpu_conv.require()
+    except Exception as e:
+        missing("causal-conv1d", f"does not load ({type(e).__name__}: {e})")
+    zx, x, w, bias, geom = _conv_case(packed, torch.bfloat16)
+    ins, refs = leaves(x, w, bias), leaves(x, w, bias)
+    ours = conv.causal_conv1d_triton(*ins, geom.positions, has_resets=geom.has_resets, activation="silu")
+    theirs = gpu_conv.causal_conv1d(*refs, geom.positions, has_resets=geom.has_resets, activation="silu")
+    compare(ours, theirs, ins, refs, BF16)
+
+
+def test_torch_taps_keep_a_bf16_activation_in_bf16(torch_path):
+    """Without a GPU conv the taps run in the activation's dtype (fp32 parameters cast, as autocast does)."""
+    zx, x, w, bias, geom = _conv_case(True, torch.bfloat16)
+    with torch_path:
+        out = conv_k.causal_conv1d(x, w, bias, geom.positions, has_resets=True, activation="silu")
+    assert out.dtype == torch.bfloat16
+    close(out, F.silu(conv_k.causal_conv1d_ref(x.float(), w, bias, geom.positions)), BF16)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_fused_mamba2_mixer_on_the_triton_conv_equals_the_torch_mixer(packed, torch_path, monkeypatch):
+    """mamba_split_conv1d_scan_combined calling our conv (what runs when causal-conv1d is absent), even where
+    causal-conv1d is installed, against the torch mixer."""
+    conv = triton_conv()
+    kernel("mamba2_fused")
+    from hnet_genomics.config import SSMConfig
+    from hnet_genomics.kernels import gpu_mamba
+    from hnet_genomics.model.mamba2 import Mamba2
+
+    combined = gpu_mamba._kernels().combined
+    monkeypatch.setattr(combined, "causal_conv1d_fwd_function", conv.conv_fwd_function)
+    monkeypatch.setattr(combined, "causal_conv1d_bwd_function", conv.conv_bwd_function)
+    torch.manual_seed(0)
+    mixer = Mamba2(128, SSMConfig(d_state=64, expand=2, d_conv=4, chunk_size=64, head_dim=32, ngroups=2)).cuda()
+    hidden = torch.randn(1 if packed else 2, 300, 128, device="cuda")
+    geom = (
+        Geometry.from_cu_seqlens(CU.cuda(), 300)
+        if packed
+        else Geometry.padded(torch.ones(2, 300, dtype=torch.bool, device="cuda"))
+    )
+    ins, refs = leaves(hidden), leaves(hidden)
+    params = list(mixer.parameters())
+    out = mixer(ins[0], geom)
+    with torch_path:
+        ref = mixer(refs[0], geom)
+    compare(out, ref, ins + params, refs + params, FP32)
+
+
 @pytest.mark.parametrize("window", [-1, 16])
 @pytest.mark.parametrize("packed", [False, True])
 def test_flash_attention_equals_masked_softmax(window, packed):

@@ -83,6 +83,23 @@ def conv_extension(monkeypatch):
     dispatch.load.cache_clear()
 
 
+@pytest.fixture
+def triton_conv(monkeypatch):
+    """causal-conv1d hidden: dispatch gives the conv, and the fused mixer its conv, to our Triton kernel."""
+    from hnet_genomics.kernels import gpu_conv
+
+    def absent():
+        raise ImportError("causal-conv1d hidden by the test")
+
+    monkeypatch.setattr(gpu_conv, "require", absent)
+    combined = gpu_mamba._kernels().combined
+    for name in ("causal_conv1d_fwd_function", "causal_conv1d_bwd_function"):
+        monkeypatch.setattr(combined, name, None)  # restored after the test, whatever the test installs
+    dispatch.load.cache_clear()
+    yield
+    dispatch.load.cache_clear()
+
+
 def route_cpu_tensors_to(monkeypatch, ops):
     """Let ``ops`` take their GPU provider for CPU tensors (the interpreter runs the Triton code)."""
 
@@ -180,19 +197,27 @@ def _mixer_run(mixer, hidden, geom):
 
 
 @pytest.mark.parametrize(
-    "ops,packed,ngroups",
+    "ops,packed,ngroups,conv",
     [
-        (("ssd", "gated_rms_norm"), False, 1),
-        (("ssd", "gated_rms_norm", "conv"), True, 2),
-        (("mamba2_fused",), True, 2),
+        (("ssd", "gated_rms_norm"), False, 1, None),
+        (("ssd", "gated_rms_norm", "conv"), True, 2, "conv_extension"),
+        (("mamba2_fused",), True, 2, "conv_extension"),
+        (("ssd", "gated_rms_norm", "conv"), True, 2, "triton_conv"),
+        (("mamba2_fused",), True, 2, "triton_conv"),
+        (("mamba2_fused",), False, 1, "triton_conv"),
     ],
-    ids=["scan+norm", "scan+norm+conv", "fused"],
+    ids=["scan+norm", "scan+norm+conv", "fused", "scan+norm+triton-conv", "fused+triton-conv", "fused+triton-padded"],
 )
-def test_mamba2_mixer_on_gpu_providers_equals_the_torch_mixer(ops, packed, ngroups, monkeypatch, request):
-    """The model's Mamba-2 block, forward and every parameter gradient, on mamba-ssm's unfused kernels (and
-    causal-conv1d's interface), or on ``mamba_split_conv1d_scan_combined``, against the pure-torch path."""
-    if "conv" in ops or "mamba2_fused" in ops:
-        request.getfixturevalue("conv_extension")
+def test_mamba2_mixer_on_gpu_providers_equals_the_torch_mixer(ops, packed, ngroups, conv, monkeypatch, request):
+    """The model's Mamba-2 block, forward and every parameter gradient, on mamba-ssm's unfused kernels (with
+    causal-conv1d's interface or our Triton conv), or on ``mamba_split_conv1d_scan_combined`` (calling
+    causal-conv1d's functions or ours), against the pure-torch path."""
+    if conv is not None:
+        request.getfixturevalue(conv)
+    if conv == "triton_conv":  # what dispatch reports on a GPU without causal-conv1d
+        table = dispatch.describe("cuda")
+        assert table["conv"].startswith("triton (causal-conv1d unavailable: ImportError: causal-conv1d hidden")
+        assert table["mamba2_fused"].startswith("mamba-ssm + Triton conv (causal-conv1d unavailable: ")
     mixer = _mixer(ngroups)
     cu = CU[CU <= 90]  # lengths 37, 1, 52
     hidden = torch.randn(1, int(cu[-1]), 32, generator=torch.Generator().manual_seed(6))
@@ -231,3 +256,23 @@ def test_causal_conv1d_wrapper_takes_a_projection_slice_with_fp32_weights(dtype,
     torch.testing.assert_close(out.float(), ref, **tol)
     for got, want in zip(grads(out.float(), ins, representable_in=dtype), grads(ref, refs, representable_in=dtype)):
         torch.testing.assert_close(got.float(), want, **tol)
+
+
+def test_the_fused_mixer_gets_our_conv_only_where_causal_conv1d_is_absent(conv_extension, monkeypatch):
+    """Our conv functions go into mamba-ssm's fused mixer in place of None, never over causal-conv1d's."""
+    from hnet_genomics.kernels.triton import conv
+
+    combined = gpu_mamba._kernels().combined
+    theirs = combined.causal_conv1d_fwd_function
+    with pytest.raises(ImportError, match="already runs causal-conv1d's conv"):
+        gpu_mamba.require_split_triton_conv()
+    assert combined.causal_conv1d_fwd_function is theirs
+    gpu_mamba.require_split_conv()  # causal-conv1d's: the first choice
+    for name in ("causal_conv1d_fwd_function", "causal_conv1d_bwd_function"):
+        monkeypatch.setattr(combined, name, None)
+    gpu_mamba.require_split_triton_conv()
+    gpu_mamba.require_split_triton_conv()  # again: nothing changes
+    assert combined.causal_conv1d_fwd_function is conv.conv_fwd_function
+    assert combined.causal_conv1d_bwd_function is conv.conv_bwd_function
+    with pytest.raises(ImportError, match="runs our Triton conv"):
+        gpu_mamba.require_split_conv()  # ours installed is not causal-conv1d's extension

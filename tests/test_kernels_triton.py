@@ -196,7 +196,7 @@ def test_every_triton_launch_runs_under_its_tensors_device_guard(monkeypatch):
     inputs (``--device cuda:1`` would otherwise compute on GPU 0)."""
     import contextlib
 
-    from hnet_genomics.kernels.triton import ema_dechunk, routing
+    from hnet_genomics.kernels.triton import conv, ema_dechunk, routing
 
     active: list[torch.device] = []
 
@@ -215,7 +215,7 @@ def test_every_triton_launch_runs_under_its_tensors_device_guard(monkeypatch):
         return real_run(self, *args, **kwargs)
 
     monkeypatch.setattr(kernel_type, "run", run)
-    for module in (ema_dechunk, routing):
+    for module in (ema_dechunk, routing, conv):
         monkeypatch.setattr(module, "on_device_of", guard)
     x = torch.randn(1, 40, 32, device=DEVICE, requires_grad=True)
     p = torch.rand(1, 40, device=DEVICE).requires_grad_()
@@ -224,5 +224,207 @@ def test_every_triton_launch_runs_under_its_tensors_device_guard(monkeypatch):
     q = torch.randn(1, 40, 32, device=DEVICE, requires_grad=True)
     starts = torch.zeros(1, 40, dtype=torch.bool, device=DEVICE)
     routing_fused_triton(q, q, starts)[0].sum().backward()
-    assert len(launches) == 2 * 3 + 1 + 2  # EMA: 3 scan launches each way + plug-back; routing: fwd + bwd
+    w = torch.randn(32, 4, device=DEVICE, requires_grad=True)
+    conv.causal_conv1d_triton(x, w, None, None, False, "silu").sum().backward()
+    # EMA: 3 scan launches each way + plug-back; routing: fwd + bwd; conv: fwd + bwd
+    assert len(launches) == 2 * 3 + 1 + 2 + 2
     assert all(devices == [x.device] for devices in launches)
+
+
+# ---- the depthwise causal conv (kernels/triton/conv.py) ----
+
+CONV_CASES = [  # x dtype, weight dtype, width, bias, SiLU, layout
+    (torch.float32, torch.float32, 2, True, True, "packed"),
+    (torch.float32, torch.float32, 3, False, True, "packed"),
+    (torch.float32, torch.float32, 4, True, False, "packed"),
+    (torch.float32, torch.float32, 4, False, False, "padded"),
+    (torch.float32, torch.float32, 4, True, True, "padded"),
+    (torch.bfloat16, torch.float32, 4, True, True, "packed"),
+    (torch.bfloat16, torch.bfloat16, 4, True, True, "packed"),
+    (torch.float32, torch.bfloat16, 3, True, True, "padded"),
+    (torch.bfloat16, torch.float32, 2, False, False, "packed"),
+]
+CONV_RUNS = [[1, 2, 3, 30, 1, 40], [4, 1, 72]]  # per row of 77: runs shorter than the width, one-token runs
+BF16_TOL = dict(rtol=1e-2, atol=1e-2)
+
+
+def _run_positions(runs_per_row) -> torch.Tensor:
+    return torch.stack([torch.cat([torch.arange(n) for n in runs]) for runs in runs_per_row]).to(DEVICE)
+
+
+def _conv_ref(x, w, bias, positions, silu):
+    """The torch taps in fp32 (the reference the kernel must equal)."""
+    from hnet_genomics.kernels.conv import causal_conv1d_ref
+
+    y = causal_conv1d_ref(x, w, bias, positions)
+    return torch.nn.functional.silu(y) if silu else y
+
+
+def _close_to_scale(actual, expected, tol):
+    """Element-wise ``rtol`` and an ``atol`` relative to the tensor's largest magnitude (sums of many rounded
+    terms are off by a fraction of the largest term, not of each element)."""
+    scale = max(1.0, expected.abs().max().item())
+    torch.testing.assert_close(actual.float(), expected.float(), rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+@pytest.mark.parametrize("x_dtype,w_dtype,width,with_bias,silu,layout", CONV_CASES)
+def test_triton_conv_equals_the_taps(x_dtype, w_dtype, width, with_bias, silu, layout):
+    """Forward, dx, dweight and dbias against the torch taps: a 50-channel column slice of a 100-wide projection
+    (strided, no copy), 77 positions (not a multiple of the 16-position tile, three backward programs per row),
+    two channel blocks (the second partial), packed rows whose runs include one- and two-token sequences."""
+    from hnet_genomics.kernels.triton.conv import Tiles, causal_conv1d_triton
+
+    g = torch.Generator().manual_seed(width * 10 + int(silu))
+    zx = torch.randn(2, 77, 100, generator=g).to(x_dtype).to(DEVICE)
+    w = (torch.randn(50, width, generator=g) * 0.5).to(w_dtype).to(DEVICE)
+    bias = torch.randn(50, generator=g).to(w_dtype).to(DEVICE) if with_bias else None
+    packed = layout == "packed"
+    positions = _run_positions(CONV_RUNS) if packed else torch.arange(77, device=DEVICE).expand(2, 77)
+    zx.requires_grad_()
+    x = zx[..., 30:80]
+    params = [w.requires_grad_()] + ([bias.requires_grad_()] if with_bias else [])
+    tiles = Tiles(rows=16, channels=32, per_program=2, warps=4)
+    out = causal_conv1d_triton(x, w, bias, positions, packed, "silu" if silu else None, tiles=tiles)
+    assert out.dtype == x_dtype and out.shape == x.shape and out.is_contiguous()
+    refs = [t.detach().float().requires_grad_() for t in [x] + params]
+    ref = _conv_ref(refs[0], refs[1], refs[2] if with_bias else None, positions if packed else None, silu)
+    low = torch.bfloat16 in (x_dtype, w_dtype)
+    tol = BF16_TOL if low else TOL
+    _close_to_scale(out, ref, BF16_TOL if x_dtype == torch.bfloat16 else tol)
+    weight = torch.randn(out.shape, generator=g).to(x_dtype).float().to(DEVICE)  # what a bf16 output passes back
+    got = _grads(out, [zx] + params, weight)
+    want = _grads(ref, refs, weight)
+    assert got[0][..., :30].abs().max() == 0 and got[0][..., 80:].abs().max() == 0  # only the slice has inputs
+    for a, b in zip([got[0][..., 30:80]] + list(got[1:]), want):
+        _close_to_scale(a, b, tol)
+    for a, p in zip(got[1:], params):
+        assert a.dtype == p.dtype
+
+
+def test_triton_conv_at_default_tiles_on_a_long_packed_row():
+    """The tile sizes the GPU runs (three channel blocks, backward programs spanning 16 tiles, a partial one)."""
+    from hnet_genomics.kernels.triton.conv import causal_conv1d_triton
+
+    g = torch.Generator().manual_seed(11)
+    lengths = [700, 3, 1, 300, 2, 60]
+    positions = _run_positions([lengths])
+    x = torch.randn(1, sum(lengths), 288, generator=g).to(DEVICE).requires_grad_()
+    w = torch.randn(288, 4, generator=g).to(DEVICE).requires_grad_()
+    bias = torch.randn(288, generator=g).to(DEVICE).requires_grad_()
+    out = causal_conv1d_triton(x, w, bias, positions, True, "silu")
+    refs = [t.detach().clone().requires_grad_() for t in (x, w, bias)]
+    ref = _conv_ref(*refs, positions, True)
+    _close_to_scale(out, ref, TOL)
+    weight = torch.randn(out.shape, generator=g).to(DEVICE)
+    for a, b in zip(_grads(out, (x, w, bias), weight), _grads(ref, refs, weight)):
+        _close_to_scale(a, b, TOL)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_conv_in_causal_conv1d_contract_takes_seq_idx_and_writes_dx_in_place(dtype):
+    """What mamba-ssm's fused mixer calls: (B, C, L) channel-last views of the projection slice, seq_idx resets,
+    dx written into the slice of the projection's gradient it hands over."""
+    from hnet_genomics.kernels.gpu_mamba import sequence_index
+    from hnet_genomics.kernels.triton.conv import conv_bwd_function, conv_fwd_function
+
+    g = torch.Generator().manual_seed(12)
+    positions = _run_positions(CONV_RUNS)
+    seq_idx = sequence_index(positions == 0)
+    zx = torch.randn(2, 77, 100, generator=g).to(dtype).to(DEVICE)
+    x = zx[..., 24:72]
+    w = torch.randn(48, 4, generator=g).to(DEVICE)
+    bias = torch.randn(48, generator=g).to(DEVICE)
+    out = conv_fwd_function(x.transpose(1, 2), w, bias, seq_idx, None, None, True)
+    assert out.shape == (2, 48, 77) and out.dtype == dtype and out.stride(1) == 1  # channel-last, as given
+    refs = [t.float().requires_grad_() for t in (x, w, bias)]
+    ref = _conv_ref(*refs, positions, True)
+    tol = TOL if dtype == torch.float32 else BF16_TOL
+    _close_to_scale(out.transpose(1, 2), ref, tol)
+    dout = torch.randn(2, 77, 48, generator=g).to(dtype).to(DEVICE)
+    dzx = torch.zeros_like(zx)
+    dx_view = dzx[..., 24:72].transpose(1, 2)
+    dx, dw, db, dinit = conv_bwd_function(
+        x.transpose(1, 2), w, bias, dout.transpose(1, 2), seq_idx, None, None, dx_view, False, True
+    )
+    assert dx is dx_view and dinit is None and dw.dtype == w.dtype and db.dtype == bias.dtype
+    assert dzx[..., :24].abs().max() == 0 and dzx[..., 72:].abs().max() == 0
+    want = torch.autograd.grad(ref, refs, dout.float())
+    for a, b in zip((dzx[..., 24:72], dw, db), want):
+        _close_to_scale(a, b, tol)
+    with pytest.raises(NotImplementedError):
+        conv_fwd_function(x.transpose(1, 2), w, bias, seq_idx, torch.zeros(2, 48, 3), None, True)
+    with pytest.raises(ValueError, match="seq_idx must be int32"):
+        conv_fwd_function(x.transpose(1, 2), w, bias, seq_idx.long(), None, None, True)
+
+
+def test_triton_conv_saves_only_its_inputs():
+    """The memory contract: the backward recomputes the pre-activation, so autograd keeps no (B, L, C) tensor
+    but the input (here a slice of the projection, whose storage the mixer keeps anyway)."""
+    from hnet_genomics.kernels.triton.conv import causal_conv1d_triton
+
+    zx = torch.randn(1, 40, 96, device=DEVICE, requires_grad=True)
+    w = torch.randn(64, 4, device=DEVICE, requires_grad=True)
+    bias = torch.randn(64, device=DEVICE, requires_grad=True)
+    positions = _run_positions([[25, 15]])
+    proj = zx * 1.0  # a non-leaf projection output, as in_proj's
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = causal_conv1d_triton(proj[..., 16:80], w, bias, positions, True, "silu")
+    storages = {t.untyped_storage().data_ptr() for t in saved}
+    allowed = {t.untyped_storage().data_ptr() for t in (proj, w, bias, positions)}
+    assert storages <= allowed and proj.untyped_storage().data_ptr() in storages
+    assert out.untyped_storage().data_ptr() not in storages
+
+
+def test_mamba2_block_on_the_triton_conv_equals_the_torch_block(monkeypatch):
+    """The model's Mamba-2 mixer with only its conv on our kernel (scan and norm on torch), packed and padded:
+    output and every parameter and input gradient against the pure-torch block."""
+    from hnet_genomics.config import SSMConfig
+    from hnet_genomics.kernels import dispatch
+    from hnet_genomics.kernels.triton.conv import causal_conv1d_triton
+    from hnet_genomics.model.geometry import Geometry
+    from hnet_genomics.model.mamba2 import Mamba2
+
+    torch.manual_seed(5)
+    mixer = Mamba2(32, SSMConfig(d_state=16, expand=2, d_conv=4, chunk_size=16, head_dim=16, ngroups=2)).to(DEVICE)
+    cu = torch.tensor([0, 37, 38, 40, 90], device=DEVICE)  # lengths 37, 1, 2, 50
+    hidden = torch.randn(1, 90, 32, generator=torch.Generator().manual_seed(6)).to(DEVICE)
+    for geom in (Geometry.from_cu_seqlens(cu, 90), Geometry.padded(torch.ones(1, 90, dtype=torch.bool, device=DEVICE))):
+        runs = []
+        for conv in (None, causal_conv1d_triton):
+            with monkeypatch.context() as mp:
+                mp.setattr(dispatch, "gpu_kernel", lambda op, like, conv=conv: conv if op == "conv" else None)
+                inp = hidden.clone().requires_grad_()
+                out = mixer(inp, geom)
+                weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(DEVICE)
+                runs.append((out, _grads(out, [inp] + list(mixer.parameters()), weight)))
+        (ref, ref_grads), (out, out_grads) = runs
+        torch.testing.assert_close(out, ref, **TOL)
+        for got, want in zip(out_grads, ref_grads):
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_triton_conv_copies_only_what_has_strided_channels():
+    """Channels with a stride (a (B, C, L)-contiguous tensor, an expanded gradient, a strided dx to fill) are
+    copied to or from contiguous channels; the results stay those of the taps."""
+    from hnet_genomics.kernels.triton.conv import causal_conv1d_triton, conv_bwd_function, conv_fwd_function
+
+    g = torch.Generator().manual_seed(13)
+    x_bcl = torch.randn(2, 24, 50, generator=g).to(DEVICE)  # (B, C, L) contiguous: channel stride 50
+    w, bias = torch.randn(24, 3, generator=g).to(DEVICE), torch.randn(24, generator=g).to(DEVICE)
+    ref_in = [t.clone().requires_grad_() for t in (x_bcl.transpose(1, 2), w, bias)]
+    ref = _conv_ref(*ref_in, None, True)
+    out = conv_fwd_function(x_bcl, w, bias, None, None, None, True)
+    _close_to_scale(out.transpose(1, 2), ref, TOL)
+    dout = torch.randn(2, 24, 50, generator=g).to(DEVICE)  # (B, C, L) contiguous as well
+    dx = torch.empty(2, 24, 50, device=DEVICE)
+    got = conv_bwd_function(x_bcl, w, bias, dout, None, None, None, dx, False, True)
+    want = torch.autograd.grad(ref, ref_in, dout.transpose(1, 2))
+    assert got[0] is dx
+    for a, b in zip((dx.transpose(1, 2), got[1], got[2]), want):
+        _close_to_scale(a, b, TOL)
+    x = x_bcl.transpose(1, 2).requires_grad_()
+    out = causal_conv1d_triton(x, w, bias, None, False, "silu")
+    (dx_auto,) = torch.autograd.grad(out.sum(), x)  # an expanded (stride 0) incoming gradient
+    (dx_ref,) = torch.autograd.grad(_conv_ref(x, w, bias, None, True).sum(), x)
+    _close_to_scale(dx_auto, dx_ref, TOL)

@@ -188,3 +188,19 @@ def test_depthwise_conv_fast_path_and_resets():
     for t in range(19):
         yt, state = conv_k.causal_conv1d_step(state, x[:, t], w, bias)
         torch.testing.assert_close(yt, conv_k.causal_conv1d_ref(x, w, bias, pos)[:, t])
+
+
+def test_torch_conv_keeps_a_bf16_activation_in_bf16_off_the_cpu_and_the_cpu_as_it_was():
+    """fp32 parameters against a bf16 activation: the CPU path still promotes (its results unchanged), other
+    devices (the meta device stands in for CUDA) compute the taps in bf16, within bf16 rounding of the former."""
+    torch.manual_seed(7)
+    x, w, bias = torch.randn(2, 19, 5).bfloat16(), torch.randn(5, 4), torch.randn(5)
+    on_cpu = conv_k.causal_conv1d(x, w, bias, activation="silu")
+    assert on_cpu.dtype == torch.float32
+    assert torch.equal(on_cpu, torch.nn.functional.silu(conv_k.causal_conv1d_ref(x, w, bias)))
+    off_cpu = conv_k.causal_conv1d(x.to("meta"), w.to("meta"), bias.to("meta"), activation="silu")
+    assert off_cpu.dtype == torch.bfloat16 and off_cpu.shape == x.shape
+    taps = conv_k.causal_conv1d_taps(x, w, bias, activation="silu")
+    assert taps.dtype == torch.bfloat16
+    torch.testing.assert_close(taps.float(), on_cpu, rtol=2e-2, atol=2e-2)
+    assert conv_k.causal_conv1d_taps(x.float(), w, bias).dtype == torch.float32  # fp32 in, fp32 throughout

@@ -6,8 +6,10 @@ which, and warns about every CUDA op left on the torch path); ``gpu`` demands th
 ``ConfigError`` when tensors are not on CUDA or a required package is missing.
 
 Providers are imported lazily, once, on the first CUDA call, so nothing GPU-only is imported on CPU and the
-CPU path costs one string lookup per call. A provider returns ``None`` for inputs it does not support (a
-dtype or width its kernel lacks); the caller then falls through to the torch path.
+CPU path costs one string lookup per call. A provider may name a ``fallback``, tried when it does not load
+(the conv: causal-conv1d, else our Triton kernel, else torch). A provider returns ``None`` for inputs it does
+not support (a dtype or width its kernel lacks); the next provider of the chain that loaded gets the call, and
+after the last the caller falls through to the torch path.
 """
 
 from __future__ import annotations
@@ -35,19 +37,41 @@ class Provider:
     package: str  # what to install when it is missing
     required: bool = True  # False: an optional fusion whose parts have their own providers
     check: str = "require"  # function of ``module`` that raises when the kernel cannot run here
+    name: str = ""  # how reports name it, when not by its package
+    fallback: Provider | None = None  # tried when this one does not load (or returns None for an input)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.package
+
+    def chain(self) -> list[Provider]:
+        return [self] + (self.fallback.chain() if self.fallback is not None else [])
 
 
 PROVIDERS: dict[str, Provider] = {
     "ssd": Provider("hnet_genomics.kernels.gpu_mamba", "ssd_scan", "mamba-ssm"),
     "rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "rms_norm", "mamba-ssm"),
     "gated_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "gated_rms_norm", "mamba-ssm"),
-    "conv": Provider("hnet_genomics.kernels.gpu_conv", "causal_conv1d", "causal-conv1d"),
+    "conv": Provider(
+        "hnet_genomics.kernels.gpu_conv",
+        "causal_conv1d",
+        "causal-conv1d",
+        fallback=Provider("hnet_genomics.kernels.triton.conv", "causal_conv1d_triton", "triton"),
+    ),
     "mamba2_fused": Provider(
         "hnet_genomics.kernels.gpu_mamba",
         "mamba2_split_scan",
         "causal-conv1d",
         required=False,
         check="require_split_conv",
+        fallback=Provider(
+            "hnet_genomics.kernels.gpu_mamba",
+            "mamba2_split_scan",
+            "triton",
+            required=False,
+            check="require_split_triton_conv",
+            name="mamba-ssm + Triton conv",
+        ),
     ),
     "attention": Provider("hnet_genomics.kernels.gpu_attention", "attention", "flash-attn"),
     "ema": Provider("hnet_genomics.kernels.triton.ema_dechunk", "ema_scan_triton", "triton"),
@@ -77,16 +101,48 @@ def requested_backend() -> str:
     return _check(os.environ.get(BACKEND_ENV, "auto"), BACKEND_ENV)
 
 
-@functools.cache
-def load(op: str) -> tuple[Callable | None, str]:
-    """(kernel, "") when the provider imports, else (None, why not)."""
-    provider = PROVIDERS[op]
+def _load_one(provider: Provider) -> tuple[Callable | None, str]:
     try:
         module = importlib.import_module(provider.module)
         getattr(module, provider.check)()
     except Exception as e:  # a broken binary raises OSError/RuntimeError as often as ImportError
         return None, f"{type(e).__name__}: {e}".splitlines()[0]
     return getattr(module, provider.function), ""
+
+
+def _first_answer(kernels: list[Callable]) -> Callable:
+    """One kernel that hands each call down the chain until a kernel takes the input (None: none did)."""
+
+    def call(*args, **kwargs):
+        for kernel in kernels:
+            if (out := kernel(*args, **kwargs)) is not None:
+                return out
+        return None
+
+    return call
+
+
+# op -> how ``describe`` names the provider ``load`` chose: its label, and why the ones before it did not load
+_chosen: dict[str, str] = {}
+
+
+@functools.cache
+def load(op: str) -> tuple[Callable | None, str]:
+    """(kernel, "") when a provider of the op's chain loads, else (None, why not). The kernel is the first
+    loaded provider's, handing inputs it returns None for to the next loaded one; ``why`` starts with the first
+    provider's reason and names each fallback's."""
+    chain = PROVIDERS[op].chain()
+    tried = [(provider, *_load_one(provider)) for provider in chain]
+    reasons = [f"{provider.package} unavailable: {why}" for provider, kernel, why in tried if kernel is None]
+    kernels = [(provider, kernel) for provider, kernel, _ in tried if kernel is not None]
+    if not kernels:
+        _chosen.pop(op, None)
+        return None, "; ".join([tried[0][2]] + reasons[1:])
+    first = chain.index(kernels[0][0])
+    _chosen[op] = kernels[0][0].label + (f" ({'; '.join(reasons[:first])})" if first else "")
+    if len(kernels) == 1:
+        return kernels[0][1], ""
+    return _first_answer([kernel for _, kernel in kernels]), ""
 
 
 def gpu_kernel(op: str, like: torch.Tensor) -> Callable | None:
@@ -103,8 +159,9 @@ def gpu_kernel(op: str, like: torch.Tensor) -> Callable | None:
         return None
     kernel, why = load(op)
     if kernel is None and backend == "gpu" and PROVIDERS[op].required:
+        packages = " or ".join(provider.package for provider in PROVIDERS[op].chain())
         raise ConfigError(
-            f"{BACKEND_ENV}=gpu: {op} needs {PROVIDERS[op].package}, which does not load ({why}); "
+            f"{BACKEND_ENV}=gpu: {op} needs {packages}, which does not load ({why}); "
             "install the 'gpu' extra or use auto"
         )
     return kernel
@@ -115,9 +172,9 @@ log = logging.getLogger("hnet_genomics.kernels")
 # What the torch path costs on a GPU, for the fallback warning.
 FALLBACK_COST = {
     "ssd": "the torch SSD materialises fp32 (chunk x chunk) decay tensors per layer: several times the memory",
-    "conv": "the torch conv runs K separate multiply-adds",
+    "conv": "the torch conv runs K separate multiply-adds and saves what each of them needs",
     "attention": "SDPA instead of flash-attn (packed rows are attended sequence by sequence)",
-    "mamba2_fused": "the mixer saves its conv and norm activations instead of recomputing them",
+    "mamba2_fused": "the mixer saves the conv output and the normalised activations instead of recomputing them",
 }
 
 
@@ -150,7 +207,7 @@ def describe(device: torch.device | str) -> dict[str, str]:
             continue
         kernel, why = load(op)
         if kernel is not None:
-            out[op] = provider.package
+            out[op] = _chosen.get(op, provider.label)
         else:
             instead = "torch" if provider.required else "unfused"
             out[op] = f"{instead} ({provider.package} unavailable: {why})"

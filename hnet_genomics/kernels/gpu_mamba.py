@@ -1,5 +1,15 @@
 """mamba-ssm's Triton kernels behind our signatures: the Mamba-2 chunked SSD scan, its fused RMSNorms, and the
-whole mixer fused (``mamba_split_conv1d_scan_combined``) when causal-conv1d's CUDA extension is there too.
+whole mixer fused (``mamba_split_conv1d_scan_combined``), with causal-conv1d's CUDA conv when its extension
+loads and with our Triton conv otherwise.
+
+The fused mixer calls its conv through two module-level names of ``mamba_ssm.ops.triton.ssd_combined``
+(``causal_conv1d_fwd_function``, ``causal_conv1d_bwd_function``), which mamba-ssm sets to causal-conv1d's
+functions and to None when causal-conv1d does not import. Only in that second case are they set to
+``kernels.triton.conv``'s functions of the same contract (``require_split_triton_conv``): the mixer then keeps
+what it keeps with causal-conv1d (the projection output, the scan output and the norm's 1/rms) instead of the
+unfused path's conv output and normalised activations as well. This leans on names and a call contract that
+mamba-ssm does not publish: our conv functions check every argument against that contract and raise rather
+than guess, and the interpreted and GPU tests compare the fused mixer on our conv with the torch mixer.
 
 A mamba-ssm built without its CUDA extension (the usual wheel where nvcc is absent) cannot ``import
 mamba_ssm``: the package ``__init__`` loads the compiled Mamba-1 scan. Mamba-2 needs only the pure-Triton
@@ -61,6 +71,33 @@ def require_split_conv() -> None:
     combined = _kernels().combined
     if combined.causal_conv1d_fwd_function is None or combined.causal_conv1d_bwd_function is None:
         raise ImportError("mamba_split_conv1d_scan_combined needs causal-conv1d's CUDA extension, which does not load")
+    if (combined.causal_conv1d_fwd_function, combined.causal_conv1d_bwd_function) == _triton_conv_functions():
+        raise ImportError("causal-conv1d's CUDA extension does not load (the fused mixer runs our Triton conv)")
+
+
+def _triton_conv_functions() -> tuple[object, object]:
+    from hnet_genomics.kernels.triton import conv
+
+    return conv.conv_fwd_function, conv.conv_bwd_function
+
+
+def require_split_triton_conv() -> None:
+    """The fused mixer on our Triton conv, where causal-conv1d's functions are absent: installs ours in their
+    place (once; never over causal-conv1d's)."""
+    if importlib.util.find_spec(PACKAGE) is None:
+        raise ImportError(f"the fused Mamba-2 mixer needs {PACKAGE}, not installed")
+    combined = _kernels().combined
+    names = ("causal_conv1d_fwd_function", "causal_conv1d_bwd_function")
+    if not all(hasattr(combined, name) for name in names):
+        raise ImportError(f"{PACKAGE}'s fused mixer no longer calls its conv through {' and '.join(names)}")
+    ours = _triton_conv_functions()
+    present = tuple(getattr(combined, name) for name in names)
+    if present == ours:
+        return
+    if any(function is not None for function in present):
+        raise ImportError("the fused mixer already runs causal-conv1d's conv")
+    for name, function in zip(names, ours):
+        setattr(combined, name, function)
 
 
 def sequence_index(starts: torch.Tensor) -> torch.Tensor:
@@ -111,7 +148,7 @@ def mamba2_split_scan(zxbcdt, w, dims, reset=None) -> torch.Tensor | None:
     and the normalised activations instead of keeping them."""
     seq_idx = None if reset is None else sequence_index(reset)
     if (dims.d_inner + 2 * dims.ngroups * dims.d_state) % 8 or not 2 <= w.conv_weight.shape[1] <= 4:
-        return None  # channel counts and widths the conv kernel does not take
+        return None  # channel counts mamba-ssm's layout takes and widths causal-conv1d takes
     return _kernels().combined.mamba_split_conv1d_scan_combined(
         zxbcdt,
         w.conv_weight,

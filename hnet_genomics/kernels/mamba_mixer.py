@@ -1,11 +1,12 @@
 """The Mamba-2 mixer after its input projection: causal conv -> SiLU -> SSD with the D skip -> gated RMSNorm ->
 output projection.
 
-On CUDA with mamba-ssm and causal-conv1d's extension it is one fused autograd function (mamba-ssm's
-``mamba_split_conv1d_scan_combined``), which recomputes the conv output and the normalised activations in the
-backward instead of saving them. Otherwise each op takes its own dispatch point: causal-conv1d with the SiLU
-inside, the chunk scan with softplus(dt + dt_bias) and the D skip inside, the fused gated norm; on the CPU all
-of them are the torch references.
+On CUDA with mamba-ssm it is one fused autograd function (mamba-ssm's ``mamba_split_conv1d_scan_combined``,
+calling causal-conv1d's conv, or our Triton conv where causal-conv1d's extension is absent), which recomputes
+the conv output and the normalised activations in the backward instead of saving them. Otherwise each op takes
+its own dispatch point: the conv (causal-conv1d or our Triton kernel, SiLU inside, saving only its input), the
+chunk scan with softplus(dt + dt_bias) and the D skip inside, the fused gated norm; on the CPU all of them are
+the torch references. ``benchmarks/results/mixer-memory-cpu.md`` measures what each path keeps.
 """
 
 from __future__ import annotations
