@@ -11,12 +11,15 @@ from hnet_genomics.options import (
     add_threads,
     apply_threads,
     check_input_file,
-    check_output_dir,
-    check_output_file,
     nonnegative_int,
     positive_int,
     show_progress,
 )
+from hnet_genomics.outputs import check_paths, output_file, output_folder
+
+# What pretrain writes into --out (checkpoints/ and model/ are written or replaced whole).
+RUN_FILES = ("metrics.json", "curves.png", "config.yaml", "logs/metrics.csv", "logs/hparams.yaml")
+RUN_FOLDERS = ("model", "checkpoints")
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -38,7 +41,12 @@ def _pretrain(args: argparse.Namespace) -> int:
     check_input_file(args.fasta, "--fasta")
     if args.intervals:
         check_input_file(args.intervals, "--intervals")
-    check_output_dir(args.out)
+    # --config is not among the inputs: it is read whole before anything is written, and resuming with the
+    # run's own config.yaml (rewritten with the same settings) is how a run is continued.
+    check_paths(
+        {"--fasta": args.fasta, "--intervals": args.intervals},
+        [output_folder(args.out, files=RUN_FILES, folders=RUN_FOLDERS)],
+    )
     check_run_dir(Path(args.out), args.resume)
     apply_threads(args.threads, args.quiet)
     metrics = run_pretrain(
@@ -71,7 +79,15 @@ def _eval(args: argparse.Namespace) -> int:
     if args.intervals:
         check_input_file(args.intervals, "--intervals")
     if args.out:
-        check_output_file(args.out)
+        check_paths(
+            {
+                "--model": _model_reads(args.model) if args.model else None,
+                "--fasta": args.fasta,
+                "--intervals": args.intervals,
+                "--config": args.config if args.config and Path(args.config).is_file() else None,
+            },
+            [output_file(args.out)],
+        )
     if args.seq_len is not None and args.seq_len < 2:
         raise ConfigError(f"--seq-len must be at least 2, got {args.seq_len}")
     apply_threads(args.threads, args.quiet)
@@ -92,6 +108,14 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_reads(model: str) -> list[Path]:
+    """What ``eval --model`` reads: the model folder (a run's ``model/`` or the folder itself) and the run's
+    ``config.yaml`` (its data policy and window length)."""
+    d = Path(model)
+    model_dir = d / "model" if (d / "model" / "config.json").exists() else d
+    return [model_dir, d / "config.yaml", d.parent / "config.yaml"]
+
+
 def _eval_model(args: argparse.Namespace) -> dict:
     from hnet_genomics.config import load_config
     from hnet_genomics.data.intervals import make_splits
@@ -108,16 +132,19 @@ def _eval_model(args: argparse.Namespace) -> dict:
     model = HNetLM.from_pretrained(model_dir / "model" if (model_dir / "model" / "config.json").exists() else model_dir)
     run_cfgs = [p for p in (model_dir / "config.yaml", model_dir.parent / "config.yaml") if p.exists()]
     if args.config:
-        config = load_config(args.config)
+        config, rule = load_config(args.config), f"--config {args.config}"
     elif run_cfgs:  # the pretraining run's own data policy and window length
-        config = load_config(run_cfgs[0])
-    else:
-        config = load_config("dna/hnet_1stage_tiny")  # only the data policy and window length are used
+        config, rule = load_config(run_cfgs[0]), str(run_cfgs[0])
+    else:  # only the data policy and window length are used
+        config, rule = load_config("dna/hnet_1stage_tiny"), "the default split settings"
     seq_len = args.seq_len or config.train.seq_len
     source = open_source(args.fasta, config.data)
     splits = make_splits(source, config.data, args.intervals)
-    if args.split not in splits or not splits[args.split]:
-        raise ConfigError(f"split '{args.split}' is empty or unknown (available: {', '.join(splits)})")
+    if not splits.get(args.split):
+        bed = args.intervals or config.data.intervals
+        where = f"{bed} has no '{args.split}' interval" if bed else f"{args.fasta} has no {args.split} part by {rule}"
+        held = ", ".join(k for k, v in splits.items() if v)
+        raise ConfigError(f"--split {args.split}: {where} (splits with intervals: {held})")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     dispatch.report(device, "eval")
