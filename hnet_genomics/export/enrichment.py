@@ -247,6 +247,11 @@ def run_enrichment(
     features = read_bed(annotation_bed)
     regions = {c: tiled_regions(iv, boundaries_bed) for c, iv in chunks.items()}
     bounds = {c: chunk_boundaries(iv, regions[c][0]) for c, iv in chunks.items()}
+    if not any(len(b) for b in bounds.values()):
+        raise DataError(
+            f"{boundaries_bed}: no chunk boundary inside its regions (each region is one chunk), so there is "
+            f"nothing to test; --boundaries takes the chunk BED (PREFIX.stage1.bed) of a model that chunks"
+        )
     edge_sets = {c: feature_edges(iv, which) for c, iv in features.items() if c in chunks}
     if not edge_sets:
         from hnet_genomics.data.bed import chrom_hint
