@@ -1068,11 +1068,6 @@ CASES += [
         lambda ws: (ws / "x.bw").write_bytes(b"\x26\xfc\x8f\x88" + bytes(60)),
     ),
     Case(
-        "enrichment boundaries = a BED of regions",
-        lambda ws, w: ["enrichment", "--boundaries", f"{w}/r.bed", "--annotation", EXONS, "--out", f"{ws}/en"],
-        r"r\.bed: no chunk boundary inside its regions",
-    ),
-    Case(
         "finetune train = BED",
         lambda ws, w: [
             "finetune",
@@ -1417,6 +1412,13 @@ def _check_quiet(ws: Path, out: str, err: str) -> None:
     assert "P.stage1.bed" in _names(ws)
 
 
+def _check_no_boundary(ws: Path, out: str, err: str) -> None:
+    import json
+
+    assert "r.bed: no chunk boundary inside its regions (each region is one chunk)" in err
+    assert all(r["ratio"] is None for r in json.loads((ws / "en" / "summary.json").read_text())["enrichment"])
+
+
 KEPT = [
     Kept(
         "boundaries then likelihood at one prefix",
@@ -1464,6 +1466,11 @@ KEPT = [
         "merge likelihood shards into a new folder",
         lambda ws, w: [["merge-tracks", "--shards", f"{w}/l1", f"{w}/l2", "--out", f"{ws}/new/deeper/m", "--quiet"]],
         _check_merged,
+    ),
+    Kept(
+        "enrichment of regions without a boundary",
+        lambda ws, w: [["enrichment", "--boundaries", f"{w}/r.bed", "--annotation", EXONS, "--out", f"{ws}/en"]],
+        _check_no_boundary,
     ),
     Kept("boundaries --quiet prints nothing", lambda ws, w: [_bd(w, ws, "--formats", "bed", "--quiet")], _check_quiet),
     Kept(

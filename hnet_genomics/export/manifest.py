@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from hnet_genomics.atomic import sweep_stale, write_json_atomic
+from hnet_genomics.atomic import commit, sweep_stale, write_json_atomic
 from hnet_genomics.errors import ConfigError, DataError
 from hnet_genomics.export.regions import Region
 from hnet_genomics.outputs import file_record, still_as_recorded
@@ -163,7 +162,7 @@ def finish_outputs(
             log(f"warning: {p} was not written by this run (left as it is; remove it if it is stale)")
     legacy = manifest_path(prefix, "boundaries")
     if tracks == "boundaries" and other is not None and not manifest_path(prefix, "likelihood").exists():
-        os.replace(legacy, manifest_path(prefix, "likelihood"))  # an older version's likelihood manifest
+        commit(legacy, manifest_path(prefix, "likelihood"))  # an older version's likelihood manifest, moved
     path = manifest_path(prefix, tracks)
     write_json_atomic(
         path,

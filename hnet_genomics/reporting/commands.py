@@ -9,9 +9,12 @@ COMPARE_FILES = ("comparison.md", "comparison.csv", "comparison.json", "val_bpb.
 
 
 def _track_prefix_files(prefix: Path) -> list[Path]:
-    """The files at a track prefix that the report reads (named PREFIX.*)."""
-    folder = prefix.parent if prefix.parent.is_dir() else None
-    return sorted(p for p in folder.iterdir() if p.name.startswith(f"{prefix.name}.")) if folder else []
+    """The track files at a prefix that the report lists (the report's own reader, without its error)."""
+    from hnet_genomics.reporting.report import TRACK_SUFFIXES
+
+    if not prefix.parent.is_dir():
+        return []
+    return sorted(p for p in prefix.parent.glob(f"{prefix.name}.*") if p.name.endswith(TRACK_SUFFIXES))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
