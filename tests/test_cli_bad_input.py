@@ -1023,6 +1023,14 @@ CASES += [
         r"--out .*g\.fa: is the input --fasta",
         _small_fasta,
     ),
+    Case(
+        "fetch-hg38 into its file:// mirror",
+        lambda ws, w: (
+            ["data", "fetch-hg38", "--base-url", f"file://{ws}/mirror/", "--dest", f"{ws}/mirror"] + ["--md5", "0" * 32]
+        ),
+        r"--dest .*mirror: writes .*mirror/hg38\.fa\.gz, which is the input --base-url .*mirror/hg38\.fa\.gz",
+        lambda ws: ((ws / "mirror").mkdir(), (ws / "mirror" / "hg38.fa.gz").write_bytes(gzip.compress(b">c\nACGT\n"))),
+    ),
     # Every file argument given another argument's file: one line naming the file, nothing written.
     Case(
         "boundaries regions = fasta",

@@ -19,9 +19,15 @@ from hnet_genomics.outputs import check_paths, output_file, output_folder
 
 
 def _fetch_hg38(args: argparse.Namespace) -> int:
-    from hnet_genomics.data.hg38 import fetch_hg38
+    from hnet_genomics.data.hg38 import SOURCES, fetch_hg38
 
-    check_paths({}, [output_folder(args.dest, "--dest")])
+    _, fasta, bed = SOURCES[args.source]
+    names = [n for n in (fasta, f"{fasta}.fai", f"{fasta}.gzi", bed) if n]
+    mirror = _local_folder(args.base_url)  # a file:// mirror is read from: --dest may not write over it
+    check_paths(
+        {"--base-url": [mirror / n for n in (fasta, bed) if n] if mirror else None},
+        [output_folder(args.dest, "--dest", files=names)],
+    )
     apply_threads(args.threads, args.quiet)
     paths = fetch_hg38(
         args.dest,
@@ -36,6 +42,15 @@ def _fetch_hg38(args: argparse.Namespace) -> int:
     if paths["intervals"] is not None:
         print(f"splits: {paths['intervals']}")
     return 0
+
+
+def _local_folder(url: str | None) -> Path | None:
+    """The folder of a ``file://`` URL, else None."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(url or "")
+    return Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None
 
 
 def _prepare(args: argparse.Namespace) -> int:
