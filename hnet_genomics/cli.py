@@ -107,9 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _CliHandler(logging.StreamHandler):
-    """The stderr handler the CLI installs, marked so a second command in the same process adds no other."""
+    """The stderr handler the CLI installs, marked so a second command in the same process adds no other. It
+    writes to whatever ``sys.stderr`` is when a line is logged, not to the one of the first command."""
 
     hnet_cli = True
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def _log_to_stderr(quiet: bool) -> None:

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hnet_genomics"
-FOUNDATION = {"errors", "atomic", "devices", "options", "layout", "config"}
+FOUNDATION = {"errors", "atomic", "devices", "options", "outputs", "layout", "config"}
 
 # area -> the areas it may import (besides itself). The foundation modules come first, then the layers.
 ALLOWED = {
@@ -15,6 +15,7 @@ ALLOWED = {
     "atomic": {"errors"},
     "devices": {"errors"},
     "options": {"errors"},
+    "outputs": {"errors", "options"},
     "layout": {"errors"},
     "config": {"errors", "layout", "atomic"},
     "kernels": {"errors"},

@@ -30,7 +30,8 @@ EXONS = str(demo.HUMAN_EXONS_BED)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """One tiny trained run, two shards of one export and a finished track, shared by every case."""
+    """One tiny trained run, two shards of one boundary export and of one likelihood export, shared by every
+    case."""
     root = tmp_path_factory.mktemp("world")
     run_pretrain(tiny_config(2), demo.HUMAN_FASTA, root / "run", progress=False, quiet=True)
     (root / "r.bed").write_text(f"{CHROM}\t1000\t3000\n{CHROM}\t5000\t7000\n")
@@ -56,6 +57,9 @@ def world(tmp_path_factory):
             )
             == 0
         )
+        likelihood = ["likelihood", "--model", str(root / "run" / "model"), "--fasta", FASTA, "--quiet"]
+        regions = ["--regions", str(root / "r.bed"), "--out", str(root / f"l{k}"), "--shard", f"{k}/2"]
+        assert main([*likelihood, *regions]) == 0
     return root
 
 
@@ -854,6 +858,20 @@ CASES = [
         lambda ws: (_reference_files(ws), _user_model_dir(ws)),
     ),
     Case(
+        "import-reference into the folder of its config.json",
+        lambda ws, w: [
+            "import-reference",
+            "--checkpoint",
+            f"{ws}/ckpt.pt",
+            "--config",
+            f"{ws}/ref/config.json",
+            "--out",
+            f"{ws}/ref",
+        ],
+        r"--out .*ref: writes .*ref/config\.json, which is the input --config",
+        lambda ws: (_reference_files(ws), (ws / "ref").mkdir(), (ws / "c.json").rename(ws / "ref" / "config.json")),
+    ),
+    Case(
         "push no such model",
         lambda ws, w: ["push", "--model", f"{ws}/nope", "--repo", "lab/x", "--dry-run"],
         r"--model .*nope: no such folder",
@@ -942,6 +960,15 @@ CASES = [
         _wrong_class_folder,
     ),
     Case(
+        "benchmark model inside a task folder it writes",
+        lambda ws, w: (
+            [*BENCH, "genomic-benchmarks", "--data", f"{ws}/gb", "--model", f"{ws}/o/human_nontata_promoters/m"]
+            + ["--out", f"{ws}/o", "--tasks", "human_nontata_promoters"]
+        ),
+        r"--out .*o: writes .*o/human_nontata_promoters, which holds the input --model",
+        _wrong_class_folder,
+    ),
+    Case(
         "benchmark labels of another task",
         lambda ws, w: (
             [*BENCH, "genomic-benchmarks", "--data", f"{ws}/gb", "--config", "dna/hnet_1stage_tiny"]
@@ -969,6 +996,489 @@ CASES = [
     ),
     # top level
     Case("unknown command", lambda ws, w: ["train"], r"argument COMMAND: invalid choice: 'train'"),
+]
+
+# ---------------------------------------------------------------------------------------------------------
+# Outputs never replace inputs (hnet_genomics/outputs.py): every command, an output named like an input or a
+# file derived from an output's name landing on one; as typed, through a symbolic link, or a hard link.
+
+VCF = str(Path(__file__).resolve().parents[1] / "pipelines" / "variants" / "hla_simulated.vcf")
+POLICY = r"; an output may never replace an input \(choose another --out\)"
+
+
+def _small_fasta(ws: Path) -> None:
+    with gzip.open(FASTA, "rt") as f:
+        (ws / "g.fa").write_text("".join(next(f) for _ in range(200)))
+
+
+def _seqs_tsv(ws: Path) -> None:
+    (ws / "seqs.tsv").write_text("sequence\tname\nACGTACGTAAGG\ta\nTTGCAGGCATCA\tb\n")
+
+
+def _vcf_gz(ws: Path) -> None:
+    import pysam
+
+    pysam.tabix_compress(VCF, str(ws / "c.vcf.gz"))
+
+
+def _tiny_model(path: Path) -> None:
+    from hnet_genomics.model.lm import HNetLM
+
+    HNetLM(tiny_config(1).model).save_pretrained(path)
+
+
+def _mismatched_model(ws: Path) -> None:
+    """A model folder whose config.json was edited after saving: one width no longer matches the weights."""
+    import json
+
+    _tiny_model(ws / "m")
+    config = json.loads((ws / "m" / "config.json").read_text())
+    config["d_model"] = [config["d_model"][0], config["d_model"][1] + 32]
+    (ws / "m" / "config.json").write_text(json.dumps(config))
+    _task(ws)
+    _seqs_tsv(ws)
+
+
+def _earlier_finetune(ws: Path) -> None:
+    """The classifier an earlier `finetune --out ft` saved, whose backbone is now fine-tuned again."""
+    _task(ws)
+    _tiny_model(ws / "ft" / "best" / "backbone")
+    (ws / "ft" / "best" / "classifier.json").write_text("{}\n")
+    (ws / "ft" / "best" / "head.safetensors").write_bytes(b"")
+
+
+def _hard_link(ws: Path) -> None:
+    _small_fasta(ws)
+    os.link(ws / "g.fa", ws / "h.json")
+
+
+def _symlink(ws: Path) -> None:
+    _small_fasta(ws)
+    os.symlink(ws / "g.fa", ws / "s.json")
+
+
+def _run_config(ws: Path) -> None:
+    (ws / "o").mkdir()
+    (ws / "o" / "config.yaml").write_text(f"{CHROM}\t0\t1000\ttrain\n")
+
+
+def _exons_in_out(ws: Path) -> None:
+    (ws / "t").mkdir()
+    (ws / "t" / "task.json").write_text(f"{CHROM}\t100\t200\n")
+
+
+def _track_regions(ws: Path) -> None:
+    (ws / "P.stage1.bed").write_text(f"{CHROM}\t1000\t2000\n")
+
+
+def _annotation_in_out(ws: Path) -> None:
+    (ws / "en").mkdir()
+    (ws / "en" / "enrichment.tsv").write_text(f"{CHROM}\t100\t200\n")
+
+
+def _eval_json(ws: Path) -> None:
+    (ws / "e.json").write_text('{"model": "m", "split": "test", "bpb": 1.9, "bases": 100}\n')
+
+
+def _labels(ws: Path) -> None:
+    _small_fasta(ws)
+
+
+def _whole_task(ws: Path) -> None:
+    rows = [f"{'ACGT' * 5 if i % 2 else 'TTGCA' * 4},{i % 2}\n" for i in range(40)]
+    (ws / "train.csv").write_text("sequence,label\n" + "".join(rows))
+    (ws / "test.csv").write_text("sequence,label\n" + "".join(rows[:10]))
+
+
+MODEL = lambda w: f"{w}/run/model"  # noqa: E731
+CASES += [
+    Case(
+        "embed index over --input",
+        lambda ws, w: ["embed", "--model", MODEL(w), "--input", f"{ws}/seqs.tsv", "--out", f"{ws}/seqs.npy"],
+        r"--out .*seqs\.npy: writes .*seqs\.tsv, which is the input --input .*seqs\.tsv" + POLICY,
+        _seqs_tsv,
+    ),
+    Case(
+        "embed into the model folder",
+        lambda ws, w: ["embed", "--model", MODEL(w), "--input", f"{ws}/seqs.tsv", "--out", f"{w}/run/model/e.npy"],
+        r"--out .*model/e\.npy: lies inside the input --model .*run/model, a folder this command reads",
+        _seqs_tsv,
+    ),
+    Case(
+        "eval out = fasta",
+        lambda ws, w: ["eval", "--model", f"{w}/run", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/g.fa"],
+        r"--out .*g\.fa: is the input --fasta .*g\.fa" + POLICY,
+        _small_fasta,
+    ),
+    Case(
+        "eval out = fasta index",
+        lambda ws, w: ["eval", "--model", f"{w}/run", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/g.fa.fai"],
+        r"--out .*g\.fa\.fai: is .*g\.fa\.fai, read with the input --fasta .*g\.fa" + POLICY,
+        _small_fasta,
+    ),
+    Case(
+        "eval out hard link to fasta",
+        lambda ws, w: ["eval", "--model", f"{w}/run", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/h.json"],
+        r"--out .*h\.json: is a hard link to the input --fasta .*g\.fa",
+        _hard_link,
+    ),
+    Case(
+        "eval out symlink to fasta",
+        lambda ws, w: ["eval", "--model", f"{w}/run", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/s.json"],
+        r"--out .*s\.json: is the input --fasta .*g\.fa",
+        _symlink,
+    ),
+    Case(
+        "eval out = run config",
+        lambda ws, w: ["eval", "--model", f"{w}/run", "--fasta", FASTA, "--out", f"{w}/run/config.yaml"],
+        r"--out .*run/config\.yaml: is the input --model .*run/config\.yaml",
+    ),
+    Case(
+        "score-variants out = vcf",
+        lambda ws, w: [
+            "score-variants",
+            "--model",
+            MODEL(w),
+            "--fasta",
+            FASTA,
+            "--vcf",
+            f"{ws}/c.vcf.gz",
+            "--out",
+            f"{ws}/c.vcf.gz",
+        ],
+        r"--out .*c\.vcf\.gz: is the input --vcf .*c\.vcf\.gz" + POLICY,
+        _vcf_gz,
+    ),
+    Case(
+        "boundaries regions = a track of its prefix",
+        lambda ws, w: [
+            "boundaries",
+            "--model",
+            MODEL(w),
+            "--fasta",
+            FASTA,
+            "--regions",
+            f"{ws}/P.stage1.bed",
+            "--out",
+            f"{ws}/P",
+        ],
+        r"--out .*/P: writes .*P\.stage1\.bed, which is the input --regions .*P\.stage1\.bed" + POLICY,
+        _track_regions,
+    ),
+    Case(
+        "boundaries into the model folder",
+        lambda ws, w: ["boundaries", "--model", MODEL(w), "--fasta", FASTA, "--out", f"{w}/run/model/b"],
+        r"--out .*model/b: writes into the input --model .*run/model, a folder this command reads",
+    ),
+    Case(
+        "likelihood regions = a track of its prefix",
+        lambda ws, w: [
+            "likelihood",
+            "--model",
+            MODEL(w),
+            "--fasta",
+            FASTA,
+            "--regions",
+            f"{ws}/P.chrom.sizes",
+            "--out",
+            f"{ws}/P",
+        ],
+        r"--out .*/P: writes .*P\.chrom\.sizes, which is the input --regions",
+        lambda ws: (ws / "P.chrom.sizes").write_text(f"{CHROM}\t1000\t2000\n"),
+    ),
+    Case(
+        "enrichment annotation inside out",
+        lambda ws, w: [
+            "enrichment",
+            "--boundaries",
+            f"{w}/s1.stage1.bed",
+            "--annotation",
+            f"{ws}/en/enrichment.tsv",
+            "--out",
+            f"{ws}/en",
+        ],
+        r"--out .*en: writes .*en/enrichment\.tsv, which is the input --annotation",
+        _annotation_in_out,
+    ),
+    Case(
+        "pretrain intervals = a file the run writes",
+        lambda ws, w: ["pretrain", *TRAIN, "--intervals", f"{ws}/o/config.yaml", "--out", f"{ws}/o"],
+        r"--out .*/o: writes .*o/config\.yaml, which is the input --intervals",
+        _run_config,
+    ),
+    Case(
+        "finetune from the backbone its out replaces",
+        lambda ws, w: [
+            "finetune",
+            "--model",
+            f"{ws}/ft/best/backbone",
+            "--train",
+            f"{ws}/train.csv",
+            "--test",
+            f"{ws}/test.csv",
+            "--out",
+            f"{ws}/ft",
+        ],
+        r"--out .*ft: writes .*ft/best, which holds the input --model .*ft/best/backbone",
+        _earlier_finetune,
+    ),
+    Case(
+        "make-task exons inside out",
+        lambda ws, w: ["make-task", "exon-starts", "--exons", f"{ws}/t/task.json", "--out", f"{ws}/t"],
+        r"--out .*/t: writes .*t/task\.json, which is the input --exons",
+        _exons_in_out,
+    ),
+    Case(
+        "report out = eval",
+        lambda ws, w: ["report", "--eval", f"{ws}/e.json", "--out", f"{ws}/e.json"],
+        r"--out .*e\.json: is the input --eval .*e\.json",
+        _eval_json,
+    ),
+    Case(
+        "report into the pretrain run",
+        lambda ws, w: ["report", "--pretrain", f"{w}/run", "--out", f"{w}/run/report.md"],
+        r"--out .*run/report\.md: lies inside the input --pretrain .*run, a folder this command reads",
+    ),
+    Case(
+        "compare into a run",
+        lambda ws, w: ["compare", "--runs", f"a={w}/run", "--out", f"{w}/run"],
+        r"--out .*run: writes .*run/comparison\.md, which lies inside the input --runs .*run",
+    ),
+    Case(
+        "prepare out = fasta index",
+        lambda ws, w: ["data", "prepare", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/g.fa.fai"],
+        r"--out .*g\.fa\.fai: is .*g\.fa\.fai, read with the input --fasta .*g\.fa",
+        _small_fasta,
+    ),
+    Case(
+        "split out = intervals",
+        lambda ws, w: ["data", "split", "--fasta", FASTA, "--intervals", f"{ws}/s.bed", "--out", f"{ws}/s.bed"],
+        r"--out .*s\.bed: is the input --intervals .*s\.bed",
+        lambda ws: (ws / "s.bed").write_text(f"{CHROM}\t0\t100000\ttrain\n"),
+    ),
+    Case(
+        "sizes out = fasta",
+        lambda ws, w: ["data", "sizes", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/g.fa"],
+        r"--out .*g\.fa: is the input --fasta",
+        _small_fasta,
+    ),
+    Case(
+        "fetch-hg38 into its file:// mirror",
+        lambda ws, w: (
+            ["data", "fetch-hg38", "--base-url", f"file://{ws}/mirror/", "--dest", f"{ws}/mirror"] + ["--md5", "0" * 32]
+        ),
+        r"--dest .*mirror: writes .*mirror/hg38\.fa\.gz, which is the input --base-url .*mirror/hg38\.fa\.gz",
+        lambda ws: ((ws / "mirror").mkdir(), (ws / "mirror" / "hg38.fa.gz").write_bytes(gzip.compress(b">c\nACGT\n"))),
+    ),
+    # Every file argument given another argument's file: one line naming the file, nothing written.
+    Case(
+        "boundaries regions = fasta",
+        lambda ws, w: [
+            "boundaries",
+            "--model",
+            MODEL(w),
+            "--fasta",
+            FASTA,
+            "--regions",
+            f"{ws}/g.fa",
+            "--out",
+            f"{ws}/x",
+        ],
+        r"g\.fa:1: a BED line needs chrom, start and end",
+        _small_fasta,
+    ),
+    Case(
+        "likelihood fasta = vcf",
+        lambda ws, w: ["likelihood", "--model", MODEL(w), "--fasta", VCF, "--out", f"{ws}/x"],
+        r"hla_simulated\.vcf:1: not FASTA",
+    ),
+    Case(
+        "score-variants vcf = fasta",
+        lambda ws, w: [
+            "score-variants",
+            "--model",
+            MODEL(w),
+            "--fasta",
+            FASTA,
+            "--vcf",
+            f"{ws}/g.fa",
+            "--out",
+            f"{ws}/o.vcf.gz",
+        ],
+        r"g\.fa: not a readable VCF, VCF\.gz or BCF file",
+        _small_fasta,
+    ),
+    Case(
+        "embed input = bigWig",
+        lambda ws, w: ["embed", "--model", MODEL(w), "--input", f"{ws}/x.bw", "--out", f"{ws}/e.npy"],
+        r"x\.bw:1: binary file, not FASTA",
+        lambda ws: (ws / "x.bw").write_bytes(b"\x26\xfc\x8f\x88" + bytes(60)),
+    ),
+    Case(
+        "finetune train = BED",
+        lambda ws, w: [
+            "finetune",
+            "--baseline",
+            "kmer",
+            "--train",
+            f"{w}/r.bed",
+            "--test",
+            f"{w}/r.bed",
+            "--out",
+            f"{ws}/ft",
+        ],
+        r"r\.bed: unknown task file type",
+    ),
+    Case(
+        "compare test = FASTA",
+        lambda ws, w: ["compare", "--runs", f"a={w}/run", "--test", f"a={ws}/g.fa", "--out", f"{ws}/c"],
+        r"g\.fa:1: not valid JSON",
+        _small_fasta,
+    ),
+    Case(
+        "report eval = FASTA",
+        lambda ws, w: ["report", "--eval", f"{ws}/g.fa", "--out", f"{ws}/rep/r.md"],
+        r"g\.fa:1: not valid JSON",
+        _small_fasta,
+    ),
+    Case(
+        "sizes fasta = VCF",
+        lambda ws, w: ["data", "sizes", "--fasta", VCF, "--out", f"{ws}/c.sizes"],
+        r"hla_simulated\.vcf:1: not FASTA",
+    ),
+    Case(
+        "pretrain intervals = FASTA",
+        lambda ws, w: ["pretrain", *TRAIN, "--intervals", f"{ws}/g.fa", "--out", f"{ws}/o"],
+        r"g\.fa:1: a BED line needs 4 columns",
+        _small_fasta,
+    ),
+    # A model folder whose config.json does not match its weights, in every command that loads a model.
+    *[
+        Case(
+            f"{argv[0]} config does not match weights",
+            lambda ws, w, argv=argv: [a.format(ws=ws) for a in argv],
+            r"m/config\.json: does not match the weights in .*m/model\.safetensors: tensor '[\w.]+' has shape "
+            r"\[\d+(, \d+)*\] there, the config builds \[\d+(, \d+)*\]",
+            _mismatched_model,
+        )
+        for argv in (
+            ["eval", "--model", "{ws}/m", "--fasta", FASTA],
+            ["boundaries", "--model", "{ws}/m", "--fasta", FASTA, "--out", "{ws}/x"],
+            ["likelihood", "--model", "{ws}/m", "--fasta", FASTA, "--out", "{ws}/x"],
+            ["score-variants", "--model", "{ws}/m", "--fasta", FASTA, "--vcf", VCF, "--out", "{ws}/o.vcf.gz"],
+            ["embed", "--model", "{ws}/m", "--input", "{ws}/seqs.tsv", "--out", "{ws}/e.npy"],
+            [
+                "finetune",
+                "--model",
+                "{ws}/m",
+                "--train",
+                "{ws}/train.csv",
+                "--test",
+                "{ws}/test.csv",
+                "--out",
+                "{ws}/ft",
+            ],
+        )
+    ],
+    # merge-tracks: formats of another kind of tracks
+    Case(
+        "merge likelihood shards as bed",
+        lambda ws, w: ["merge-tracks", "--shards", f"{w}/l1", f"{w}/l2", "--out", f"{ws}/m", "--formats", "bed"],
+        r"--formats: 'bed' is not a format of likelihood tracks \(choose from bedgraph,bigwig\)",
+    ),
+    # make-task: a task that would be empty, one-class or unreadable
+    Case(
+        "make-task no window fits",
+        lambda ws, w: ["make-task", "exon-starts", "--out", f"{ws}/t", "--width", "100000000"],
+        r"make-task exon-starts: no train window of class '1' \(--width 100,000,000",
+    ),
+    Case(
+        "make-task exons on no FASTA record",
+        lambda ws, w: ["make-task", "exon-starts", "--out", f"{ws}/t", "--exons", f"{ws}/e.bed"],
+        r"--exons .*e\.bed: none of its chromosomes \(chr6\) is a record of",
+        lambda ws: (ws / "e.bed").write_text("chr6\t100\t200\tex1\t0\t+\n"),
+    ),
+    Case(
+        "make-task CDS without strand",
+        lambda ws, w: ["make-task", "exon-starts", "--out", f"{ws}/t", "--cds", f"{w}/r.bed"],
+        r"--cds .*r\.bed: no line has a strand \(\+ or -\) in column 6",
+    ),
+    Case(
+        "make-task label with a comma",
+        lambda ws, w: [
+            "make-task",
+            "species",
+            "--out",
+            f"{ws}/t",
+            "--genome",
+            f"a,b={ws}/g.fa",
+            "--genome",
+            f"c={FASTA}",
+        ],
+        r"--genome a,b=.*: the label 'a,b' must be non-empty text without commas",
+        _labels,
+    ),
+    Case(
+        "make-task empty label",
+        lambda ws, w: ["make-task", "species", "--out", f"{ws}/t", "--genome", f"={ws}/g.fa", "--genome", f"c={FASTA}"],
+        r"--genome =.*: the label '' must be non-empty",
+        _labels,
+    ),
+    Case(
+        "make-task label given twice",
+        lambda ws, w: [
+            "make-task",
+            "species",
+            "--out",
+            f"{ws}/t",
+            "--genome",
+            f"a={ws}/g.fa",
+            "--genome",
+            f"a={FASTA}",
+        ],
+        r"--genome a=.*: label 'a' is given twice",
+        _labels,
+    ),
+    Case(
+        "make-task one genome for two labels",
+        lambda ws, w: [
+            "make-task",
+            "species",
+            "--out",
+            f"{ws}/t",
+            "--genome",
+            f"a={ws}/g.fa",
+            "--genome",
+            f"b={ws}/g.fa",
+        ],
+        r"--genome b=.*g\.fa: the same file as a=.*g\.fa",
+        _labels,
+    ),
+    # finetune / eval: a limit or split that leaves nothing to learn or score
+    Case(
+        "finetune train-limit 1",
+        lambda ws, w: [
+            "finetune",
+            "--baseline",
+            "kmer",
+            "--train",
+            f"{ws}/train.csv",
+            "--test",
+            f"{ws}/test.csv",
+            "--out",
+            f"{ws}/ft",
+            "--train-limit",
+            "1",
+        ],
+        r"--train-limit 1: fewer training sequences than the 2 classes of .*train\.csv",
+        _whole_task,
+    ),
+    Case(
+        "eval split without intervals",
+        lambda ws, w: ["eval", "--model", f"{w}/run", "--fasta", FASTA, "--intervals", f"{ws}/s.bed"],
+        r"--split test: .*s\.bed has no 'test' interval \(splits with intervals: train, valid\)",
+        lambda ws: (ws / "s.bed").write_text(f"{CHROM}\t0\t100000\ttrain\n{CHROM}\t100000\t120000\tvalid\n"),
+    ),
 ]
 
 
@@ -1037,3 +1547,212 @@ def test_a_real_process_prints_one_line_and_no_traceback(tmp_path, argv, names):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and re.search(names, proc.stderr), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.bed.gz"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Unusual but valid: the command succeeds, and every file of the user's is still there, unchanged.
+
+
+@dataclass
+class Kept:
+    name: str
+    runs: Callable[[Path, Path], list]  # (workspace, world) -> commands run in turn (each exits 0), or edits
+    check: Callable[[Path, str, str], None]  # (workspace, stdout, stderr) after the last command
+    setup: Callable[[Path], None] = lambda ws: None
+    ours: tuple[str, ...] = ()  # files the setup made as an earlier run of ours would have: they may change
+
+
+def _names(ws: Path, prefix: str = "P") -> list[str]:
+    return sorted(p.name for p in ws.iterdir() if p.name.startswith(f"{prefix}."))
+
+
+def _lk(w: Path, ws: Path, *extra: str) -> list[str]:
+    return ["likelihood", "--model", MODEL(w), "--fasta", FASTA, "--regions", f"{w}/r.bed", "--out", f"{ws}/P", *extra]
+
+
+def _bd(w: Path, ws: Path, *extra: str) -> list[str]:
+    return ["boundaries", "--model", MODEL(w), "--fasta", FASTA, "--regions", f"{w}/r.bed", "--out", f"{ws}/P", *extra]
+
+
+BOUNDARY_FILES = ["P.stage1.bed", "P.stage1.bedGraph"]
+LIKELIHOOD_FILES = ["P.bits.fwd.bedGraph", "P.bits.fwd.bw"]
+BOTH = sorted([*BOUNDARY_FILES, *LIKELIHOOD_FILES, "P.chrom.sizes", "P.tracks.json", "P.bits.json"])
+
+
+def _manifest_names_others(ws: Path) -> None:
+    """A likelihood manifest (as an older run or another tool left it) that names files which are not
+    likelihood tracks of this prefix: one beside the folder, one by absolute path, one of another prefix."""
+    import json
+
+    (ws / "precious.txt").write_text("mine\n")
+    (ws / "d").mkdir()
+    (ws / "d" / "Q.bits.fwd.bw").write_text("another prefix\n")
+    names = ["../precious.txt", str(ws / "precious.txt"), "Q.bits.fwd.bw", "P.bits.rev.bw"]
+    manifest = {"kind": "hnet-genomics boundary tracks", "version": 2, "tracks": "likelihood", "files": names}
+    (ws / "d" / "P.bits.json").write_text(json.dumps(manifest | {"records": {}}))
+    (ws / "d" / "P.bits.rev.bw").write_text("the user's own file, named like a track\n")
+
+
+def _legacy_likelihood_manifest(ws: Path) -> None:
+    """What an older version wrote for likelihood tracks: the manifest at PREFIX.tracks.json, names only."""
+    import json
+
+    (ws / "P.bits.fwd.bedGraph").write_text("track type=bedGraph\n")
+    manifest = {"kind": "hnet-genomics boundary tracks", "version": 1, "tracks": "likelihood"}
+    (ws / "P.tracks.json").write_text(json.dumps(manifest | {"files": ["P.bits.fwd.bedGraph"], "shard": None}))
+
+
+def _chunks(ws: Path) -> None:
+    """Chunks of 5 bp tiling 10 kb around the region's first exons, as `boundaries` writes them."""
+    first = int(next(line for line in Path(EXONS).read_text().splitlines()).split("\t")[1])
+    start = max(first - 5000, 0)
+    (ws / "c.bed").write_text("".join(f"{CHROM}\t{s}\t{s + 5}\n" for s in range(start, start + 10000, 5)))
+
+
+def _check_both(ws: Path, out: str, err: str) -> None:
+    assert _names(ws) == BOTH, err
+
+
+def _check_user_file_kept(ws: Path, out: str, err: str) -> None:
+    assert (ws / "P.stage1.bw").read_text() == "the user's own file\n"
+    assert f"warning: {ws / 'P.stage1.bw'} was changed since the earlier run at this prefix (left as it is" in err
+    assert not (ws / "P.stage1.bedGraph").exists()  # the earlier run's own file, unchanged: removed
+
+
+def _check_foreign_names(ws: Path, out: str, err: str) -> None:
+    assert (ws / "precious.txt").read_text() == "mine\n" and (ws / "d" / "Q.bits.fwd.bw").exists()
+    assert (ws / "d" / "P.bits.rev.bw").read_text() == "the user's own file, named like a track\n"
+    assert "lists '../precious.txt', which is not a likelihood track of" in err
+    assert "P.bits.rev.bw was not recorded with its size and time by the earlier run" in err
+
+
+def _check_legacy(ws: Path, out: str, err: str) -> None:
+    import json
+
+    assert json.loads((ws / "P.bits.json").read_text())["files"] == ["P.bits.fwd.bedGraph"]
+    assert json.loads((ws / "P.tracks.json").read_text())["tracks"] == "boundaries"
+    assert (ws / "P.bits.fwd.bedGraph").read_text() == "track type=bedGraph\n"
+
+
+def _check_no_empty_bigwig(ws: Path, out: str, err: str) -> None:
+    assert _names(ws) == ["P.bits.fwd.bedGraph", "P.bits.json", "P.chrom.sizes"]
+    assert (ws / "P.bits.fwd.bedGraph").read_text().count("\n") == 1  # the track line, no value
+    assert err.strip() == (
+        f"hnet-genomics: {ws / 'P.bits.fwd.bw'} not written: the track has no data (no base of the regions has a "
+        f"value) and a bigWig file cannot be empty"
+    )
+    assert out == ""
+
+
+def _check_merged(ws: Path, out: str, err: str) -> None:
+    folder = ws / "new" / "deeper"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "m.bits.fwd.bedGraph",
+        "m.bits.fwd.bw",
+        "m.bits.json",
+        "m.chrom.sizes",
+    ]
+
+
+def _check_quiet(ws: Path, out: str, err: str) -> None:
+    assert out == "" and err == ""
+    assert "P.stage1.bed" in _names(ws)
+
+
+def _check_no_boundary(ws: Path, out: str, err: str) -> None:
+    import json
+
+    assert "r.bed: no chunk boundary inside its regions (each region is one chunk)" in err
+    assert all(r["ratio"] is None for r in json.loads((ws / "en" / "summary.json").read_text())["enrichment"])
+
+
+KEPT = [
+    Kept(
+        "boundaries then likelihood at one prefix",
+        lambda ws, w: [_bd(w, ws, "--formats", "bed,bedgraph"), _lk(w, ws), _lk(w, ws)],
+        _check_both,
+    ),
+    Kept(
+        "likelihood then boundaries at one prefix",
+        lambda ws, w: [_lk(w, ws), _bd(w, ws, "--formats", "bed,bedgraph"), _bd(w, ws, "--formats", "bed,bedgraph")],
+        _check_both,
+    ),
+    Kept(
+        "a track the user replaced is not removed",
+        lambda ws, w: [
+            _bd(w, ws, "--formats", "bed,bedgraph,bigwig"),
+            lambda: (ws / "P.stage1.bw").write_text("the user's own file\n"),
+            _bd(w, ws, "--formats", "bed"),
+        ],
+        _check_user_file_kept,
+    ),
+    Kept(
+        "a manifest naming files outside its tracks",
+        lambda ws, w: [_lk(w, ws / "d")],
+        _check_foreign_names,
+        _manifest_names_others,
+        ours=("P.bits.json",),
+    ),
+    Kept(
+        "an older likelihood manifest at PREFIX.tracks.json",
+        lambda ws, w: [_bd(w, ws, "--formats", "bed")],
+        _check_legacy,
+        _legacy_likelihood_manifest,
+        ours=("P.tracks.json",),
+    ),
+    Kept(
+        "likelihood of a region without a scorable base",
+        lambda ws, w: [
+            ["likelihood", "--model", MODEL(w), "--fasta", FASTA, "--regions", f"{ws}/one.bed", "--out", f"{ws}/P"]
+            + ["--quiet"]
+        ],
+        _check_no_empty_bigwig,
+        lambda ws: (ws / "one.bed").write_text(f"{CHROM}\t1000\t1001\n"),
+    ),
+    Kept(
+        "merge likelihood shards into a new folder",
+        lambda ws, w: [["merge-tracks", "--shards", f"{w}/l1", f"{w}/l2", "--out", f"{ws}/new/deeper/m", "--quiet"]],
+        _check_merged,
+    ),
+    Kept(
+        "enrichment of regions without a boundary",
+        lambda ws, w: [["enrichment", "--boundaries", f"{w}/r.bed", "--annotation", EXONS, "--out", f"{ws}/en"]],
+        _check_no_boundary,
+    ),
+    Kept("boundaries --quiet prints nothing", lambda ws, w: [_bd(w, ws, "--formats", "bed", "--quiet")], _check_quiet),
+    Kept(
+        "every output folder is created",
+        lambda ws, w: [
+            ["eval", "--model", f"{w}/run", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/a/b/e.json", "--quiet"],
+            ["data", "sizes", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/c/d/g.sizes"],
+            ["data", "split", "--fasta", f"{ws}/g.fa", "--out", f"{ws}/e/f/s.bed"],
+            ["embed", "--model", MODEL(w), "--input", f"{ws}/seqs.tsv", "--out", f"{ws}/g/h/e.npy", "--quiet"],
+            ["enrichment", "--boundaries", f"{ws}/c.bed", "--annotation", EXONS, "--out", f"{ws}/i/j"]
+            + ["--permutations", "10"],
+        ],
+        lambda ws, out, err: [
+            (ws / name).stat() for name in ("a/b/e.json", "c/d/g.sizes", "e/f/s.bed", "g/h/e.tsv", "i/j/summary.json")
+        ],
+        lambda ws: (_small_fasta(ws), _seqs_tsv(ws), _chunks(ws)),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", KEPT, ids=[c.name for c in KEPT])
+def test_unusual_input_keeps_every_file_of_the_user(world, tmp_path, capsys, case):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    case.setup(ws)
+    user, shared_before = snapshot(ws), snapshot(world)
+    for step in case.runs(ws, world):
+        if callable(step):  # the user edits a file between two runs
+            step()
+            continue
+        capsys.readouterr()
+        assert main(step) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    case.check(ws, captured.out, captured.err)
+    after = snapshot(ws)
+    changed = {p for p, d in user.items() if after.get(p) != d and Path(p).name not in case.ours}
+    assert changed == set()  # every file of the user's that the setup made: still there, unchanged
+    assert snapshot(world) == shared_before

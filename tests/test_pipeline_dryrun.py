@@ -340,3 +340,29 @@ def test_paths_with_spaces_reach_every_job_as_one_argument(tmp_path):
         assert not any(w in ("genome.fa", "genomes/my", "file.bed") or w.startswith("genome.fa") for w in words), (
             command
         )
+
+
+def test_custom_finetune_tasks_in_both_documented_forms_plan_their_jobs(tmp_path):
+    """`{train:, test:}` and `{benchmark:}` tasks (mappings) beside the built-in ones, as pipelines/config.yaml
+    documents them."""
+    (tmp_path / "train.csv").write_text("sequence,label\nACGT,0\nTTGA,1\n")
+    (tmp_path / "test.csv").write_text("sequence,label\nACGA,0\nTTGC,1\n")
+    for split in ("train", "test"):
+        (tmp_path / "gb" / split / "a").mkdir(parents=True)
+    tasks = {
+        "mine": {"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "test.csv"), "stranded": True},
+        "bench": {"benchmark": str(tmp_path / "gb")},
+        "oct4_vs_mafk": "demo-tfbs",
+    }
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump({"finetune": {**FINETUNE_DEFAULTS, "tasks": tasks}}))
+    result = dry_run(tmp_path, "finetune", "--configfile", str(path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert planned_jobs(result.stdout)["finetune_task"] == 5  # --configfile merges: the 3 default tasks stay
+    commands = {
+        c.split("--out results/demo/finetune/")[1].split()[0]: c
+        for c in shell_commands(result.stdout)
+        if " finetune " in c
+    }
+    assert f"--train {tmp_path / 'train.csv'} " in commands["mine"] and "--rc-tta" not in commands["mine"]
+    assert f"--train {tmp_path / 'gb' / 'train'} " in commands["bench"] and "--rc-tta" in commands["bench"]

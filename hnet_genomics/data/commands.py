@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hnet_genomics.options import (
     add_quiet,
     add_threads,
     apply_threads,
     check_input_file,
-    check_output_dir,
-    check_output_file,
     positive_float,
     positive_int,
     show_progress,
     thread_count,
 )
+from hnet_genomics.outputs import check_paths, output_file, output_folder
 
 
 def _fetch_hg38(args: argparse.Namespace) -> int:
-    from hnet_genomics.data.hg38 import fetch_hg38
+    from hnet_genomics.data.hg38 import SOURCES, fetch_hg38
 
-    check_output_dir(args.dest, "--dest")
+    _, fasta, bed = SOURCES[args.source]
+    names = [n for n in (fasta, f"{fasta}.fai", f"{fasta}.gzi", bed) if n]
+    mirror = _local_folder(args.base_url)  # a file:// mirror is read from: --dest may not write over it
+    check_paths(
+        {"--base-url": [mirror / n for n in (fasta, bed) if n] if mirror else None},
+        [output_folder(args.dest, "--dest", files=names)],
+    )
     apply_threads(args.threads, args.quiet)
     paths = fetch_hg38(
         args.dest,
@@ -38,6 +44,15 @@ def _fetch_hg38(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_folder(url: str | None) -> Path | None:
+    """The folder of a ``file://`` URL, else None."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(url or "")
+    return Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from hnet_genomics.data.fasta import prepare_fasta
 
@@ -46,7 +61,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
         args.fasta = {"human": demo.HUMAN_FASTA, "ecoli": demo.ECOLI_FASTA}[args.demo]
     check_input_file(args.fasta, "--fasta")
-    check_output_file(args.out)
+    check_paths({"--fasta": args.fasta}, [output_file(args.out, derived=[f"{args.out}.fai", f"{args.out}.gzi"])])
     apply_threads(args.threads, args.quiet)
     sizes = prepare_fasta(
         args.fasta, args.out, args.line_width, threads=thread_count(), progress=show_progress(args.quiet)
@@ -67,7 +82,14 @@ def _split(args: argparse.Namespace) -> int:
     check_input_file(args.fasta, "--fasta")
     if args.intervals:
         check_input_file(args.intervals, "--intervals")
-    check_output_file(args.out)
+    check_paths(
+        {
+            "--fasta": args.fasta,
+            "--intervals": args.intervals,
+            "--config": args.config if args.config and Path(args.config).is_file() else None,
+        },
+        [output_file(args.out)],
+    )
     genome = Genome(args.fasta)
     splits = make_splits(genome, cfg.data, args.intervals)
     write_split_bed(splits, args.out)
@@ -81,7 +103,7 @@ def _sizes(args: argparse.Namespace) -> int:
     from hnet_genomics.data.genome import Genome
 
     check_input_file(args.fasta, "--fasta")
-    check_output_file(args.out)
+    check_paths({"--fasta": args.fasta}, [output_file(args.out)])
     genome = Genome(args.fasta)
     write_text_atomic(args.out, "".join(f"{name}\t{size}\n" for name, size in genome.sizes.items()))
     print(f"wrote {args.out}: {len(genome.sizes)} record(s)")

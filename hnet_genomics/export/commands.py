@@ -15,12 +15,13 @@ from hnet_genomics.options import (
     add_threads,
     apply_threads,
     check_input_file,
-    check_output_dir,
-    check_output_prefix,
     nonnegative_int,
     positive_int,
     show_progress,
 )
+from hnet_genomics.outputs import check_paths, output_folder, output_prefix
+
+ENRICHMENT_FILES = ("summary.json", "enrichment.tsv", "chunk_lengths.tsv", "edge_profile.tsv", "edge_density.png")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", help=PRECISION_HELP)
     add_threads(p, "torch CPU threads, and bgzip threads for the tabix track")
-    add_quiet(p, "--no-progress")
+    add_quiet(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar; the summary is still printed")
     p.add_argument(
         "--shard",
         metavar="K/N",
@@ -98,8 +100,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--out", required=True, help="output prefix of the merged tracks (its folder is created if missing)")
     m.add_argument(
         "--formats",
-        default="bed,bedgraph,bigwig,bigbed,tabix",
-        help="comma list of bed,bedgraph,bigwig,bigbed,tabix (default: all)",
+        help="comma list of bed,bedgraph,bigwig,bigbed,tabix for boundary tracks, bedgraph,bigwig for likelihood "
+        "tracks (default: every format of the kind)",
+    )
+    m.add_argument(
+        "--tracks",
+        choices=("boundaries", "likelihood"),
+        help="which tracks to merge when the shards hold both kinds (default: every kind the first shard holds)",
     )
     add_threads(m, "bgzip threads for the tabix track")
     add_quiet(m)
@@ -163,11 +170,15 @@ def default_window(trained: int | None, window: int | None, overlap: int | None)
     return window, overlap
 
 
-def check_track_inputs(args: argparse.Namespace) -> tuple[int, int] | None:
+def check_track_inputs(args: argparse.Namespace, tracks: str) -> tuple[int, int] | None:
     """What a genome-track export (``boundaries``, ``likelihood``) checks before loading anything: its
-    --shard, --window/--overlap, input files and output prefix. Returns the shard (k, n) or None."""
+    --shard, --window/--overlap, input files, output prefix (never over an input) and the manifests already
+    there. Returns the shard (k, n) or None."""
+    from hnet_genomics.export.manifest import check_manifests, prefix_names
     from hnet_genomics.export.shards import parse_shard
     from hnet_genomics.inference.windows import check_window
+    from hnet_genomics.model.hub import model_folder
+    from hnet_genomics.model.lm import check_saved_model
 
     shard = parse_shard(args.shard) if args.shard else None
     if args.window is not None and args.overlap is not None:
@@ -175,7 +186,12 @@ def check_track_inputs(args: argparse.Namespace) -> tuple[int, int] | None:
     check_input_file(args.fasta, "--fasta")
     if args.regions is not None:
         check_input_file(args.regions, "--regions")
-    check_output_prefix(args.out)
+    args.model = check_saved_model(model_folder(args.model))  # a Hub repo id becomes its snapshot
+    check_paths(
+        {"--model": args.model, "--fasta": args.fasta, "--regions": args.regions},
+        [output_prefix(args.out, names=prefix_names([tracks]))],
+    )
+    check_manifests(args.out)
     return shard
 
 
@@ -205,7 +221,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     from hnet_genomics.model.lm import HNetLM
 
     formats = parse_formats(args.formats)
-    shard = check_track_inputs(args)
+    shard = check_track_inputs(args, "boundaries")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     apply_threads(args.threads, args.quiet)
@@ -226,7 +242,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
         overlap,
         args.batch_size,
         device,
-        progress=show_progress(args.quiet),
+        progress=show_progress(args.quiet or args.no_progress),
         precision=precision,
     )
     dt = time.perf_counter() - t0
@@ -235,12 +251,13 @@ def run_boundaries(args: argparse.Namespace) -> int:
         f"stage{s + 1}: {n:,} chunks (mean {result.bases / max(n, 1):.2f} bp)" for s, n in enumerate(result.chunks)
     )
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-    print(
-        f"{result.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s "
-        f"({result.bases / max(dt, 1e-9) / 1e3:.1f} kb/s); {per_stage}"
-    )
-    for f in [*result.files, manifest]:
-        print(f"wrote {f}")
+    if not args.quiet:
+        print(
+            f"{result.bases:,} bp in {len(regions)} region(s){where}, {dt:.1f} s "
+            f"({result.bases / max(dt, 1e-9) / 1e3:.1f} kb/s); {per_stage}"
+        )
+        for f in [*result.files, manifest]:
+            print(f"wrote {f}")
     return 0
 
 
@@ -250,25 +267,63 @@ def _note(text: str) -> None:
 
 def run_merge_tracks(args: argparse.Namespace) -> int:
     from hnet_genomics.export.likelihood import merge_likelihood
-    from hnet_genomics.export.manifest import check_shard_set, finish_outputs, read_manifest, sweep_prefix
+    from hnet_genomics.export.manifest import (
+        check_shard_set,
+        finish_outputs,
+        prefix_files,
+        prefix_names,
+        read_manifest,
+        sweep_prefix,
+        tracks_to_merge,
+    )
     from hnet_genomics.export.shards import merge_tracks
-    from hnet_genomics.export.tracks import parse_formats
 
-    formats = parse_formats(args.formats)
-    check_output_prefix(args.out)
     if any(Path(s).resolve() == Path(args.out).resolve() for s in args.shards):
         raise ConfigError(f"--out {args.out}: is one of the --shards; write the merge to another prefix")
-    check_shard_set(args.shards)
+    kinds = tracks_to_merge(args.shards, args.tracks)
+    formats = merge_formats(args.formats, kinds)
+    check_paths(
+        {"--shards": [f for s in args.shards for f in prefix_files(s)]},
+        [output_prefix(args.out, names=prefix_names(kinds))],
+    )
+    for kind in kinds:
+        check_shard_set(args.shards, kind)
     apply_threads(args.threads, args.quiet)
-    first = read_manifest(args.shards[0])
-    assert first is not None  # check_shard_set refused a shard without a manifest
     sweep_prefix(args.out)
-    merge = merge_likelihood if first["tracks"] == "likelihood" else merge_tracks
-    written = merge(args.shards, args.out, formats)
-    manifest = finish_outputs(args.out, written, first["export"], first["stages"], None, _note, first["tracks"])
-    for f in [*written, manifest]:
-        print(f"wrote {f}")
+    written: list[Path] = []
+    for kind in kinds:
+        first = read_manifest(args.shards[0], kind)
+        assert first is not None  # check_shard_set refused a shard without a manifest
+        merge = merge_likelihood if kind == "likelihood" else merge_tracks
+        files = merge(args.shards, args.out, formats[kind])
+        files.append(finish_outputs(args.out, files, first["export"], first["stages"], None, _note, kind))
+        written += files
+    if not args.quiet:
+        for f in written:
+            print(f"wrote {f}")
     return 0
+
+
+def merge_formats(text: str | None, kinds: list[str]) -> dict[str, tuple[str, ...]]:
+    """--formats of merge-tracks for each kind of tracks merged: every format of the kind by default; a format
+    no merged kind can be written as, or a kind left with none, is a user error."""
+    from hnet_genomics.export import likelihood, tracks
+
+    known = {"boundaries": tracks.FORMATS, "likelihood": likelihood.FORMATS}
+    if text is None:
+        return {k: known[k] for k in kinds}
+    asked = tracks.parse_formats(text)
+    for f in asked:
+        if not any(f in known[k] for k in kinds):
+            raise ConfigError(
+                f"--formats: '{f}' is not a format of {' or '.join(kinds)} tracks "
+                f"(choose from {','.join(dict.fromkeys(x for k in kinds for x in known[k]))})"
+            )
+    chosen = {k: tuple(f for f in asked if f in known[k]) for k in kinds}
+    for k, fs in chosen.items():
+        if not fs:
+            raise ConfigError(f"--formats {text}: none of them is a format of {k} tracks ({','.join(known[k])})")
+    return chosen
 
 
 def run_enrichment(args: argparse.Namespace) -> int:
@@ -282,7 +337,10 @@ def run_enrichment(args: argparse.Namespace) -> int:
         raise ConfigError(f"--flank needs at least one value, all >= 0, got '{args.flank}'")
     check_input_file(args.boundaries, "--boundaries")
     check_input_file(args.annotation, "--annotation")
-    check_output_dir(args.out)
+    check_paths(
+        {"--boundaries": args.boundaries, "--annotation": args.annotation},
+        [output_folder(args.out, files=ENRICHMENT_FILES)],
+    )
     summary = enrich(
         args.boundaries, args.annotation, args.out, flanks, args.edges, args.permutations, args.profile_width, args.seed
     )

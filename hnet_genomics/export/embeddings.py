@@ -106,6 +106,16 @@ def output_kind(out: str | Path) -> str:
     return suffix
 
 
+def derived_files(out: str | Path, per_chunk: bool) -> list[Path]:
+    """The files written beside ``OUT.npy`` / ``OUT.parquet``: the index TSV, and the per-chunk table."""
+    suffix = output_kind(out)
+    stem = _stem(Path(out), suffix)
+    files = [Path(f"{stem}.tsv")] if suffix == ".npy" else []
+    if per_chunk:
+        files += [Path(f"{stem}.chunks{suffix}")] + ([Path(f"{stem}.chunks.tsv")] if suffix == ".npy" else [])
+    return files
+
+
 def _stem(out: Path, suffix: str) -> str:
     return str(out)[: -len(suffix)]
 

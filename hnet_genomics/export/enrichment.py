@@ -12,6 +12,7 @@ one hypergeometric draw per region instead of shuffling millions of positions.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -247,6 +248,12 @@ def run_enrichment(
     features = read_bed(annotation_bed)
     regions = {c: tiled_regions(iv, boundaries_bed) for c, iv in chunks.items()}
     bounds = {c: chunk_boundaries(iv, regions[c][0]) for c, iv in chunks.items()}
+    if not any(len(b) for b in bounds.values()):  # a model that does not chunk yet (a few steps), or a plain BED
+        print(
+            f"hnet-genomics: warning: {boundaries_bed}: no chunk boundary inside its regions (each region is one "
+            f"chunk), so every enrichment ratio is undefined (written as null)",
+            file=sys.stderr,
+        )
     edge_sets = {c: feature_edges(iv, which) for c, iv in features.items() if c in chunks}
     if not edge_sets:
         from hnet_genomics.data.bed import chrom_hint

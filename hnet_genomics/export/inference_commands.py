@@ -22,6 +22,7 @@ from hnet_genomics.options import (
     positive_int,
     show_progress,
 )
+from hnet_genomics.outputs import check_paths, output_file
 
 
 def _add_engine_options(p: argparse.ArgumentParser, batch_size: int) -> None:
@@ -191,10 +192,16 @@ def run_score_variants(args: argparse.Namespace) -> int:
     from hnet_genomics.data.genome import Genome
     from hnet_genomics.export.variant_scores import output_paths, score_vcf
     from hnet_genomics.inference.variants import VariantScoringConfig
+    from hnet_genomics.model.hub import model_folder
+    from hnet_genomics.model.lm import check_saved_model
 
     for option in ("fasta", "vcf"):
         check_input_file(getattr(args, option), f"--{option}")
-    output_paths(args.out)
+    args.model = check_saved_model(model_folder(args.model))  # a Hub repo id becomes its snapshot
+    vcf_out, *derived = output_paths(args.out)
+    check_paths(
+        {"--model": args.model, "--fasta": args.fasta, "--vcf": args.vcf}, [output_file(vcf_out, derived=derived)]
+    )
     engine = _engine(args)
     cfg = VariantScoringConfig(_window(engine, args)[0], args.strand, args.max_len, args.bshift_flank, args.strict)
     cfg.validate()
@@ -226,7 +233,7 @@ def run_likelihood(args: argparse.Namespace) -> int:
     from hnet_genomics.export.manifest import finish_outputs
 
     formats = parse_bits_formats(args.formats)
-    shard = check_track_inputs(args)
+    shard = check_track_inputs(args, "likelihood")
     engine = _engine(args)
     window, overlap = _window(engine, args)
     genome, regions, identity = track_regions(args, window, overlap, shard)
@@ -250,14 +257,21 @@ def run_likelihood(args: argparse.Namespace) -> int:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from hnet_genomics.export.embeddings import output_kind, read_embedding_input, write_embeddings
+    from hnet_genomics.export.embeddings import derived_files, output_kind, read_embedding_input, write_embeddings
     from hnet_genomics.inference.embeddings import EmbeddingConfig, embed_spans
     from hnet_genomics.inference.windows import check_window
+    from hnet_genomics.model.hub import model_folder
+    from hnet_genomics.model.lm import check_saved_model
 
     check_input_file(args.input, "--input")
     if args.fasta is not None:
         check_input_file(args.fasta, "--fasta")
+    args.model = check_saved_model(model_folder(args.model))  # a Hub repo id becomes its snapshot
     output_kind(args.out)
+    check_paths(
+        {"--model": args.model, "--input": args.input, "--fasta": args.fasta},
+        [output_file(args.out, derived=derived_files(args.out, args.per_chunk))],
+    )
     if args.window is not None and args.overlap is not None:
         check_window(args.window, args.overlap)
     cfg = EmbeddingConfig(args.pooling, args.stage, args.per_chunk)

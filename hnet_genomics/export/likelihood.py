@@ -143,8 +143,8 @@ def build_bits_files(
 ) -> list[Path]:
     """From a complete bedGraph temp file (track line first): the bigWig, then the bedGraph into place."""
     written = []
-    if "bigwig" in formats:
-        written.append(write_bigwig(bedgraph, paths["bigwig"], sizes))
+    if "bigwig" in formats and (bw := write_bigwig(bedgraph, paths["bigwig"], sizes)) is not None:
+        written.append(bw)
     if "bedgraph" in formats:
         written.append(commit(bedgraph, paths["bedgraph"]))
     return written
@@ -192,7 +192,11 @@ def merge_likelihood(shards: Iterable[str | Path], prefix: str | Path, formats: 
     prefixes = [str(s) for s in shards]
     if not prefixes:
         raise ConfigError("merge-tracks: no shards given")
-    formats = tuple(f for f in formats if f in FORMATS) or FORMATS
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(
+            f"--formats: '{(unknown or [''])[0]}' is not a format of likelihood tracks ({','.join(FORMATS)})"
+        )
     kinds = [k for k in KINDS if bits_paths(prefixes[0], k)["bedgraph"].exists()]
     sizes = read_chrom_sizes(f"{prefixes[0]}.chrom.sizes")
     for shard in prefixes:
@@ -208,16 +212,17 @@ def merge_likelihood(shards: Iterable[str | Path], prefix: str | Path, formats: 
                 )
     order = _ordered(prefixes, lambda s: bits_paths(s, "fwd")["bedgraph"])
     written = []
-    for k in kinds:
-        paths = bits_paths(prefix, k)
-        tmp = temp_path(paths["bedgraph"])
-        try:
-            with tmp.open("w") as out:
-                out.write(track_line(prefix, k))
-                for shard in order:
-                    out.writelines("\t".join(f) + "\n" for f in data_lines(bits_paths(shard, k)["bedgraph"]))
-            written += build_bits_files(tmp, paths, sizes, formats)
-        finally:
-            tmp.unlink(missing_ok=True)
-    written.append(write_chrom_sizes(f"{prefix}.chrom.sizes", sizes))
+    with output_dir(Path(prefix).parent):  # created with its parents, removed again if the merge fails
+        for k in kinds:
+            paths = bits_paths(prefix, k)
+            tmp = temp_path(paths["bedgraph"])
+            try:
+                with tmp.open("w") as out:
+                    out.write(track_line(prefix, k))
+                    for shard in order:
+                        out.writelines("\t".join(f) + "\n" for f in data_lines(bits_paths(shard, k)["bedgraph"]))
+                written += build_bits_files(tmp, paths, sizes, formats)
+            finally:
+                tmp.unlink(missing_ok=True)
+        written.append(write_chrom_sizes(f"{prefix}.chrom.sizes", sizes))
     return written

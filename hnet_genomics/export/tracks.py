@@ -13,6 +13,8 @@ Probabilities are rounded to 4 decimals in every format, and runs of equal value
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,8 @@ import numpy as np
 from hnet_genomics.atomic import atomic_path, commit, temp_sibling, write_text_atomic
 from hnet_genomics.errors import DataError
 from hnet_genomics.export.regions import Region
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("bed", "bedgraph", "bigwig", "bigbed", "tabix")
 PROB_DECIMALS = 4
@@ -223,7 +227,7 @@ def build_track_files(
 ) -> list[Path]:
     """From a complete chunk BED and probability bedGraph (temp files, track line first), build the binary
     and indexed formats, then move the text files into place if they were asked for."""
-    written = []
+    written: list[Path | None] = []
     if "bigwig" in formats:
         assert bedgraph is not None  # both callers write the bedGraph whenever bigwig or bedgraph is asked for
         written.append(write_bigwig(bedgraph, paths["bigwig"], sizes))
@@ -236,7 +240,7 @@ def build_track_files(
         written.append(commit(bedgraph, paths["bedgraph"]))
     if "bed" in formats:
         written.append(commit(bed, paths["bed"]))
-    return written
+    return [p for p in written if p is not None]
 
 
 def data_lines(path: Path) -> Iterator[list[str]]:
@@ -247,19 +251,38 @@ def data_lines(path: Path) -> Iterator[list[str]]:
             yield line.rstrip("\n").split("\t")
 
 
-def write_bigwig(bedgraph: Path, final: Path, sizes: dict[str, int]) -> Path:
+def _nonempty(records: Iterator, final: Path) -> Iterator | None:
+    """``records`` unchanged, or None (with a warning) when there are none: pybigtools would write a file
+    that no bigWig / bigBed reader opens, so an empty track gets no binary file at all."""
+    first = next(records, None)
+    if first is None:
+        kind = "bigWig" if final.suffix == ".bw" else "bigBed"
+        log.warning(
+            f"{final} not written: the track has no data (no base of the regions has a value) and a {kind} "
+            f"file cannot be empty"
+        )
+        return None
+    return itertools.chain([first], records)
+
+
+def write_bigwig(bedgraph: Path, final: Path, sizes: dict[str, int]) -> Path | None:
+    """The bigWig of a bedGraph written here; None (nothing written) when the bedGraph has no data line."""
     import pybigtools
 
-    records = ((c, int(s), int(e), float(v)) for c, s, e, v in data_lines(bedgraph))
+    records = _nonempty(((c, int(s), int(e), float(v)) for c, s, e, v in data_lines(bedgraph)), final)
+    if records is None:
+        return None
     with atomic_path(final, keep_suffix=True) as tmp:
         pybigtools.open(str(tmp), "w").write(sizes, records)
     return final
 
 
-def _write_bigbed(bed: Path, final: Path, sizes: dict[str, int]) -> Path:
+def _write_bigbed(bed: Path, final: Path, sizes: dict[str, int]) -> Path | None:
     import pybigtools
 
-    records = ((f[0], int(f[1]), int(f[2]), "\t".join(f[3:])) for f in data_lines(bed))
+    records = _nonempty(((f[0], int(f[1]), int(f[2]), "\t".join(f[3:])) for f in data_lines(bed)), final)
+    if records is None:
+        return None
     with atomic_path(final, keep_suffix=True) as tmp:
         pybigtools.open(str(tmp), "w").write(sizes, records, autosql=BED9_AUTOSQL)
     return final

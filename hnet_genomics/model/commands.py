@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hnet_genomics.options import check_input_file, check_output_dir, positive_float, positive_int
+from hnet_genomics.options import check_input_file, positive_float, positive_int
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -40,10 +40,14 @@ def _import_reference(args: argparse.Namespace) -> int:
     from hnet_genomics.errors import OutputError
     from hnet_genomics.model.lm import MODEL_FILES
     from hnet_genomics.model.reference_import import import_reference
+    from hnet_genomics.outputs import check_paths, output_folder
 
     check_input_file(args.checkpoint, "--checkpoint")
     check_input_file(args.config, "--config")
-    out = check_output_dir(args.out)
+    check_paths(
+        {"--checkpoint": args.checkpoint, "--config": args.config}, [output_folder(args.out, files=MODEL_FILES)]
+    )
+    out = Path(args.out)
     foreign = foreign_entries(out, MODEL_FILES) if out.is_dir() else []
     if foreign:
         raise OutputError(

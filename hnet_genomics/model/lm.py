@@ -226,10 +226,8 @@ class HNetLM(nn.Module):
         from hnet_genomics.model.hub import resolve_model
 
         recover_dir(Path(directory))  # a save killed between its two renames left the previous version aside
-        directory = resolve_model(directory, revision, cache_dir, local_files_only)
+        directory = check_saved_model(resolve_model(directory, revision, cache_dir, local_files_only))
         cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        if not cfg_path.is_file() or not w_path.is_file():
-            raise CheckpointError(f"{directory}: not a saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
         try:
             saved = json.loads(cfg_path.read_text())
             arch, legacy = without_training_keys(saved) if isinstance(saved, dict) else (saved, {})
@@ -241,6 +239,13 @@ class HNetLM(nn.Module):
             tensors = load_file(str(w_path), device=map_location)
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{w_path}: unreadable weights ({e})") from None
+        expected = model.state_dict()
+        for name, want in expected.items():  # in the model's order: the first mismatch is the most telling
+            if name in tensors and tuple(tensors[name].shape) != tuple(want.shape):
+                raise CheckpointError(
+                    f"{cfg_path}: does not match the weights in {w_path}: tensor '{name}' has shape "
+                    f"{list(tensors[name].shape)} there, the config builds {list(want.shape)}"
+                )
         missing, unexpected = model.load_state_dict(tensors, strict=False)
         if cfg.tie_embeddings:
             missing = [m for m in missing if m != "lm_head.weight"]
@@ -257,6 +262,18 @@ class HNetLM(nn.Module):
                 stacklevel=2,
             )
         return model
+
+
+def check_saved_model(directory: str | os.PathLike) -> Path:
+    """``directory`` holds a saved model (config and weights): checked with the other inputs, before a command
+    looks at its outputs. A save killed between its two renames left the previous version aside: put back."""
+    from hnet_genomics.atomic import recover_dir
+
+    directory = Path(directory)
+    recover_dir(directory)
+    if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"{directory}: not a saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+    return directory
 
 
 def _read_trained_context(path: Path) -> int | None:

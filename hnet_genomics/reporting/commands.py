@@ -5,6 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+COMPARE_FILES = ("comparison.md", "comparison.csv", "comparison.json", "val_bpb.png")
+
+
+def _track_prefix_files(prefix: Path) -> list[Path]:
+    """The track files at a prefix that the report lists (the report's own reader, without its error)."""
+    from hnet_genomics.reporting.report import TRACK_SUFFIXES
+
+    if not prefix.parent.is_dir():
+        return []
+    return sorted(p for p in prefix.parent.glob(f"{prefix.name}.*") if p.name.endswith(TRACK_SUFFIXES))
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -56,10 +67,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from hnet_genomics.options import check_output_file
+    from hnet_genomics.outputs import check_paths, output_file
     from hnet_genomics.reporting.report import write_report
 
-    check_output_file(args.out)
+    pictures = (["curves.png", "val_bpb.png"] if args.pretrain else []) + (
+        ["edge_density.png"] if args.enrichment else []
+    )
+    check_paths(
+        {
+            "--pretrain": args.pretrain,
+            "--eval": args.evaluation,
+            "--markov": args.markov,
+            "--enrichment": args.enrichment,
+            "--tracks": _track_prefix_files(args.tracks) if args.tracks else None,
+        },
+        [output_file(args.out, derived=[args.out.parent / p for p in pictures])],
+    )
     path = write_report(
         args.out,
         pretrain=args.pretrain,
@@ -73,12 +96,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from hnet_genomics.options import check_output_dir
+    from hnet_genomics.outputs import check_paths, output_folder
     from hnet_genomics.reporting.compare import check_seed_counts, compare_runs, parse_named_paths
 
-    check_output_dir(args.out)
     runs = parse_named_paths(args.runs, "--runs")
     tests = parse_named_paths(args.test, "--test")
+    check_paths(
+        {
+            "--runs": [p for ps in runs.values() for p in ps],
+            "--test": [p for ps in tests.values() for p in ps],
+            "--markov": args.markov,
+        },
+        [output_folder(args.out, files=COMPARE_FILES)],
+    )
     check_seed_counts(runs, tests)
     paths = compare_runs(runs, args.out, tests=tests, reference=args.reference, markov=args.markov)
     print(paths["md"])

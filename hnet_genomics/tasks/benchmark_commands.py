@@ -20,6 +20,8 @@ from hnet_genomics.options import (
     positive_int,
     show_progress,
 )
+from hnet_genomics.outputs import check_paths, output_folder
+from hnet_genomics.reporting.benchmark_table import FILES as TABLE_FILES
 from hnet_genomics.tasks.suites import METRIC_NAMES, SUITES, Suite, SuiteTask, load_suite
 
 MODEL_LABEL, KMER_LABEL = "H-Net (ours)", "6-mer LR (ours)"
@@ -184,9 +186,12 @@ def run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     tasks = suite.select(args.tasks)
-    check_output_dir(args.out)
     if args.out.resolve() == args.data.resolve():
         raise OutputError(f"--out {args.out}: is the --data folder; results go beside the suite, not into it")
+    check_paths(
+        {"--data": args.data if args.data.is_dir() else None, "--model": args.model, "--config": args.config},
+        [output_folder(args.out, files=() if args.no_table else TABLE_FILES, folders=[t.name for t in tasks])],
+    )
     _check_data(suite, tasks, args.data, args.fetch)
     for task in tasks:
         check_classifier_folder(args.out / task.name / "best")
@@ -254,7 +259,9 @@ def table(args: argparse.Namespace) -> int:
     if not args.runs.is_dir():
         raise DataError(f"--runs {args.runs}: no such folder")
     out = args.out or args.runs
-    check_output_dir(out)
+    # The table reads each task's metrics.json under --runs and writes only benchmark.* files, so --out may be --runs.
+    reads = [f for f in sorted(args.runs.glob("*/metrics.json"))]
+    check_paths({"--runs": reads}, [output_folder(out, files=TABLE_FILES)])
     written = write_table(suite, args.runs, out)
     print(f"wrote {written[0]} and {', '.join(p.name for p in written[1:])}")
     return 0

@@ -14,7 +14,6 @@ from hnet_genomics.options import (
     add_threads,
     apply_threads,
     check_input_file,
-    check_output_dir,
     nonnegative_float,
     nonnegative_int,
     open_fraction,
@@ -22,6 +21,9 @@ from hnet_genomics.options import (
     positive_int,
     show_progress,
 )
+from hnet_genomics.outputs import check_paths, output_folder
+
+TASK_FILES = ("train.csv.gz", "test.csv.gz", "task.json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -155,6 +157,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hnet_genomics.data.labelled import SoftMask, read_labelled
+    from hnet_genomics.model.hub import model_folder
+    from hnet_genomics.model.lm import check_saved_model
     from hnet_genomics.tasks.finetune import FinetuneSettings, check_classifier_folder, prepare_task, run_finetune
 
     if args.model is None and args.config is None and args.baseline is None:
@@ -163,7 +167,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--baseline kmer is a classifier; it cannot run on a regression task")
     if args.layer_decay > 1.0:
         raise ConfigError(f"--layer-decay must be in (0, 1], got {args.layer_decay}")
-    check_output_dir(args.out)
+    if args.model is not None:
+        args.model = check_saved_model(
+            model_folder(args.model)
+        )  # inputs first: a folder that is no model is named as such
+    check_paths(
+        {
+            "--model": args.model,
+            "--train": args.train,
+            "--test": args.test,
+            "--config": args.config if args.config and Path(args.config).is_file() else None,
+        },
+        [output_folder(args.out, files=("metrics.json",), folders=("best",))],
+    )
     check_classifier_folder(args.out / "best")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
@@ -223,43 +239,92 @@ def make_task(args: argparse.Namespace) -> int:
     from hnet_genomics.data import demo
     from hnet_genomics.data.bed import read_bed6
     from hnet_genomics.data.genome import Genome
-    from hnet_genomics.tasks.genome_tasks import exon_start_task, species_task, write_windows_csv
+    from hnet_genomics.tasks.genome_tasks import (
+        check_on_genome,
+        check_stranded,
+        exon_start_task,
+        require_windows,
+        species_task,
+        write_windows_csv,
+    )
 
     if args.width < 2:
         raise ConfigError("--width must be at least 2")
     for option in ("fasta", "exons", "cds", "genes"):
         if getattr(args, option) is not None:
             check_input_file(getattr(args, option), f"--{option}")
-    check_output_dir(args.out)
+    pairs = genome_labels(args.genome) if args.kind == "species" else {}
+    check_paths(
+        {
+            **{f"--{o}": getattr(args, o) for o in ("fasta", "exons", "cds", "genes")},
+            "--genome": list(pairs.values()),
+        },
+        [output_folder(args.out, files=TASK_FILES)],
+    )
     if args.kind == "exon-starts":
-        genome = Genome(args.fasta or demo.HUMAN_FASTA)
+        fasta = args.fasta or demo.HUMAN_FASTA
+        genome = Genome(fasta)
+        beds = {
+            "--exons": args.exons or demo.HUMAN_EXONS_BED,
+            "--cds": args.cds or demo.HUMAN_CDS_BED,
+            "--genes": args.genes or demo.HUMAN_GENES_BED,
+        }
+        records = {option: read_bed6(path) for option, path in beds.items()}
+        for option, path in beds.items():
+            check_on_genome(records[option], path, option, genome.sizes, fasta)
+        check_stranded(records["--cds"], beds["--cds"])
         splits, summary = exon_start_task(
             genome,
-            read_bed6(args.exons or demo.HUMAN_EXONS_BED),
-            read_bed6(args.cds or demo.HUMAN_CDS_BED),
-            read_bed6(args.genes or demo.HUMAN_GENES_BED),
+            records["--exons"],
+            records["--cds"],
+            records["--genes"],
             args.width,
             args.test_from,
             seed=args.seed,
         )
         summary["stranded"] = True
     else:
-        pairs = args.genome or [f"human={demo.HUMAN_FASTA}", f"ecoli={demo.ECOLI_FASTA}"]
-        if any("=" not in p for p in pairs) or len(pairs) < 2:
-            raise ConfigError("--genome expects LABEL=FASTA, at least two of them")
-        genomes = {
-            label: Genome(check_input_file(path, "--genome")) for label, path in (p.split("=", 1) for p in pairs)
-        }
+        genomes = {label: Genome(path) for label, path in pairs.items()}
         splits, summary = species_task(
             genomes, args.train_per_class, args.test_per_class, args.width, args.test_from, args.seed
         )
         summary["stranded"] = False
+    require_windows(summary, args.kind, args.width, args.test_from)
     for split, windows in splits.items():
         write_windows_csv(windows, args.out / f"{split}.csv.gz")
     write_text_atomic(args.out / "task.json", json.dumps({"kind": args.kind, **summary}, indent=2) + "\n")
     counts = ", ".join(f"{s} {sum(c.values())}" for s, c in summary["counts"].items())
     print(f"wrote {args.out}: {counts} windows")
     return 0
+
+
+def genome_labels(items: list[str]) -> dict[str, Path]:
+    """``--genome LABEL=FASTA`` (default: the embedded human and E. coli genomes) as {label: path}: at least two
+    classes, each label a CSV field the task reader reads back as it was written, each genome its own file."""
+    from hnet_genomics.data import demo
+
+    if not items:
+        return {"human": Path(demo.HUMAN_FASTA), "ecoli": Path(demo.ECOLI_FASTA)}
+    pairs: dict[str, Path] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--genome {item}: expected LABEL=FASTA")
+        label, path = item.split("=", 1)
+        if not label.strip() or label != label.strip() or any(c in label for c in ',"\t\r\n'):
+            raise ConfigError(
+                f"--genome {item}: the label {label!r} must be non-empty text without commas, quotes, tabs or "
+                f"surrounding spaces (it becomes the task's label column)"
+            )
+        if label in pairs:
+            raise ConfigError(f"--genome {item}: label '{label}' is given twice; each class needs its own label")
+        check_input_file(path, "--genome")
+        for other, seen in pairs.items():
+            if seen.resolve() == Path(path).resolve() or seen.samefile(path):
+                raise ConfigError(f"--genome {item}: the same file as {other}={seen}; each class needs its own genome")
+        pairs[label] = Path(path)
+    if len(pairs) < 2:
+        raise ConfigError("--genome expects LABEL=FASTA, at least two of them")
+    return pairs
 
 
 def _backbone_factory(args: argparse.Namespace):

@@ -84,6 +84,13 @@ def prepare_task(train: LabelledSequences, test: LabelledSequences, settings: Fi
     check_select_metric(settings, space)
     y_train, y_test = space.encode(train), space.encode(test)
     check_split_sizes(y_train, space, settings.val_fraction, train.source)
+    need = len(space.classes) if settings.kind == "classification" else 2
+    if settings.train_limit is not None and settings.train_limit < need:
+        what = f"the {need} classes of {train.source}" if settings.kind == "classification" else "2"
+        raise ConfigError(
+            f"--train-limit {settings.train_limit}: fewer training sequences than {what}; a seed must train on "
+            f"{'every class' if settings.kind == 'classification' else 'at least 2 sequences'}"
+        )
     if settings.max_len is not None:
         train = fit_to_context(train, settings.max_len, settings.on_long)
         test = fit_to_context(test, settings.max_len, settings.on_long)
@@ -129,6 +136,23 @@ def check_split_sizes(y: np.ndarray, space: LabelSpace, fraction: float, source:
             f"{n - n_val} for training, fewer than the {classes} classes; add sequences or change "
             f"--val-fraction"
         )
+
+
+def limit_training(
+    tr_idx: np.ndarray, y: np.ndarray, limit: int | None, rng: np.random.Generator, every_class: bool
+) -> np.ndarray:
+    """A seeded subset of ``limit`` training records (``--train-limit``); for a classifier every class of the
+    training split keeps at least one record (a drawn record of the largest class makes room), so a small
+    limit never trains on one class only."""
+    if limit is None or limit >= len(tr_idx):
+        return tr_idx
+    kept = rng.choice(tr_idx, limit, replace=False)
+    if every_class:
+        for c in sorted(set(y[tr_idx].tolist()) - set(y[kept].tolist())):
+            labels, counts = np.unique(y[kept], return_counts=True)
+            largest = np.flatnonzero(y[kept] == labels[counts.argmax()])
+            kept[largest[-1]] = rng.choice(tr_idx[y[tr_idx] == c])
+    return np.sort(kept)
 
 
 def split_train_val(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -282,8 +306,7 @@ def finetune_seed(
     kind = settings.kind
     tr_idx, va_idx = split_train_val(task.y_train, settings.val_fraction, seed, kind == "classification")
     rng = np.random.default_rng(seed)
-    if settings.train_limit is not None and settings.train_limit < len(tr_idx):
-        tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
+    tr_idx = limit_training(tr_idx, task.y_train, settings.train_limit, rng, kind == "classification")
     torch.manual_seed(seed)
     model = SequenceClassifier(
         make_backbone(), task.labels.num_outputs, settings.pooling, settings.freeze_backbone, settings.ratio_loss_weight
@@ -364,8 +387,7 @@ def kmer_seed(task: TaskData, settings: FinetuneSettings, seed: int, k: int = 6)
     t0 = time.perf_counter()
     tr_idx, va_idx = split_train_val(task.y_train, settings.val_fraction, seed, True)
     rng = np.random.default_rng(seed)
-    if settings.train_limit is not None and settings.train_limit < len(tr_idx):
-        tr_idx = np.sort(rng.choice(tr_idx, settings.train_limit, replace=False))
+    tr_idx = limit_training(tr_idx, task.y_train, settings.train_limit, rng, True)
     model = KmerLogisticRegression(k=k, seed=seed, select_metric=settings.select_metric)
     model.fit(
         [task.train.sequences[i] for i in tr_idx],

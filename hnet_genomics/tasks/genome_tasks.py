@@ -19,6 +19,7 @@ backbone never saw a test window), moved forward past any gene that spans it.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 from dataclasses import dataclass
@@ -238,11 +239,43 @@ def species_task(
     return splits, summary
 
 
+def check_on_genome(records: list[BedRecord], path, option: str, sizes: dict[str, int], fasta) -> None:
+    """At least one record of an annotation BED lies on a record of the genome (else no window could be cut)."""
+    if records and not any(r.chrom in sizes for r in records):
+        known = ", ".join(list(sizes)[:3]) + (", ..." if len(sizes) > 3 else "")
+        raise DataError(
+            f"{option} {path}: none of its chromosomes ({', '.join(sorted({r.chrom for r in records})[:3])}"
+            f"{', ...' if len({r.chrom for r in records}) > 3 else ''}) is a record of {fasta} ({known})"
+        )
+
+
+def check_stranded(cds: list[BedRecord], path) -> None:
+    """Exon starts are oriented by the CDS they overlap: a CDS BED without strands orients none."""
+    if not any(r.strand in ("+", "-") for r in cds):
+        raise DataError(
+            f"--cds {path}: no line has a strand (+ or -) in column 6; exon-starts orients each exon by the "
+            f"strand of the CDS it overlaps"
+        )
+
+
+def require_windows(summary: dict, kind: str, width: int, test_from: float) -> None:
+    """Every class has windows in both splits; a task without them would train or test on nothing."""
+    for split, counts in summary["counts"].items():
+        for label, n in counts.items():
+            if n == 0:
+                raise DataError(
+                    f"make-task {kind}: no {split} window of class '{label}' (--width {width:,}, --test-from "
+                    f"{test_from:g}); use narrower windows, or annotation and genome records that match"
+                )
+
+
 def write_windows_csv(windows: list[Window], path) -> None:
-    """gzip CSV ``sequence,label,name`` (the layout ``read_labelled`` reads), written atomically."""
+    """gzip CSV ``sequence,label,name`` (the layout ``read_labelled`` reads; names quoted where they hold
+    commas or quotes), written atomically."""
     text = io.StringIO()
-    text.write("sequence,label,name\n")
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(("sequence", "label", "name"))
     for w in windows:
-        text.write(f"{w.sequence.decode()},{w.label},{w.name}\n")
+        out.writerow((w.sequence.decode(), w.label, w.name))
     with atomic_path(path) as tmp:
         tmp.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))

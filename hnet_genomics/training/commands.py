@@ -14,12 +14,15 @@ from hnet_genomics.options import (
     apply_threads,
     check_input_file,
     check_input_file_or_dir,
-    check_output_dir,
-    check_output_file,
     nonnegative_int,
     positive_int,
     show_progress,
 )
+from hnet_genomics.outputs import check_paths, output_file, output_folder
+
+# What pretrain writes into --out (checkpoints/ and model/ are written or replaced whole).
+RUN_FILES = ("metrics.json", "curves.png", "config.yaml", "logs/metrics.csv", "logs/hparams.yaml")
+RUN_FOLDERS = ("model", "checkpoints")
 
 TEXT_HELP = (
     "text corpus, for a text config (data.kind: text): a UTF-8 file, or a folder whose non-hidden files are "
@@ -70,7 +73,12 @@ def _pretrain(args: argparse.Namespace) -> int:
     (check_input_file_or_dir if kind == "text" else check_input_file)(source, option)
     if args.intervals:
         check_input_file(args.intervals, "--intervals")
-    check_output_dir(args.out)
+    # --config is not among the inputs: it is read whole before anything is written, and resuming with the
+    # run's own config.yaml (rewritten with the same settings) is how a run is continued.
+    check_paths(
+        {"--fasta": args.fasta, "--text": args.text, "--intervals": args.intervals},
+        [output_folder(args.out, files=RUN_FILES, folders=RUN_FOLDERS)],
+    )
     check_run_dir(Path(args.out), args.resume)
     apply_threads(args.threads, args.quiet)
     metrics = run_pretrain(
@@ -114,7 +122,16 @@ def _eval(args: argparse.Namespace) -> int:
     if args.intervals:
         check_input_file(args.intervals, "--intervals")
     if args.out:
-        check_output_file(args.out)
+        check_paths(
+            {
+                "--model": _model_reads(args.model) if args.model else None,
+                "--fasta": args.fasta,
+                "--text": args.text,
+                "--intervals": args.intervals,
+                "--config": args.config if args.config and Path(args.config).is_file() else None,
+            },
+            [output_file(args.out)],
+        )
     if args.seq_len is not None and args.seq_len < 2:
         raise ConfigError(f"--seq-len must be at least 2, got {args.seq_len}")
     apply_threads(args.threads, args.quiet)
@@ -137,6 +154,14 @@ def _eval(args: argparse.Namespace) -> int:
         f"over {result[f'{unit}s']:,} {unit}s"
     )
     return 0
+
+
+def _model_reads(model: str) -> list[Path]:
+    """What ``eval --model`` reads: the model folder (a run's ``model/`` or the folder itself) and the run's
+    ``config.yaml`` (its data policy and window length)."""
+    d = Path(model)
+    model_dir = d / "model" if (d / "model" / "config.json").exists() else d
+    return [model_dir, d / "config.yaml", d.parent / "config.yaml"]
 
 
 def _eval_model(args: argparse.Namespace) -> dict:
@@ -165,8 +190,11 @@ def _eval_model(args: argparse.Namespace) -> dict:
     seq_len = args.seq_len or config.train.seq_len
     source = open_source(path, config.data)
     splits = make_splits(source, config.data, args.intervals)
-    if args.split not in splits or not splits[args.split]:
-        raise ConfigError(f"split '{args.split}' is empty or unknown (available: {', '.join(splits)})")
+    if not splits.get(args.split):
+        bed = args.intervals or config.data.intervals
+        where = f"{bed} has no '{args.split}' interval" if bed else f"{path} has no {args.split} part by {origin}"
+        held = ", ".join(k for k, v in splits.items() if v)
+        raise ConfigError(f"--split {args.split}: {where} (splits with intervals: {held})")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     dispatch.report(device, "eval")

@@ -166,7 +166,7 @@ def _task_files(name, spec):
     key = f"finetune.tasks.{name}"
     if spec == "demo-tfbs":
         return {**{s: str(_demo_files()[f"demo-tfbs-{s}"]) for s in ("train", "test")}, "stranded": False}
-    if spec in DEMO_TASKS:
+    if isinstance(spec, str) and spec in DEMO_TASKS:  # the other forms are mappings (unhashable)
         return {**{s: f"{R}/tasks/{spec}/{s}.csv.gz" for s in ("train", "test")},
                 "stranded": spec in STRANDED_DEMO_TASKS}
     stranded = spec.get("stranded", False)
