@@ -18,7 +18,7 @@ from hnet_genomics.layout import parse_layout
 from hnet_genomics.model.cache import BlockStates, HNetState
 from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.hnet import HNet, build_main, step_main
+from hnet_genomics.model.hnet import HNet, build_main, continue_main, step_main
 from hnet_genomics.model.init import INIT_STD, parameter_stages
 from hnet_genomics.model.sampling import sample_next
 
@@ -138,6 +138,17 @@ class HNetLM(nn.Module):
         """input_ids (B,) -> next-token logits (B, vocab) and the updated state."""
         hidden, state = step_main(self.backbone, self.embeddings(input_ids), state)
         return self.lm_head(hidden), state
+
+    def forward_from(
+        self, input_ids: torch.Tensor, state: HNetState | BlockStates, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, HNetState | BlockStates, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Continue sequences whose model state is ``state`` (from ``init_state`` or an earlier call) with the
+        right-padded (B, L) ``input_ids``: (logits (B, L, vocab), the state after each row's last real token,
+        per chunking level (boundary, p) of the new tokens). Equal to one forward over the whole sequence up
+        to float rounding; a prefix run once can be continued by many suffixes (``cache.take_rows``)."""
+        valid = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask.bool()
+        hidden, state, levels = continue_main(self.backbone, self.embeddings(input_ids), valid, state)
+        return self.lm_head(hidden), state, levels
 
     @torch.inference_mode()
     def generate(
