@@ -7,6 +7,7 @@ All three run on the one inference engine (``inference/engine.py``) and share it
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -56,21 +57,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "score-variants",
         help="zero-shot variant effects: log-likelihood ratio of ALT vs REF for every VCF allele",
         description="Score every ALT allele (multi-allelic records split) that is an SNV, MNV or indel of at most "
-        "--max-len bases: HNET_LLR = ln P(ALT window) - ln P(REF window) in nats, where the REF "
-        "allele, as the record writes it (VCF left-aligns indels and keeps the shared anchor base), is "
-        "centred in a --window of reference bases and the ALT window keeps exactly the same left and "
-        "right flanks (so it is len(ALT) - len(REF) longer). The model is causal: every term before the "
-        "first base where the windows differ is equal in both and cancels, so only the terms of the "
-        "variant's bases and the right flank are summed (the left flank is still read as context). "
-        "An indel's LLR includes the likelihood of the bases it adds or removes ("
-        "about 1.3 nats per base for a 1.84 bits-per-base model): compare indels with indels of "
-        "similar length. --strand both (default) averages with the same score on "
-        "the reverse-complemented windows (HNET_LLR_FWD / HNET_LLR_REV are written too). H-Nets also "
-        "get HNET_BSHIFT: stage-1 chunk boundaries the allele moves within --bshift-flank bp. REF is "
-        "checked against the FASTA (mismatches: FILTER=REF_MISMATCH, not scored; --strict makes them "
-        "an error); symbolic alleles, '*', longer events and variants at a contig's first base are "
-        "skipped and counted by reason. Output: OUT.vcf.gz (bgzipped, tabix-indexed, every input "
-        "record and header line kept) and OUT.tsv (one line per ALT allele with its status).",
+        "--max-len bases: HNET_LLR = ln P(ALT window) - ln P(REF window) in nats (negative: ALT less likely "
+        "under the model). Each allele is reduced to its footprint, the reference bases it changes (shared "
+        "anchor bases trimmed; an indel in a repeat spans every place it could sit), and scored in a window "
+        "of reference bases holding at least a flank of bases on each side of it, whose ends lie on a grid "
+        "that the reverse complement maps onto itself (--grid): the mirrored variant on the reverse-"
+        "complemented genome gets exactly the mirrored window. Alleles sharing a window share its "
+        "computation: the part before them runs once and every allele continues from the model state it "
+        "leaves. The model is causal: only terms from the first base where the windows differ are summed. "
+        "Bases that are not A, C, G or T contribute nothing. --strand both (default) averages with the "
+        "same score on the reverse-complemented windows (HNET_LLR_FWD / HNET_LLR_REV are written too); an "
+        "allele at a contig end that one strand cannot score gets the other's (HNET_STATUS scored_fwd / "
+        "scored_rev). HNET_LLR_FLANK keeps only the terms of the bases after the footprint, the same number "
+        "for both alleles: an indel's total LLR also holds the likelihood of the bases it adds or removes, "
+        "its flank LLR does not. H-Nets also get HNET_BSHIFT: stage-1 chunk boundaries the allele moves "
+        "within --bshift-flank bp, summed over strands. REF is checked against the FASTA (mismatches: "
+        "FILTER=REF_MISMATCH, not scored; --strict makes them an error); symbolic alleles, '*', N, longer "
+        "events and records with POS 0 are skipped with their reason in HNET_STATUS. Output: OUT.vcf.gz "
+        "(bgzipped, tabix-indexed, every input record and header line kept; earlier HNET_* fields are "
+        "replaced) and OUT.tsv (one line per ALT allele with its status, footprint and window).",
     )
     v.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
     v.add_argument("--fasta", type=Path, required=True, help="reference FASTA the VCF was called against")
@@ -92,6 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=10,
         metavar="BP",
         help="HNET_BSHIFT counts boundaries moved within this many bp of the allele",
+    )
+    v.add_argument(
+        "--grid",
+        type=positive_int,
+        metavar="N",
+        help="odd spacing of the grid window ends lie on; 1: every window is the footprint with exactly equal "
+        "flanks (no sharing between nearby alleles) (default: an odd number near window / 32)",
     )
     v.add_argument("--strict", action="store_true", help="a REF that does not match the FASTA is an error")
     _add_engine_options(v, 32)
@@ -166,7 +178,10 @@ def _engine(args: argparse.Namespace):
     apply_threads(args.threads, args.quiet)
     model = HNetLM.from_pretrained(args.model)
     dispatch.report(device, args.command)
-    return InferenceEngine(model, device, precision, args.batch_size)
+    engine = InferenceEngine(model, device, precision, args.batch_size)
+    if engine.encoding_note:
+        _say(args, f"note: {args.model}: {engine.encoding_note}")
+    return engine
 
 
 def _window(engine, args: argparse.Namespace) -> tuple[int, int]:
@@ -186,35 +201,47 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def run_score_variants(args: argparse.Namespace) -> int:
     from hnet_genomics.data.genome import Genome
-    from hnet_genomics.export.variant_scores import output_paths, score_vcf
+    from hnet_genomics.export.variant_scores import model_identity, output_paths, score_vcf
     from hnet_genomics.inference.variants import VariantScoringConfig
 
     for option in ("fasta", "vcf"):
         check_input_file(getattr(args, option), f"--{option}")
     output_paths(args.out)
+    if args.window is not None:
+        VariantScoringConfig(args.window, args.strand, args.max_len, args.bshift_flank, grid=args.grid).validate()
     engine = _engine(args)
-    cfg = VariantScoringConfig(_window(engine, args)[0], args.strand, args.max_len, args.bshift_flank, args.strict)
+    window = _window(engine, args)[0]
+    cfg = VariantScoringConfig(window, args.strand, args.max_len, args.bshift_flank, args.strict, args.grid)
     cfg.validate()
     genome = Genome(args.fasta)
+    identity = model_identity(args.model, engine.model)
     with output_dir(Path(args.out).parent):  # created with its parents, removed again if scoring fails
-        s = score_vcf(engine, genome, args.vcf, args.out, cfg, str(args.model), progress=_progress(args))
+        s = score_vcf(engine, genome, args.vcf, args.out, cfg, identity, progress=_progress(args), warn=_warn)
+    if s.replaced_fields:
+        _say(args, f"note: {args.vcf} was scored before: replaced its {', '.join(s.replaced_fields)} fields")
     skipped = ", ".join(f"{n:,} {r}" for r, n in s.skipped.most_common()) or "none"
     kinds = ", ".join(f"{n:,} {k}" for k, n in s.kinds.most_common())
     t = engine.timing
     _say(
         args,
-        f"{s.records:,} records, {s.alleles:,} ALT alleles: {s.scored:,} scored ({kinds}); skipped: {skipped}; "
-        f"{s.ref_mismatch_records:,} record(s) REF_MISMATCH",
+        f"{s.records:,} records, {s.alleles:,} ALT alleles: {s.scored:,} scored ({kinds}; {s.one_strand:,} on one "
+        f"strand, {s.clipped:,} in clipped windows); skipped: {skipped}; {s.ref_mismatch_records:,} record(s) "
+        f"REF_MISMATCH",
     )
+    per_variant = t.bases / cfg.layout().snv_window / max(s.scored, 1)
     _say(
         args,
-        f"{s.seconds:.1f} s ({s.scored / max(s.seconds, 1e-9):.1f} variants/s), {s.windows_run:,} windows; "
-        f"model {t.model_s:.1f} s, sequence preparation {t.prepare_s:.1f} s, VCF and the rest "
-        f"{max(s.seconds - t.model_s - t.prepare_s, 0):.1f} s",
+        f"{s.seconds:.1f} s ({s.scored / max(s.seconds, 1e-9):.1f} variants/s), {t.bases:,} bases through the "
+        f"model ({per_variant:.2f} windows per variant); model {t.model_s:.1f} s, sequence preparation "
+        f"{t.prepare_s:.1f} s, VCF and the rest {max(s.seconds - t.model_s - t.prepare_s, 0):.1f} s",
     )
     for f in s.files:
         _say(args, f"wrote {f}")
     return 0
+
+
+def _warn(text: str) -> None:
+    print(f"hnet-genomics: warning: {text}", file=sys.stderr)
 
 
 def run_likelihood(args: argparse.Namespace) -> int:
