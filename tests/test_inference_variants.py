@@ -657,3 +657,24 @@ def test_plain_gzip_vcf_is_refused_with_the_bgzip_command(saved, genome, fasta, 
     gz.write_bytes(gzip.compress(vcf.read_bytes()))
     assert cli(saved, gz, tmp_path / "o.vcf.gz", fasta=fasta) == 2
     assert "gzip-compressed but not bgzip" in one_line_error(capsys)
+
+
+def test_undeclared_info_and_filter_and_samples_pass_through(model, genome, tmp_path):
+    """A sloppy VCF (INFO and FILTER used without declaration, genotypes, no contig lines) is kept as it was."""
+    ref = base(genome, 5_001)
+    lines = [
+        "##fileformat=VCFv4.2",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##INFO=<ID=HNET_LLR,Number=1,Type=Integer,Description="someone else\'s field of that name">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2",
+        f"fwd\t5001\trs1\t{ref}\t{other(ref)}\t30\tLowQual\tXX=1;HNET_LLR=7\tGT\t0/1\t1/1",
+    ]
+    vcf = tmp_path / "sloppy.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    summary = score_vcf(InferenceEngine(model), genome, vcf, tmp_path / "o.vcf.gz", VariantScoringConfig(WINDOW))
+    assert summary.scored == 1 and summary.replaced_fields == ["HNET_LLR"]
+    out = pysam.VariantFile(str(tmp_path / "o.vcf.gz"))
+    rec = next(iter(out))
+    assert list(rec.filter) == ["LowQual"] and rec.info["XX"] == "1" and rec.info["HNET_STATUS"] == ("scored",)
+    assert isinstance(rec.info["HNET_LLR"][0], float) and out.header.info["HNET_LLR"].type == "Float"
+    assert [s["GT"] for s in rec.samples.values()] == [(0, 1), (1, 1)] and list(out.header.contigs) == ["fwd"]

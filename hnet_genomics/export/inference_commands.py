@@ -1,6 +1,6 @@
-"""``hnet-genomics score-variants``, ``likelihood`` and ``embed``: a trained model read out over sequence.
+"""``hnet-genomics score-variants``, ``ism``, ``likelihood`` and ``embed``: a trained model read out over sequence.
 
-All three run on the one inference engine (``inference/engine.py``) and share its options: ``--device``,
+All four run on the one inference engine (``inference/engine.py``) and share its options: ``--device``,
 ``--precision``, ``--batch-size``, ``--threads``, ``--quiet``.
 """
 
@@ -18,6 +18,7 @@ from hnet_genomics.options import (
     add_threads,
     apply_threads,
     check_input_file,
+    check_output_prefix,
     nonnegative_int,
     positive_int,
     show_progress,
@@ -108,6 +109,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--strict", action="store_true", help="a REF that does not match the FASTA is an error")
     _add_engine_options(v, 32)
     v.set_defaults(func=run_score_variants)
+
+    m = sub.add_parser(
+        "ism",
+        help="in-silico saturation mutagenesis: every base of a region to the three others, scored on both strands",
+        description="Change every base of --region to each of the three other bases and score each change as "
+        "score-variants scores an SNV (ln P(ALT window) - ln P(REF window) in nats, the same windows, by "
+        "default the mean of both strands): negative means the model finds the changed sequence less "
+        "likely. Changes that share a window share its computation (the part before them runs once), so "
+        "a region costs about one model window per change. Writes PREFIX.ism.npy (float32, 4 x L, rows A, C, "
+        "G, T; NaN on the reference base), PREFIX.ism.tsv (one line per base), PREFIX.ism.mean.bw and "
+        "PREFIX.ism.min.bw (mean and most negative LLR per base, for a genome browser) and, for regions of "
+        "at most --logo-max bases, PREFIX.ism.png (the sequence as letters scaled by minus the mean LLR, "
+        "above the matrix). Scores are not calibrated: compare positions within a region.",
+    )
+    m.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
+    m.add_argument("--fasta", type=Path, required=True, help="genome FASTA (plain or bgzip, with/without .fai)")
+    m.add_argument(
+        "--region", required=True, help="chrom:start-end, 1-based and inclusive (as samtools and IGV write them)"
+    )
+    m.add_argument("--out", required=True, help="output prefix: PREFIX.ism.npy, PREFIX.ism.tsv, ...")
+    _add_window_options(m, overlap=False)
+    m.add_argument(
+        "--grid",
+        type=positive_int,
+        metavar="N",
+        help="odd spacing of the window grid, as for score-variants (default: an odd number near window / 32)",
+    )
+    m.add_argument(
+        "--strand",
+        choices=("both", "fwd"),
+        default="both",
+        help="both: mean of the forward and reverse-complement scores (default); fwd: forward only",
+    )
+    m.add_argument(
+        "--logo-max", type=nonnegative_int, default=200, metavar="BP", help="draw PREFIX.ism.png for regions up to this"
+    )
+    _add_engine_options(m, 32)
+    m.set_defaults(func=run_ism)
 
     lk = sub.add_parser(
         "likelihood",
@@ -242,6 +281,40 @@ def run_score_variants(args: argparse.Namespace) -> int:
 
 def _warn(text: str) -> None:
     print(f"hnet-genomics: warning: {text}", file=sys.stderr)
+
+
+def run_ism(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from hnet_genomics.data.genome import Genome
+    from hnet_genomics.export.ism import write_ism
+    from hnet_genomics.inference.ism import parse_region, saturation_mutagenesis
+    from hnet_genomics.inference.variants import VariantScoringConfig
+
+    check_input_file(args.fasta, "--fasta")
+    check_output_prefix(args.out)
+    if args.window is not None:
+        VariantScoringConfig(args.window, args.strand, 1, grid=args.grid).validate()
+    genome = Genome(args.fasta)
+    region = parse_region(args.region, genome.sizes)
+    engine = _engine(args)
+    cfg = VariantScoringConfig(_window(engine, args)[0], args.strand, 1, grid=args.grid)
+    cfg.validate()
+    t0 = time.perf_counter()
+    result = saturation_mutagenesis(engine, genome, region, cfg, progress=_progress(args))
+    with output_dir(Path(args.out).parent):
+        files = write_ism(result, args.out, genome.sizes, args.logo_max, f"{args.region} ({Path(args.model).name})")
+    dt, t = time.perf_counter() - t0, engine.timing
+    changes = int((~np.isnan(result.llr)).sum())
+    _say(
+        args,
+        f"{len(region):,} bp, {changes:,} changes scored in {dt:.1f} s ({changes / max(dt, 1e-9):.1f} per s), "
+        f"{t.bases:,} bases through the model ({t.bases / cfg.layout().snv_window / max(changes, 1):.2f} windows "
+        f"per change); most negative mean LLR {np.nanmin(result.mean()) if changes else float('nan'):.3f} nats",
+    )
+    for f in files:
+        _say(args, f"wrote {f}")
+    return 0
 
 
 def run_likelihood(args: argparse.Namespace) -> int:

@@ -186,35 +186,21 @@ def info_fields(cfg: VariantScoringConfig, hierarchical: bool) -> list[tuple[str
 
 
 def output_header(
-    header: VariantHeader,
-    cfg: VariantScoringConfig,
-    hierarchical: bool,
-    identity: dict[str, str],
-    contigs: dict[str, int],
-) -> tuple[VariantHeader, list[str], list[str]]:
-    """A copy of the input header without earlier declarations of our fields, with ours added; returns it,
-    our INFO keys and the keys it replaced."""
-    import pysam
-
+    header: VariantHeader, cfg: VariantScoringConfig, hierarchical: bool, identity: dict[str, str]
+) -> tuple[str, list[str], list[str]]:
+    """The input header's text without earlier declarations of our fields, with ours added before ``#CHROM``;
+    returns it, our INFO keys and the keys it replaced. Edited as text: htslib cannot re-declare a field."""
     fields = info_fields(cfg, hierarchical)
-    new = pysam.VariantHeader()
-    replaced = []
-    for r in header.records:
-        if r.type == "INFO" and r.get("ID") in OUR_INFO:
-            replaced.append(r.get("ID"))
-            continue
-        if r.key == HEADER_KEY:
-            continue
-        new.add_record(r)
-    for name in header.samples:
-        new.add_sample(name)
-    for chrom, length in contigs.items():
-        if chrom not in new.contigs:
-            new.contigs.add(chrom, length=length)
-    for key, kind, text in fields:
-        new.info.add(key, "A", kind, text)
-    if "REF_MISMATCH" not in new.filters:
-        new.filters.add("REF_MISMATCH", None, None, "REF does not match the reference FASTA; not scored")
+    lines, replaced = [], []
+    for line in str(header).splitlines():
+        key = _declared_info(line)
+        if key in OUR_INFO:
+            replaced.append(key)
+        elif not line.startswith(f"##{HEADER_KEY}="):
+            lines.append(line)
+    ours = [f'##INFO=<ID={key},Number=A,Type={kind},Description="{text}">' for key, kind, text in fields]
+    if "REF_MISMATCH" not in header.filters:
+        ours.append('##FILTER=<ID=REF_MISMATCH,Description="REF does not match the reference FASTA; not scored">')
     layout = cfg.layout()
     about = {
         **identity,
@@ -227,8 +213,15 @@ def output_header(
         "BShiftFlank": str(cfg.bshift_flank),
         "Sign": SIGN,
     }
-    new.add_line(f"##{HEADER_KEY}=<" + ",".join(f'{k}="{v}"' for k, v in about.items()) + ">")
-    return new, [k for k, _, _ in fields], replaced
+    ours.append(f"##{HEADER_KEY}=<" + ",".join(f'{k}="{v}"' for k, v in about.items()) + ">")
+    text = "\n".join(lines[:-1] + ours + lines[-1:]) + "\n"  # the last line is #CHROM
+    return text, [k for k, _, _ in fields], replaced
+
+
+def _declared_info(line: str) -> str | None:
+    if not line.startswith("##INFO=<ID="):
+        return None
+    return line[len("##INFO=<ID=") :].split(",", 1)[0]
 
 
 def plan_record(
@@ -284,30 +277,33 @@ def score_plans(engine: InferenceEngine, genome, plans: list[RecordPlan], cfg: V
     return jobs
 
 
-def _annotate(rec, p: RecordPlan, keys: list[str], header) -> VariantRecord:
-    for key in OUR_INFO:  # values of an earlier run, whatever its settings
-        if key in rec.info:
-            del rec.info[key]
-    rec.translate(header)
+def _annotate(p: RecordPlan, keys: list[str]) -> str:
+    """The record's VCF line with our INFO values (replacing earlier ones) and the REF_MISMATCH filter."""
+    f = str(p.rec).rstrip("\n").split("\t")
     if p.ref_mismatch:
-        rec.filter.add("REF_MISMATCH")
-    if not rec.alts:
-        return rec
-    values: dict[str, Callable[[AlleleScore], object]] = {
-        "HNET_LLR": lambda s: s.llr,
-        "HNET_LLR_FWD": lambda s: s.llr_fwd,
-        "HNET_LLR_REV": lambda s: s.llr_rev,
-        "HNET_LLR_FLANK": lambda s: s.flank_llr,
-        "HNET_BSHIFT": lambda s: s.bshift,
-        "HNET_CLIPPED": lambda s: int(s.clipped),
-    }
-    scores = [a.score if a.score is not None and a.score.strands else None for a in p.alleles]
-    for key in keys:
-        if key == "HNET_STATUS":
-            rec.info[key] = tuple(a.status for a in p.alleles)
-        elif any(s is not None for s in scores):
-            rec.info[key] = tuple(None if s is None else values[key](s) for s in scores)
-    return rec
+        f[6] = "REF_MISMATCH" if f[6] in (".", "PASS") else f"{f[6]};REF_MISMATCH"
+    info = [kv for kv in f[7].split(";") if kv != "." and kv.split("=", 1)[0] not in OUR_INFO]
+    if p.rec.alts:
+        values: dict[str, Callable[[AlleleScore], object]] = {
+            "HNET_LLR": lambda s: s.llr,
+            "HNET_LLR_FWD": lambda s: s.llr_fwd,
+            "HNET_LLR_REV": lambda s: s.llr_rev,
+            "HNET_LLR_FLANK": lambda s: s.flank_llr,
+            "HNET_BSHIFT": lambda s: s.bshift,
+            "HNET_CLIPPED": lambda s: int(s.clipped),
+        }
+        scores = [a.score if a.score is not None and a.score.strands else None for a in p.alleles]
+        for key in keys:
+            if key == "HNET_STATUS":
+                info.append(f"{key}=" + ",".join(a.status for a in p.alleles))
+            elif any(s is not None for s in scores):
+                info.append(f"{key}=" + ",".join(_vcf_value(None if s is None else values[key](s)) for s in scores))
+    f[7] = ";".join(info) or "."
+    return "\t".join(f) + "\n"
+
+
+def _vcf_value(x) -> str:
+    return "." if x is None else str(x) if isinstance(x, int) else f"{x:.6g}"
 
 
 def _tsv_rows(p: RecordPlan) -> str:
@@ -370,8 +366,10 @@ def score_vcf(
     summary = VariantSummary()
     hierarchical = engine.model.config.num_stages > 0
     with open_vcf(vcf_path) as vcf, ExitStack() as stack:
-        contigs = {c: genome.sizes[c] for c in survey.contigs}
-        header, keys, summary.replaced_fields = output_header(vcf.header, cfg, hierarchical, identity or {}, contigs)
+        for chrom in survey.contigs:  # tabix needs every contig declared
+            if chrom not in vcf.header.contigs:
+                vcf.header.contigs.add(chrom, length=genome.sizes[chrom])
+        header, keys, summary.replaced_fields = output_header(vcf.header, cfg, hierarchical, identity or {})
         tmp_tbi = stack.enter_context(atomic_path(out_tbi))  # entered first, so renamed after the data
         tmp_vcf = stack.enter_context(atomic_path(out_vcf))
         tmp_tsv = stack.enter_context(atomic_path(out_tsv))
@@ -380,7 +378,7 @@ def score_vcf(
         )
         # index=None is pysam's own default, spelled out because its type stub omits that default
         with BGZFile(str(tmp_vcf), "wb", index=None) as vcf_out, tmp_tsv.open("w") as tsv:
-            vcf_out.write(str(header).encode())
+            vcf_out.write(header.encode())
             tsv.write("\t".join(TSV_COLUMNS) + "\n")
             for group in _groups(records(vcf, vcf_path), RECORDS_PER_GROUP):
                 first = summary.records + 1
@@ -389,7 +387,7 @@ def score_vcf(
                 ]
                 summary.jobs += score_plans(engine, genome, plans, cfg)
                 for p in plans:
-                    vcf_out.write(str(_annotate(p.rec, p, keys, header)).encode())
+                    vcf_out.write(_annotate(p, keys).encode())
                     _count(summary, p)
                     tsv.write(_tsv_rows(p))
                 bar.update(len(group))
