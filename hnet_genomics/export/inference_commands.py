@@ -188,7 +188,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "that runs on them). --pooling mean averages over bases (a chunk stage weighs each chunk by its "
         "length), chunk over the stage's chunks, last takes the last base. Sequences longer than "
         "--window are tiled and stitched like the boundary tracks. --per-chunk also writes every chunk "
-        "of the stage (stage 1 when --stage is 0) with its coordinates.",
+        "of the stage (stage 1 when --stage is 0) with its coordinates. A BED line with '-' in column 6 is "
+        "embedded as its reverse complement (its chunks 5' to 3' on that strand); --rc-average averages "
+        "every sequence's vector with its reverse complement's.",
     )
     e.add_argument("--model", type=Path, required=True, help="model directory (written by save_pretrained)")
     e.add_argument("--input", type=Path, required=True, help="FASTA, CSV/TSV, or BED (with --fasta)")
@@ -201,6 +203,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="0 = bases (default for mean/last), 1.. = chunk stages (default 1 for chunk)",
     )
     e.add_argument("--per-chunk", action="store_true", help="also OUT.chunks.{npy,tsv|parquet}: every chunk")
+    e.add_argument(
+        "--rc-average",
+        action="store_true",
+        help="embed every sequence and its reverse complement and average the two vectors (strand-neutral)",
+    )
     _add_window_options(e)
     _add_engine_options(e, 32)
     e.set_defaults(func=run_embed)
@@ -348,7 +355,7 @@ def run_likelihood(args: argparse.Namespace) -> int:
 
 def run_embed(args: argparse.Namespace) -> int:
     from hnet_genomics.export.embeddings import output_kind, read_embedding_input, write_embeddings
-    from hnet_genomics.inference.embeddings import EmbeddingConfig, embed_spans
+    from hnet_genomics.inference.embeddings import EmbeddingConfig, embed_stranded
     from hnet_genomics.inference.windows import check_window
 
     check_input_file(args.input, "--input")
@@ -357,13 +364,14 @@ def run_embed(args: argparse.Namespace) -> int:
     output_kind(args.out)
     if args.window is not None and args.overlap is not None:
         check_window(args.window, args.overlap)
-    cfg = EmbeddingConfig(args.pooling, args.stage, args.per_chunk)
+    cfg = EmbeddingConfig(args.pooling, args.stage, args.per_chunk, args.rc_average)
     engine = _engine(args)
     cfg.resolved_stage(engine.model.config.num_stages)
     window, overlap = _window(engine, args)
     inp = read_embedding_input(args.input, args.fasta)
     t0 = time.perf_counter()
-    items = list(embed_spans(engine, inp.source, inp.spans, cfg, window, overlap, progress=_progress(args)))
+    strands = inp.strands or ["."] * len(inp.spans)
+    items = embed_stranded(engine, inp.source, inp.spans, strands, cfg, window, overlap, progress=_progress(args))
     with output_dir(Path(args.out).parent):
         files = write_embeddings(items, inp, args.out)
     dt = time.perf_counter() - t0
