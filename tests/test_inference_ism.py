@@ -90,7 +90,7 @@ def test_matrix_equals_score_variants_on_the_same_snvs(model, genome, ism, tmp_p
     assert len(lines) == 3 * len(REGION)
     for f in lines:
         i, b = int(f[1]) - 1 - REGION.start, BASES.index(f[4].encode())
-        assert result.llr[b, i] == pytest.approx(float(f[7]), abs=2e-6)
+        assert result.llr[b, i] == pytest.approx(float(f[7]), abs=2e-5)  # other batches: other rounding
 
 
 def test_files_agree_with_the_matrix(ism, genome, tmp_path):

@@ -31,7 +31,7 @@ from hnet_genomics.inference.variants import (
 
 HLA = "BA000025.2"
 WINDOW = 200
-LAYOUT = window_layout(WINDOW)  # flank 95, grid 5: an SNV's window holds 195 bases
+LAYOUT = window_layout(WINDOW)  # flank 90, grid 15: an SNV's window holds 195 bases
 SIZE = 30_003  # not a multiple of the grid spacing, so the grid must be placed for the mirror to see it
 SLICE = (100_000, 100_000 + SIZE)  # the test contig: 30 kb of the HLA region, and its reverse complement
 GAP = (2_500, 2_540)  # an assembly gap of Ns in the third contig
@@ -439,7 +439,7 @@ def test_output_vcf_keeps_every_record_and_header_line_and_declares_the_fields(m
         assert out.header.info[key].number == "A" and out.header.info[key].type == "Float"
     assert out.header.info["HNET_STATUS"].type == "String" and out.header.info["HNET_CLIPPED"].number == "A"
     assert ("HNET_BSHIFT" in out.header.info) == (model.config.num_stages > 0)
-    assert 'Sign="HNET_LLR < 0: ALT less likely than REF' in header and 'Grid="5"' in header
+    assert 'Sign="HNET_LLR < 0: ALT less likely than REF' in header and f'Grid="{LAYOUT.grid}"' in header
     records = list(out)
     assert [(r.pos, r.id, r.info["DP"]) for r in records] == [(p, f"v{i}", i) for i, (p, *_) in enumerate(rows)]
     multi = next(r for r in records if r.pos == 5_001)

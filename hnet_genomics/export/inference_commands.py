@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         metavar="N",
         help="odd spacing of the grid window ends lie on; 1: every window is the footprint with exactly equal "
-        "flanks (no sharing between nearby alleles) (default: an odd number near window / 32)",
+        "flanks (no sharing between nearby alleles) (default: an odd number near window / 11, 93 for 1,024)",
     )
     v.add_argument("--strict", action="store_true", help="a REF that does not match the FASTA is an error")
     _add_engine_options(v, 32)
@@ -134,7 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--grid",
         type=positive_int,
         metavar="N",
-        help="odd spacing of the window grid, as for score-variants (default: an odd number near window / 32)",
+        help="odd spacing of the window grid, as for score-variants (default: near window / 11, 93 for 1,024)",
     )
     m.add_argument(
         "--strand",

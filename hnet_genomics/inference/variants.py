@@ -100,11 +100,13 @@ class WindowLayout:
 
 
 def auto_grid(window: int) -> int:
-    """The odd grid spacing near window / 32 that leaves an SNV the longest window within ``window``."""
+    """The odd grid spacing near window / 11 that leaves an SNV the longest window within ``window`` (93 for
+    1,024: flank 465, SNV window 1,023). A coarser grid lets more nearby alleles share a window; a finer one
+    keeps flanks closer to equal (``--grid 1``: exactly equal)."""
     best: tuple[int, float, int] = (0, 0.0, 1)
-    for g in range(max(3, window // 64) | 1, window // 16 + 1, 2):
+    for g in range(max(3, window // 16) | 1, window // 8 + 1, 2):
         m = (window // g - 1) // 2
-        best = max(best, (g * (2 * m + 1), -abs(g - window / 32), g))
+        best = max(best, (g * (2 * m + 1), -abs(g - window / 11), g))
     return best[2]
 
 
