@@ -90,7 +90,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="both: mean of the forward and reverse-complement scores (default); fwd: forward only",
     )
     v.add_argument(
-        "--max-len", type=positive_int, default=50, metavar="BP", help="longest REF or ALT allele scored, in bases"
+        "--max-len",
+        type=positive_int,
+        default=50,
+        metavar="BP",
+        help="longest REF or ALT allele scored, in bases (also the longest footprint of an indel in a repeat)",
     )
     v.add_argument(
         "--bshift-flank",

@@ -24,7 +24,7 @@ after the footprint, which REF and ALT share base for base: how the allele chang
 downstream sequence, with the same number of terms for both alleles (the total LLR of an indel also holds
 the likelihood of the bases it adds or removes, about 1.3 nats each for a model at 1.84 bits per base).
 
-Computation (``score_jobs``). Alleles with the same window form a job per strand: the window up to a cut
+Computation (``score_tasks``). Alleles with the same window form a job per strand: the window up to a cut
 point at which none of them has begun (``flank`` bases in from the window's start, on that strand) runs
 once, and the REF and every ALT continuation run from the model state it leaves, batched
 (``InferenceEngine.run_shared_prefix``). This equals one forward pass over each whole window up to float
