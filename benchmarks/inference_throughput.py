@@ -197,7 +197,13 @@ def main() -> None:
 
 def baseline_cost(args, threads: int) -> dict:
     """``variant_cost.measure`` run by an earlier version's package (a subprocess importing it first)."""
-    cmd = [sys.executable, str(Path(__file__).with_name("variant_cost.py")), "--json", "--model", str(args.model)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("variant_cost.py")),
+        "--json",
+        "--model",
+        str(args.model.resolve()),
+    ]
     cmd += ["--threads", str(threads), "--saturation-bp", str(args.ism_bp), "--sparse", str(args.variants_per_class)]
     env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
     with tempfile.TemporaryDirectory() as cwd:  # not the checkout, whose package would be imported first
