@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -186,7 +187,7 @@ def main() -> None:
             *rows,
             "",
             *cost_table(after, before, args.baseline_name or str(args.baseline), cost_threads),
-            f"Command: `python benchmarks/inference_throughput.py {' '.join(sys.argv[1:])}`",
+            f"Command: `python benchmarks/inference_throughput.py {shlex.join(sys.argv[1:])}`",
             "",
         ]
     )

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -178,7 +179,7 @@ def main() -> None:
         for kind, (n, mx, med, rel) in summary(result).items():
             lines.append(f"| {kind} | {n} | {mx:.2e} | {med:.2e} | {rel:.1%} |")
         lines.append("")
-    lines += [f"Command: `python benchmarks/strand_symmetry.py {' '.join(sys.argv[1:])}`", ""]
+    lines += [f"Command: `python benchmarks/strand_symmetry.py {shlex.join(sys.argv[1:])}`", ""]
     report = "\n".join(lines)
     if args.out:
         from hnet_genomics.atomic import write_text_atomic
