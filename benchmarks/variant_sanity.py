@@ -28,13 +28,12 @@ from simulate_variants import CLASSES, simulate, to_vcf
 
 from hnet_genomics import from_pretrained
 from hnet_genomics.atomic import write_text_atomic
-from hnet_genomics.config import DataConfig
 from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.export.variant_scores import score_vcf
 from hnet_genomics.inference import readouts
 from hnet_genomics.inference.engine import InferenceEngine, encode_region
-from hnet_genomics.inference.variants import VariantScoringConfig, flank_lengths
+from hnet_genomics.inference.variants import Footprint, VariantScoringConfig, allele_window
 
 TEST_SPLIT_START = 2_006_835  # pipelines/regions/demo_test_region.bed: the held-out test tenth
 
@@ -47,12 +46,12 @@ def score_set(engine, genome, chrom, per_class: int, lo: int, seed: int, window:
     summary = score_vcf(engine, genome, vcf, tmp / f"out{lo}.vcf.gz", VariantScoringConfig(window, "both"))
     lines = (tmp / f"out{lo}.tsv").read_text().splitlines()[1:]
     llr = {(int(f[1]), f[4]): float(f[7]) for f in (ln.split("\t") for ln in lines) if f[6] == "scored"}
-    size = genome.sizes[chrom]
-    starts = {p: p - flank_lengths(p, 1, window, size)[0] for p, *_ in records}
+    size, layout = genome.sizes[chrom], VariantScoringConfig(window).layout()
+    windows = {p: allele_window(chrom, size, Footprint(p, b"N", b"N"), layout) for p, *_ in records}
+    starts = {p: w.lo for p, w in windows.items()}
 
     def encode(p: int) -> np.ndarray:
-        left, right = flank_lengths(p, 1, window, size)
-        return encode_region(genome, chrom, p - left, p + 1 + right, DataConfig())
+        return encode_region(genome, chrom, windows[p].lo, windows[p].hi, engine.data_cfg)
 
     ref_bits = {
         p: float(row[0][p - starts[p]]) for p, row in engine.run([r[0] for r in records], encode, readouts.bits)

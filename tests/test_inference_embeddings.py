@@ -13,11 +13,12 @@ import torch
 from hnet_genomics import build_model, from_pretrained, load_config
 from hnet_genomics.cli import main
 from hnet_genomics.data import demo
+from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.data.genome import Genome
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.export.boundaries import predict_blocks
 from hnet_genomics.export.regions import Region
-from hnet_genomics.inference.embeddings import EmbeddingConfig, embed_spans
+from hnet_genomics.inference.embeddings import EmbeddingConfig, embed_spans, embed_stranded
 from hnet_genomics.inference.engine import InferenceEngine
 from hnet_genomics.tasks.heads import masked_mean, pool
 
@@ -108,6 +109,45 @@ def test_stage_and_pooling_choices_are_checked():
     assert EmbeddingConfig("chunk").resolved_stage(2) == 1 and EmbeddingConfig("last").resolved_stage(2) == 0
 
 
+@pytest.mark.parametrize("window", [1024, 128])  # one window, and tiled
+def test_minus_strand_spans_embed_the_explicit_reverse_complement(model, genome, window, tmp_path):
+    spans = [Region(CHROM, 100_000, 100_300), Region(CHROM, 5_000, 5_170)]
+    cfg = EmbeddingConfig("mean", per_chunk=True)
+    items = embed_stranded(InferenceEngine(model), genome, spans, ["-", "+"], cfg, window, window // 4)
+    assert [it.span for it in items] == spans
+    rc = reverse_complement(genome.fetch(CHROM, 100_000, 100_300))
+    (tmp_path / "rc.fa").write_text(">rc\n" + rc.decode() + "\n")
+    rc_genome = Genome(tmp_path / "rc.fa")
+    (expected,) = embed_spans(InferenceEngine(model), rc_genome, [Region("rc", 0, 300)], cfg, window, window // 4)
+    np.testing.assert_allclose(items[0].vector, expected.vector, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(items[0].chunk_vectors, expected.chunk_vectors, rtol=1e-5, atol=1e-6)
+    # chunks 5' to 3' on the minus strand, in genomic coordinates: [end - rc_end, end - rc_start)
+    np.testing.assert_array_equal(items[0].chunk_starts, 100_300 - expected.chunk_ends)
+    np.testing.assert_array_equal(items[0].chunk_ends, 100_300 - expected.chunk_starts)
+    assert items[0].chunk_ends[0] == 100_300 and items[0].chunk_starts[-1] == 100_000
+    (plus,) = embed_spans(InferenceEngine(model), genome, spans[1:], cfg, window, window // 4)
+    np.testing.assert_array_equal(items[1].vector, plus.vector)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "chunk", "last"])
+def test_rc_average_is_the_mean_of_both_orientations_and_strand_neutral(model, genome, tmp_path, pooling):
+    span = Region(CHROM, 100_000, 100_300)
+    cfg = EmbeddingConfig(pooling, rc_average=True)
+    (both,) = embed_stranded(InferenceEngine(model), genome, [span], ["+"], cfg, 1024, 256)
+    fwd, rc = genome.fetch(CHROM, span.start, span.end), reverse_complement(genome.fetch(CHROM, span.start, span.end))
+    vectors = []
+    for seq in (fwd, rc):
+        ids = torch.tensor(list(seq))[None]
+        with torch.inference_mode():
+            out = model(ids)
+        vectors.append(pool(out, torch.ones_like(ids, dtype=torch.bool), pooling)[0].numpy())
+    np.testing.assert_allclose(both.vector, (vectors[0] + vectors[1]) / 2, rtol=1e-5, atol=1e-6)
+    (minus,) = embed_stranded(InferenceEngine(model), genome, [span], ["-"], cfg, 1024, 256)
+    np.testing.assert_allclose(minus.vector, both.vector, rtol=1e-6, atol=1e-7)  # the strand no longer matters
+    with pytest.raises(ConfigError, match="--per-chunk with --rc-average"):
+        EmbeddingConfig(pooling, per_chunk=True, rc_average=True).resolved_stage(1)
+
+
 # ---- command line: every input layout, both output layouts --------------------------------------------------
 
 
@@ -170,6 +210,24 @@ def test_bed_input_with_fasta_keeps_every_line_and_names_it(saved, tmp_path):
     np.testing.assert_allclose(np.stack(table["embedding"])[1], vectors[chunks["row"] == 1].mean(0), rtol=1e-5)
 
 
+def test_bed_strand_column_is_honoured_and_written_to_the_index(saved, tmp_path):
+    (tmp_path / "s.bed").write_text(f"{CHROM}\t1000\t1200\ta\t0\t+\n{CHROM}\t1000\t1200\tb\t0\t-\n")
+    argv = ["--input", str(tmp_path / "s.bed"), "--fasta", str(demo.HUMAN_FASTA)]
+    assert embed(saved, *argv, "--out", str(tmp_path / "e.npy")) == 0
+    index = pd.read_csv(tmp_path / "e.tsv", sep="\t")
+    assert list(index["strand"]) == ["+", "-"]
+    matrix = np.load(tmp_path / "e.npy")
+    seq = Genome(demo.HUMAN_FASTA).fetch(CHROM, 1000, 1200)
+    model = from_pretrained(saved).eval()
+    with torch.inference_mode():
+        rc = model(torch.tensor(list(reverse_complement(seq)))[None]).hidden_states.mean(1)[0].numpy()
+    np.testing.assert_allclose(matrix[1], rc, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(matrix[0], matrix[1], atol=1e-4)
+    assert embed(saved, *argv, "--out", str(tmp_path / "avg.npy"), "--rc-average") == 0
+    avg = np.load(tmp_path / "avg.npy")
+    np.testing.assert_allclose(avg[0], avg[1], rtol=1e-6, atol=1e-7)
+
+
 def test_fasta_input_embeds_each_record(saved, tmp_path):
     seq = Genome(demo.HUMAN_FASTA).fetch(CHROM, 0, 700).decode()
     (tmp_path / "s.fa").write_text(f">a desc\n{seq[:300]}\n>b\n{seq[300:]}\n")
@@ -200,12 +258,15 @@ def test_fasta_input_embeds_each_record(saved, tmp_path):
         (["--stage", "2"], "--stage 2: this model has stages 0 (bases) to 1"),
         (["--pooling", "chunk", "--stage", "0"], "--pooling chunk needs --stage 1"),
         (["--input", "{t}/bad.bed", "--fasta", str(demo.HUMAN_FASTA)], "bad.bed:1: chromosome 'chr6' is not in"),
+        (["--input", "{t}/strand.bed", "--fasta", str(demo.HUMAN_FASTA)], "strand.bed:2: strand (column 6) must be"),
+        (["--per-chunk", "--rc-average"], "--per-chunk with --rc-average"),
     ],
 )
 def test_bad_input_is_one_line(saved, tmp_path, capsys, args, message):
     (tmp_path / "s.fa").write_text(">a\nACGTACGTAC\n")
     (tmp_path / "r.bed").write_text(f"{CHROM}\t0\t100\n")
     (tmp_path / "bad.bed").write_text("chr6\t0\t100\n")
+    (tmp_path / "strand.bed").write_text(f"{CHROM}\t0\t100\ta\t0\t+\n{CHROM}\t0\t100\tb\t0\tminus\n")
     base = {"--input": str(tmp_path / "s.fa"), "--out": str(tmp_path / "e.npy")}
     extra = [a.replace("{t}", str(tmp_path)) for a in args]
     for k in list(base):

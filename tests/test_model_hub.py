@@ -210,6 +210,7 @@ def test_push_uploads_the_model_its_run_record_and_a_card_made_from_them(trained
         "README.md",
         "config.json",
         "config.yaml",
+        "encoding.json",  # how training read sequence: a downloaded model reads it the same way
         "eval/test.json",
         "metrics.json",
         "model.safetensors",

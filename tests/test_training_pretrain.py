@@ -62,6 +62,7 @@ def test_pretrain_writes_model_metrics_and_plot(tmp_path):
     model = from_pretrained(tmp_path / "model")
     assert model.num_parameters() == metrics["params"]
     assert model.trained_context == metrics["seq_len"]  # export and fine-tuning default to it
+    assert model.data_encoding == {"kind": "dna", "soft_mask": "upper", "n_policy": "mask"}  # read alike at inference
     assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt"}
 
 

@@ -17,8 +17,19 @@ from pathlib import Path
 from hnet_genomics.errors import DataError
 
 KINDS = ("SNV", "MNV", "INS", "DEL", "COMPLEX")
-SKIP_REASONS = ("no_alt", "star", "symbolic", "non_acgtn", "too_long", "no_change", "contig_edge", "ref_mismatch")
-_BASES = frozenset("ACGTN")
+SKIP_REASONS = (
+    "no_alt",  # ALT is '.'
+    "star",  # '*': the allele is deleted by an overlapping variant
+    "symbolic",  # <DEL>, breakends
+    "non_acgt",  # REF or ALT holds N or another ambiguity code: nothing to compare
+    "too_long",  # REF or ALT longer than --max-len
+    "no_change",  # ALT equals REF
+    "repeat_too_long",  # an indel whose repeat makes its footprint longer than --max-len
+    "contig_edge",  # no strand can score it (the alleles differ at the first base each strand reads)
+    "ref_mismatch",  # REF is not the FASTA's (FILTER=REF_MISMATCH)
+    "bad_pos",  # POS < 1: a malformed record
+)
+_BASES = frozenset("ACGT")
 
 
 @contextlib.contextmanager
@@ -142,7 +153,7 @@ def classify_allele(ref: str, alt: str | None, max_len: int) -> tuple[str, str |
         return "", "symbolic"
     ref_u, alt_u = ref.upper(), alt.upper()
     if not set(alt_u) <= _BASES or not set(ref_u) <= _BASES:
-        return "", "non_acgtn"
+        return "", "non_acgt"
     if len(ref_u) > max_len or len(alt_u) > max_len:
         return "", "too_long"
     if ref_u == alt_u:

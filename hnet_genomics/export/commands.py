@@ -216,6 +216,7 @@ def run_boundaries(args: argparse.Namespace) -> int:
     from hnet_genomics.export.boundaries import export_boundaries, require_chunking
     from hnet_genomics.export.manifest import finish_outputs
     from hnet_genomics.export.tracks import parse_formats
+    from hnet_genomics.inference.engine import model_data_config
     from hnet_genomics.kernels import dispatch
     from hnet_genomics.model.hub import model_folder
     from hnet_genomics.model.lm import HNetLM
@@ -228,6 +229,8 @@ def run_boundaries(args: argparse.Namespace) -> int:
     args.model = model_folder(args.model)  # a Hub repo id becomes its snapshot in the cache
     model = HNetLM.from_pretrained(args.model)
     stages = require_chunking(model, str(args.model))
+    if (note := model_data_config(model)[1]) and not args.quiet:
+        print(f"note: {args.model}: {note}")
     window, overlap = default_window(model.trained_context, args.window, args.overlap)
     genome, regions, identity = track_regions(args, window, overlap, shard)
     dispatch.report(device, "boundaries")

@@ -3,13 +3,14 @@
 Inputs: a FASTA (plain or bgzip; every record, in file order, read through its faidx index so a genome
 does not have to fit in memory), a CSV/TSV with a ``sequence`` column (``name`` and ``label`` optional; the
 task reader of ``finetune``), or a BED of intervals with ``--fasta`` (one embedding per BED line, in file
-order, named by column 4 when there is one; overlapping lines are kept apart).
+order, named by column 4 when there is one; overlapping lines are kept apart; a ``-`` in column 6 embeds the
+reverse complement).
 
 Outputs: ``OUT.npy`` (float32, one row per sequence) with ``OUT.tsv`` (row, name, chrom, start, end, length
-[, label]), or ``OUT.parquet`` holding both (the vector in a fixed-size list column ``embedding``). With
-per-chunk output, ``OUT.chunks.npy`` + ``OUT.chunks.tsv`` (or ``OUT.chunks.parquet``) hold every chunk:
-the row of its sequence, its coordinates (genomic for FASTA records and BED intervals, within the sequence
-for CSV rows) and its vector. Every file appears under its final name only once complete.
+[, strand for a BED] [, label]), or ``OUT.parquet`` holding both (the vector in a fixed-size list column
+``embedding``). With per-chunk output, ``OUT.chunks.npy`` + ``OUT.chunks.tsv`` (or ``OUT.chunks.parquet``)
+hold every chunk: the row of its sequence, its coordinates (genomic for FASTA records and BED intervals,
+within the sequence for CSV rows) and its vector. Every file appears under its final name only once complete.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class EmbeddingInput:
     names: list[str]
     chroms: list[str]  # what the index calls each span's sequence
     labels: list[str] | None = None
+    strands: list[str] | None = None  # per span "+", "-" or "." (BED input only)
 
 
 def read_embedding_input(path: str | Path, fasta: str | Path | None = None) -> EmbeddingInput:
@@ -63,8 +65,8 @@ def read_embedding_input(path: str | Path, fasta: str | Path | None = None) -> E
         if fasta is None:
             raise ConfigError(f"--input {path}: a BED file needs --fasta, the genome its intervals are on")
         genome = Genome(fasta)
-        spans, names = read_bed_items(path, genome.sizes, fasta)
-        return EmbeddingInput(genome, spans, names, [s.chrom for s in spans])
+        spans, names, strands = read_bed_items(path, genome.sizes, fasta)
+        return EmbeddingInput(genome, spans, names, [s.chrom for s in spans], strands=strands)
     if fasta is not None:
         raise ConfigError("--fasta goes with a BED --input only (FASTA and CSV inputs carry their sequences)")
     if name.endswith(TABLE_SUFFIXES):
@@ -78,17 +80,20 @@ def read_embedding_input(path: str | Path, fasta: str | Path | None = None) -> E
     return EmbeddingInput(genome, spans, list(genome.sizes), list(genome.sizes))
 
 
-def read_bed_items(path: Path, sizes: dict[str, int], fasta) -> tuple[list[Region], list[str]]:
-    """Every BED line in file order (the one BED reader: plain, gzip or bgzip), checked against the genome, and
-    its name (column 4 or chrom:start-end)."""
+def read_bed_items(path: Path, sizes: dict[str, int], fasta) -> tuple[list[Region], list[str], list[str]]:
+    """Every BED line in file order (the one BED reader: plain, gzip or bgzip), checked against the genome, its
+    name (column 4 or chrom:start-end) and strand (column 6: +, - or ., "." when absent)."""
     from hnet_genomics.data.bed import check_in_genome, read_bed
 
-    spans, names = [], []
+    spans, names, strands = [], [], []
     for r in read_bed(path):
         check_in_genome(r, sizes, path, fasta)
+        if r.strand not in ("+", "-", "."):
+            raise DataError(f"{r.where(path)}: strand (column 6) must be +, - or ., got '{r.strand}'")
         spans.append(Region(r.chrom, r.start, r.end))
         names.append(r.name or f"{r.chrom}:{r.start}-{r.end}")
-    return spans, names
+        strands.append(r.strand)
+    return spans, names, strands
 
 
 def output_kind(out: str | Path) -> str:
@@ -133,6 +138,8 @@ def write_embeddings(items: list[ItemEmbedding], inp: EmbeddingInput, out: str |
         "end": [it.span.end for it in items],
         "length": [it.span.end - it.span.start for it in items],
     }
+    if inp.strands is not None:
+        index["strand"] = inp.strands
     if inp.labels is not None:
         index["label"] = inp.labels
     written = _write_table(matrix, index, _stem(out, suffix), suffix)

@@ -13,11 +13,15 @@ Sequences longer than the window are tiled by the inference engine's windows: a 
 the window that gives it the most left context, a chunk's from the window that holds its first base, and
 a chunk ends where the next stitched chunk starts, as in the boundary tracks. A sequence that fits in one
 window gets exactly the model's own features.
+
+Strands (``embed_stranded``): a span on the ``-`` strand is embedded as its reverse complement, read 5' to 3'
+on that strand (its chunks in that order, with genomic coordinates); ``rc_average`` embeds every span in
+both orientations and averages the two vectors, so a sequence and its reverse complement get one vector.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 from hnet_genomics.config import DataConfig
+from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.inference.engine import InferenceEngine, rows
 from hnet_genomics.inference.readouts import forward_levels, level_bases
@@ -43,6 +48,7 @@ class EmbeddingConfig:
     pooling: str = "mean"
     stage: int | None = None  # default: 0 for mean and last, 1 for chunk
     per_chunk: bool = False  # also every chunk of chunk_stage() with its coordinates
+    rc_average: bool = False  # mean of the vectors of both orientations
 
     def resolved_stage(self, num_stages: int) -> int:
         if self.pooling not in POOLINGS:
@@ -57,6 +63,11 @@ class EmbeddingConfig:
             raise ConfigError("--pooling chunk needs --stage 1 or deeper (stage 0 has bases, not chunks)")
         if self.per_chunk and num_stages == 0:
             raise ConfigError("--per-chunk needs an H-Net; an isotropic model has no chunks")
+        if self.per_chunk and self.rc_average:
+            raise ConfigError(
+                "--per-chunk with --rc-average: the two orientations have different chunks; write the chunks "
+                "of each strand with --per-chunk alone"
+            )
         return stage
 
     def chunk_stage(self, num_stages: int) -> int:
@@ -186,3 +197,70 @@ def embed_spans(
         pooler.add(w, dict(zip(stages, row)))
     if pooler is not None:
         yield pooler.finish()
+
+
+class ReverseComplemented:
+    """``source`` read on the other strand: base x of a contig is the complement of base size - 1 - x."""
+
+    def __init__(self, source) -> None:
+        self.source, self.path, self.sizes = source, source.path, source.sizes
+
+    def fetch(self, chrom: str, start: int, end: int) -> bytes:
+        n = self.sizes[chrom]
+        return reverse_complement(self.source.fetch(chrom, n - end, n - start))
+
+
+def embed_stranded(
+    engine: InferenceEngine,
+    source,
+    spans: Sequence[Span],
+    strands: Sequence[str],
+    cfg: EmbeddingConfig,
+    window: int,
+    overlap: int,
+    progress: bool = False,
+) -> list[ItemEmbedding]:
+    """One ``ItemEmbedding`` per span, in order: ``-`` spans reverse-complemented, every span in both
+    orientations averaged with ``cfg.rc_average`` (module docstring)."""
+    minus = [s == "-" for s in strands]
+    if cfg.rc_average:
+        minus = [False] * len(spans)
+    out: list[ItemEmbedding | None] = [None] * len(spans)
+    passes = [(False, [i for i, m in enumerate(minus) if not m]), (True, [i for i, m in enumerate(minus) if m])]
+    if cfg.rc_average:
+        passes = [(False, list(range(len(spans)))), (True, list(range(len(spans))))]
+    for reverse, which in passes:
+        if not which:
+            continue
+        src = ReverseComplemented(source) if reverse else source
+        view = [_flip(spans[i], source.sizes[spans[i].chrom]) if reverse else spans[i] for i in which]
+        for i, item in zip(which, embed_spans(engine, src, view, cfg, window, overlap, progress=progress)):
+            item = _unflip(item, spans[i], source.sizes[spans[i].chrom]) if reverse else item
+            previous = out[i]
+            if previous is not None:  # the other orientation of the same span
+                item.vector = ((previous.vector.astype(np.float64) + item.vector) / 2).astype(np.float32)
+            out[i] = item
+    assert all(item is not None for item in out)
+    return [item for item in out if item is not None]
+
+
+@dataclass(frozen=True)
+class _Flipped:
+    """A span in the coordinates of ``ReverseComplemented``."""
+
+    chrom: str
+    start: int
+    end: int
+
+
+def _flip(span: Span, size: int) -> _Flipped:
+    return _Flipped(span.chrom, size - span.end, size - span.start)
+
+
+def _unflip(item: ItemEmbedding, span: Span, size: int) -> ItemEmbedding:
+    """Back to genomic coordinates: a chunk at [x0, x1) of the reverse strand covers [size - x1, size - x0)."""
+    starts, ends = item.chunk_starts, item.chunk_ends
+    if starts is not None and ends is not None:
+        item.chunk_starts, item.chunk_ends = size - ends, size - starts
+    item.span = span
+    return item

@@ -57,6 +57,36 @@ class CausalSelfAttention(nn.Module):
         out = attn_k.attention(q, k, v, geom.seq_idx, self.window, single_sequence_rows=not geom.has_resets)
         return self.out_proj(rearrange(out, "b h l d -> b l (h d)"))
 
+    def forward_from(self, hidden: torch.Tensor, valid: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """hidden (B, L, D) continuing each row's cached keys and values (right-padded rows, ``valid`` marks
+        real tokens): queries see the row's cached keys and the new ones up to themselves, at positions that
+        continue the cache's, as in one forward over the whole sequence."""
+        b, length, _ = hidden.shape
+        new = torch.arange(length, device=hidden.device)
+        q, k, v = self._qkv(hidden, cache.length[:, None] + new[None])  # (B, H, L, Dh)
+        cap = cache.k.shape[2]
+        old = torch.arange(cap, device=hidden.device)
+        sees_old = old[None, None, :] < cache.length[:, None, None]  # (B, 1, cap)
+        sees_new = new[:, None] >= new[None, :]  # (L, L) causal
+        if self.window > 0:
+            query_pos = cache.length[:, None, None] + new[None, :, None]
+            sees_old = sees_old & (query_pos - old[None, None, :] <= self.window)
+            sees_new = sees_new & (new[:, None] - new[None, :] <= self.window)
+        visible = torch.cat([sees_old.expand(b, length, cap), sees_new.expand(b, length, length)], dim=-1)
+        keys = torch.cat([cache.k.to(k.dtype), k], dim=2)
+        values = torch.cat([cache.v.to(v.dtype), v], dim=2)
+        out = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=visible[:, None])
+        n = valid.sum(1)
+        new_len = cache.length + n
+        size = max(cap, int(new_len.max()) if b else 0)
+        kc = k.new_zeros(b, k.shape[1], size, k.shape[-1])
+        vc = torch.zeros_like(kc)
+        kc[:, :, :cap], vc[:, :, :cap] = cache.k, cache.v
+        rows, cols = valid.nonzero(as_tuple=True)
+        kc[rows, :, cache.length[rows] + cols] = k[rows, :, cols]
+        vc[rows, :, cache.length[rows] + cols] = v[rows, :, cols]
+        return self.out_proj(rearrange(out, "b h l d -> b l (h d)")), KVCache(kc, vc, new_len)
+
     def init_state(self, batch: int, device, dtype, capacity: int = 256) -> KVCache:
         shape = (batch, self.num_heads, capacity, self.head_dim)
         return KVCache(

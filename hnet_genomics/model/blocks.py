@@ -64,6 +64,15 @@ class ResidualBlock(nn.Module):
             residual = residual + self.mlp(self.norm2(residual.to(dtype))).float()
         return residual
 
+    def forward_from(self, residual: torch.Tensor, valid: torch.Tensor, state):
+        """``forward`` continuing the mixer's inference state (``Mamba2`` / ``CausalSelfAttention.forward_from``)."""
+        dtype = self.norm1.weight.dtype
+        out, state = self.mixer.forward_from(self.norm1(residual.to(dtype)), valid, state)
+        residual = residual + out.float()
+        if self.mlp is not None and self.norm2 is not None:  # built together
+            residual = residual + self.mlp(self.norm2(residual.to(dtype))).float()
+        return residual, state
+
     def init_state(self, batch, device, dtype):
         return self.mixer.init_state(batch, device, dtype)
 

@@ -44,3 +44,28 @@ def select_rows(mask: torch.Tensor, new, old):
             **{f.name: select_rows(mask, getattr(new, f.name), getattr(old, f.name)) for f in dataclasses.fields(new)}
         )
     raise TypeError(f"cannot merge inference state of type {type(new).__name__}")
+
+
+def take_rows(state, index: torch.Tensor):
+    """The rows ``index`` (a 1-D long tensor, repeats allowed) of a state, through nested lists/dataclasses:
+    one prefix's state copied for every suffix that continues it."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.index_select(0, index.to(state.device))
+    if isinstance(state, (list, tuple)):
+        return type(state)(take_rows(s, index) for s in state)
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return type(state)(**{f.name: take_rows(getattr(state, f.name), index) for f in dataclasses.fields(state)})
+    raise TypeError(f"cannot index inference state of type {type(state).__name__}")
+
+
+def last_real(x: torch.Tensor, valid: torch.Tensor, old: torch.Tensor | None) -> torch.Tensor | None:
+    """Per row, ``x`` (B, L, ...) at the row's last real position; ``old`` (B, ...) for rows with none."""
+    n = valid.sum(1)
+    at = (n - 1).clamp(min=0).view(-1, *([1] * (x.dim() - 1))).expand(-1, 1, *x.shape[2:])
+    last = torch.gather(x, 1, at)[:, 0]
+    if old is None:
+        return last
+    keep = (n > 0).view(-1, *([1] * (last.dim() - 1)))
+    return torch.where(keep, last, old.to(last.dtype))

@@ -7,6 +7,7 @@ from torch import nn
 
 from hnet_genomics.kernels import ema as ema_k
 from hnet_genomics.kernels import routing as routing_k
+from hnet_genomics.model.cache import last_real
 from hnet_genomics.model.geometry import Geometry
 
 
@@ -41,6 +42,37 @@ class RoutingModule(nn.Module):
         pair_k = torch.stack([prev_k, k], 1)
         no_start = torch.zeros(hidden.shape[0], 2, dtype=torch.bool, device=hidden.device)
         return routing_k.routing_probs(pair_q, pair_k, no_start)[:, 1], k
+
+    def forward_from(
+        self, hidden: torch.Tensor, valid: torch.Tensor, prev_k: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(p, boundary, key of each row's last real token) for a sequence continuing after a token whose key
+        is ``prev_k`` (None: the sequence starts here, so its first token opens a chunk)."""
+        q, k = self.q_proj(hidden), self.k_proj(hidden)
+        b = hidden.shape[0]
+        starts = torch.zeros(b, hidden.shape[1] + 1, dtype=torch.bool, device=hidden.device)
+        if prev_k is None:
+            if not bool(valid[:, 0].all()):
+                raise ValueError("a sequence continued from its start needs at least one token in every row")
+            prev_k, starts[:, 1] = torch.zeros_like(k[:, 0]), True
+        # the forward's arithmetic on the sequence with the previous token's key in front
+        p = routing_k.routing_probs(torch.cat([q[:, :1], q], 1), torch.cat([prev_k[:, None].to(k.dtype), k], 1), starts)
+        p, key = p[:, 1:], last_real(k, valid, prev_k)
+        assert key is not None  # prev_k is a tensor here
+        return p, (p >= 0.5) & valid, key
+
+
+def dechunk_from(
+    inner: torch.Tensor, p_inner: torch.Tensor, boundary: torch.Tensor, smoothed: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``dechunk`` for a sequence continuing a chunk whose smoothed output is ``smoothed`` (B, d): that value
+    enters the EMA as a chunk of probability 1 (which the recurrence takes as it is), and the positions
+    before the first new boundary belong to it. Returns (per position, each row's value after its last chunk)."""
+    x = torch.cat([smoothed[:, None].to(inner.dtype), inner], dim=1)
+    p = torch.cat([torch.ones_like(p_inner[:, :1]), p_inner], dim=1)
+    idx = torch.cumsum(boundary.long(), dim=1)
+    out = ema_k.ema_dechunk(x, p, idx)
+    return out, out[:, -1].float()  # padding at a row's end keeps its last chunk
 
 
 def gather_positions(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,12 @@ class Innermost(BlockStack):
     def route(self, hidden: torch.Tensor, geom: Geometry) -> list:
         return []
 
+    def forward_from(
+        self, hidden: torch.Tensor, valid: torch.Tensor, states: BlockStates
+    ) -> tuple[torch.Tensor, BlockStates, list]:
+        out, states = self.run_from(hidden, valid, states)
+        return out, states, []
+
 
 def build_main(cfg: ModelConfig, stages: list[StageSpec], s: int) -> HNet | Innermost:
     return Innermost(stages[s].body, s, cfg) if stages[s].innermost else HNet(cfg, stages, s)
@@ -69,6 +75,18 @@ def step_main(
         return net.step(hidden, state)
     assert isinstance(state, list)  # the innermost stack's init_state makes one state per block
     return net.step(hidden, state)
+
+
+def continue_main(
+    net: HNet | Innermost, hidden: torch.Tensor, valid: torch.Tensor, state: HNetState | BlockStates
+) -> tuple[torch.Tensor, HNetState | BlockStates, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """A chunk of tokens through a level or the innermost stack, continuing ``state``: (output, state after
+    each row's last real token, (boundary, p) of this level and the deeper ones)."""
+    if isinstance(net, HNet):
+        assert isinstance(state, HNetState)  # an HNet level's init_state makes an HNetState
+        return net.forward_from(hidden, valid, state)
+    assert isinstance(state, list)  # the innermost stack's init_state makes one state per block
+    return net.forward_from(hidden, valid, state)
 
 
 class HNet(nn.Module):
@@ -145,6 +163,26 @@ class HNet(nn.Module):
         return [(c.boundary, c.probs, geom.valid)] + self.main.route(c.inner, c.inner_geom)
 
     # ---- incremental inference ------------------------------------------------------------------------
+
+    def forward_from(
+        self, hidden: torch.Tensor, valid: torch.Tensor, state: HNetState
+    ) -> tuple[torch.Tensor, HNetState, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``forward`` over right-padded rows that continue ``state`` (a chunked continuation, not token steps):
+        the router compares the first token with the last key seen, new chunk starts continue the main
+        network's state, the EMA continues from the last chunk's smoothed output (positions before the first
+        new boundary belong to that chunk), and encoder and decoder continue their own states."""
+        enc, enc_state = self.encoder.run_from(hidden, valid, state.encoder)
+        p, boundary, key = self.routing.forward_from(enc, valid, state.prev_key)
+        inner_geom, index = Geometry.padded(valid).downsample(boundary)
+        inner = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
+        inner_out, main_state, deeper = continue_main(self.main, inner, inner_geom.valid, state.main)
+        smoothed, last = chunking.dechunk_from(
+            inner_out[..., : self.d], torch.gather(p, 1, index), boundary, state.smoothed
+        )
+        out = self.upsampled_plus_skip(smoothed, p, boundary, enc)
+        dec, dec_state = self.decoder.run_from(out, valid, state.decoder)
+        new = HNetState(encoder=enc_state, main=main_state, decoder=dec_state, prev_key=key, smoothed=last)
+        return dec, new, [(boundary, p)] + deeper
 
     def init_state(self, batch: int, device, dtype) -> HNetState:
         return HNetState(

@@ -52,6 +52,18 @@ class BlockStack(nn.Module):
             residual = block(residual, geom)
         return self.norm(residual.to(hidden.dtype))
 
+    def run_from(
+        self, hidden: torch.Tensor, valid: torch.Tensor, states: BlockStates
+    ) -> tuple[torch.Tensor, BlockStates]:
+        """``run`` over right-padded rows that continue ``states``; returns each row's state after its last
+        real token."""
+        residual = hidden.float()
+        new_states: BlockStates = []
+        for block, st in zip(self.residual_blocks, states):
+            residual, st = block.forward_from(residual, valid, st)
+            new_states.append(st)
+        return self.norm(residual.to(hidden.dtype)), new_states
+
     def init_state(self, batch, device, dtype) -> BlockStates:
         return [b.init_state(batch, device, dtype) for b in self.residual_blocks]
 

@@ -12,18 +12,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hnet_genomics.config import ModelConfig, from_dict, without_training_keys
+from hnet_genomics.config import DataConfig, ModelConfig, from_dict, without_training_keys
 from hnet_genomics.errors import CheckpointError, ConfigError
 from hnet_genomics.layout import parse_layout
 from hnet_genomics.model.cache import BlockStates, HNetState
 from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.hnet import HNet, build_main, step_main
+from hnet_genomics.model.hnet import HNet, build_main, continue_main, step_main
 from hnet_genomics.model.init import INIT_STD, parameter_stages
 from hnet_genomics.model.sampling import sample_next
 
 CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE = "config.json", "model.safetensors", "training.json"
-MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE)
+ENCODING_FILE = "encoding.json"  # how sequence was read in training (the data policies of DataConfig)
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE, ENCODING_FILE)
+ENCODING_KEYS = ("kind", "soft_mask", "n_policy")
 
 
 @dataclass
@@ -58,6 +60,9 @@ class HNetLM(nn.Module):
         # Window length the weights were trained on (saved as training.json): longer windows put attention
         # and the routers out of distribution, so export and fine-tuning default to it.
         self.trained_context: int | None = None
+        # The DataConfig policies the weights were trained with (saved as encoding.json); None for a model
+        # saved before that file existed or never trained: inference then reads sequence with the defaults.
+        self.data_encoding: dict | None = None
         self._init_weights()
         if config.tie_embeddings:
             self.lm_head.weight = self.embeddings.weight
@@ -139,6 +144,17 @@ class HNetLM(nn.Module):
         hidden, state = step_main(self.backbone, self.embeddings(input_ids), state)
         return self.lm_head(hidden), state
 
+    def forward_from(
+        self, input_ids: torch.Tensor, state: HNetState | BlockStates, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, HNetState | BlockStates, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Continue sequences whose model state is ``state`` (from ``init_state`` or an earlier call) with the
+        right-padded (B, L) ``input_ids``: (logits (B, L, vocab), the state after each row's last real token,
+        per chunking level (boundary, p) of the new tokens). Equal to one forward over the whole sequence up
+        to float rounding; a prefix run once can be continued by many suffixes (``cache.take_rows``)."""
+        valid = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask.bool()
+        hidden, state, levels = continue_main(self.backbone, self.embeddings(input_ids), valid, state)
+        return self.lm_head(hidden), state, levels
+
     @torch.inference_mode()
     def generate(
         self,
@@ -200,6 +216,8 @@ class HNetLM(nn.Module):
             (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
             if self.trained_context is not None:
                 (tmp / TRAINING_FILE).write_text(json.dumps({"seq_len": self.trained_context}) + "\n")
+            if self.data_encoding is not None:
+                (tmp / ENCODING_FILE).write_text(json.dumps(self.data_encoding, indent=2) + "\n")
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "hnet_genomics"})
         if push_to_hub is None:
             return None
@@ -254,6 +272,7 @@ class HNetLM(nn.Module):
                 f"{w_path}: weights do not match {cfg_path} (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
         model.trained_context = _read_trained_context(directory / TRAINING_FILE)
+        model.data_encoding = _read_encoding(directory / ENCODING_FILE)
         if legacy:
             warnings.warn(
                 f"{cfg_path}: saved by an older version with training settings "
@@ -286,3 +305,16 @@ def _read_trained_context(path: Path) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise CheckpointError(f'{path}: expected {{"seq_len": positive integer}}')
     return value
+
+
+def _read_encoding(path: Path) -> dict | None:
+    if not path.is_file():
+        return None  # saved before encoding.json existed, or never trained
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict) or set(saved) - set(ENCODING_KEYS):
+            raise ConfigError(f"expected an object with keys among {', '.join(ENCODING_KEYS)}")
+        from_dict(DataConfig, saved, "data")
+    except (json.JSONDecodeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: unreadable data encoding ({e})") from None
+    return saved

@@ -79,6 +79,37 @@ class Mamba2(nn.Module):
             self.in_proj(hidden), self.weights(), self.dims, geom.positions, geom.starts, geom.has_resets
         )
 
+    def forward_from(
+        self, hidden: torch.Tensor, valid: torch.Tensor, state: MambaState
+    ) -> tuple[torch.Tensor, MambaState]:
+        """hidden (B, L, D) continuing ``state`` (right-padded rows, ``valid`` marks real tokens): the forward's
+        chunked arithmetic with the conv history prepended and the scan started from the carried state. The
+        returned state is each row's after its last real token (padding has step size 0, so it moves nothing)."""
+        dims, k = self.dims, self.cfg.d_conv
+        z, xbc, dt = mixer_k.split_projection(self.in_proj(hidden), dims)
+        history = state.conv.transpose(1, 2).to(xbc.dtype)  # (B, K, C): the last K conv inputs
+        extended = torch.cat([history, xbc], dim=1)
+        conv = conv_k.causal_conv1d(extended[:, 1:], self.conv_weight, self.conv_bias, activation="silu")[:, k - 1 :]
+        at = (valid.sum(1)[:, None] + torch.arange(k, device=hidden.device)[None])[..., None]
+        conv_state = torch.gather(extended, 1, at.expand(-1, -1, extended.shape[-1])).transpose(1, 2)
+        x, Bm, Cm = mixer_k.split_heads(conv, dims)
+        dt = F.softplus(dt.float() + self.dt_bias.float()) * valid[..., None]
+        y, ssm_state = ssd_k.ssd_scan_chunked(
+            x,
+            dt,
+            -torch.exp(self.A_log.float()),
+            Bm,
+            Cm,
+            chunk_size=dims.chunk_size,
+            initial_state=state.ssm,
+            return_final_state=True,
+            D=self.D,
+        )
+        y = norm_k.gated_rms_norm(
+            rearrange(y, "... h p -> ... (h p)"), z, self.norm_weight, self.eps, group_size=dims.d_inner // dims.ngroups
+        )
+        return self.out_proj(y), MambaState(conv_state.to(state.conv.dtype).contiguous(), ssm_state)
+
     def init_state(self, batch: int, device, dtype) -> MambaState:
         return MambaState(
             conv=torch.zeros(batch, self.conv_dim, self.cfg.d_conv, device=device, dtype=dtype),

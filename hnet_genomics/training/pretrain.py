@@ -43,7 +43,7 @@ from hnet_genomics.data.intervals import make_splits
 from hnet_genomics.devices import lightning_precision
 from hnet_genomics.errors import CheckpointError, ConfigError, OutputError, Terminated
 from hnet_genomics.kernels import dispatch
-from hnet_genomics.model.lm import MODEL_FILES
+from hnet_genomics.model.lm import ENCODING_KEYS, MODEL_FILES
 from hnet_genomics.training.checkpoint import AtomicCheckpointIO, load_checkpoint_safely, load_for_resume
 from hnet_genomics.training.curves import plot_curves, read_log_rows, restore_earlier_log
 from hnet_genomics.training.datamodule import GenomeDataModule, batch_size_for
@@ -353,6 +353,7 @@ def _finish(
         task.load_state_dict(state["state_dict"])
         selected_step = int(state.get("global_step", selected_step))
     model.trained_context = config.train.seq_len
+    model.data_encoding = {k: getattr(config.data, k) for k in ENCODING_KEYS}  # read alike at inference
     model.save_pretrained(out / "model")  # copies every tensor to the CPU; weights are fp32 in mixed precision
     save_config(config, out / "config.yaml")
     tc = config.train
