@@ -40,6 +40,7 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {
     "ssd": Provider("hnet_genomics.kernels.gpu_mamba", "ssd_scan", "mamba-ssm"),
     "rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "rms_norm", "mamba-ssm"),
+    "add_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "add_rms_norm", "mamba-ssm"),
     "gated_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "gated_rms_norm", "mamba-ssm"),
     "conv": Provider("hnet_genomics.kernels.gpu_conv", "causal_conv1d", "causal-conv1d"),
     "mamba2_fused": Provider(

@@ -136,6 +136,16 @@ def rms_norm(x, weight, eps):
     return _kernels().rms_norm(x, weight, None, eps=eps)
 
 
+def add_rms_norm(x, residual, weight, eps, keep_residual=True):
+    """``norm.add_rms_norm_ref``'s contract: the residual enters in fp32 (or is x, kept in fp32) and leaves in
+    fp32, the normalised output is in x's dtype. Without ``keep_residual`` the kernel still writes the sum
+    (its backward reads it) but the autograd function returns only the output."""
+    if residual is not None and residual.dtype != torch.float32:
+        return None
+    out = _kernels().rms_norm(x, weight, None, residual=residual, eps=eps, prenorm=keep_residual, residual_in_fp32=True)
+    return out if keep_residual else (out, None)
+
+
 def gated_rms_norm(x, z, weight, eps, group_size=None):
     """Gate before normalising, as ``norm.gated_rms_norm_ref`` (mamba-ssm's ``norm_before_gate=False``)."""
     return _kernels().gated_rms_norm(x, weight, None, z=z, eps=eps, group_size=group_size, norm_before_gate=False)
