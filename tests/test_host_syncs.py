@@ -83,7 +83,6 @@ def test_the_counter_sees_every_way_of_reading_the_device():
         "tolist": lambda: x.tolist(),
         "cpu": lambda: x.cpu(),
         "equal": lambda: torch.equal(x, x),
-        "python data to a device": lambda: torch.tensor(1.0, device=x.device),
     }
     for what, read in reads.items():
         with trace.DeviceWork() as work:
@@ -213,6 +212,14 @@ def test_lightning_training_steps_between_logs_never_wait_for_the_device(tmp_pat
     from hnet_genomics.training.pretrain import run_pretrain
 
     monkeypatch.setattr(module, "make_optimizer", functools.partial(optim.make_optimizer, fused=True))
+    logged_types = set()
+    original_log = L.LightningModule.log
+
+    def log(self, name, value, *args, **kwargs):  # a Python number would be copied to the GPU, and waited for
+        logged_types.add(type(value))
+        return original_log(self, name, value, *args, **kwargs)
+
+    monkeypatch.setattr(L.LightningModule, "log", log)
     counter = CountEveryBatch()
     config = tiny_config(9, ["train.log_every=4", "train.grad_clip=1.0"])
     run_pretrain(config, demo.HUMAN_FASTA, tmp_path, callbacks=[counter], progress=True, quiet=True)
@@ -221,3 +228,31 @@ def test_lightning_training_steps_between_logs_never_wait_for_the_device(tmp_pat
     waits = {b: sites for b, sites in counter.windows if sites}
     assert set(waits) <= logged | {0}, waits
     assert logged <= set(waits)  # the counter does see Lightning read the logged tensors
+    assert logged_types == {torch.Tensor}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("room", ["planned", "too little"])
+def test_padded_training_step_on_a_gpu_never_waits_for_the_device(room, dna_batch):
+    """On CUDA with the kernels this machine has, under torch's own sync detector (an error on any
+    synchronising call) as well as the counter: the chunk counts come back through pinned memory and an
+    event, a batch needing more room runs again, the fused optimizer and clipping stay on the device."""
+    torch.manual_seed(0)
+    model = HNetLM(small_model_config("dna/hnet_1stage_tiny")).cuda()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    ids, mask = (t.cuda() for t in padded_batch(dna_batch))
+    (level,) = levels(model)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        train_step(model, optimizer, ids, mask=mask)
+    torch.cuda.synchronize()
+    if room == "too little":
+        level.capacity.pinned = 2
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with trace.DeviceWork() as work, torch.autocast("cuda", dtype=torch.bfloat16):
+            train_step(model, optimizer, ids, mask=mask)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    assert work.total_syncs == 0, work.sync_sites
+    assert level.capacity.reruns == (room == "too little")

@@ -119,6 +119,7 @@ FALLBACK_COST = {
     "conv": "the torch conv runs K separate multiply-adds",
     "attention": "SDPA instead of flash-attn (packed rows are attended sequence by sequence)",
     "mamba2_fused": "the mixer saves its conv and norm activations instead of recomputing them",
+    "add_rms_norm": "each block adds its residual and normalises in separate ops (several launches, one more pass)",
 }
 
 

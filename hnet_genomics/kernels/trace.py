@@ -18,10 +18,11 @@ Host synchronisations are the ops whose result the host must read before it can 
 ``equal``, boolean-mask indexing (``x[mask]``, ``x[mask] = v``), ``repeat_interleave`` without
 ``output_size``, copies between host and device that are not ``non_blocking``; and, seen at the Python level
 because a CPU tensor reaches no kernel there, ``Tensor.tolist``, ``Tensor.cpu`` and ``torch.tensor(data,
-device=...)``. ``Tensor.numpy`` is not one: it refuses device tensors, so what it reads is host memory.
-Reading a host tensor is free, and on a CPU-only machine every tensor is on the host, so tensors made from
-Python data (``torch.tensor(data)``) and everything computed from such tensors alone are remembered as host
-tensors, and reading them is not counted; every other tensor stands for device memory.
+device=...)`` for a GPU. ``Tensor.numpy`` is not one: it refuses device tensors, so what it reads is host
+memory. Reading a host tensor is free, and on a CPU-only machine every tensor is on the host, so tensors made
+from Python data (``torch.tensor(data)``) while some ``DeviceWork`` watched, and everything computed from
+such tensors alone, are remembered as host tensors and reading them is not counted; every other tensor
+stands for device memory.
 
 ``gpu_kernels_on_cpu`` lets CPU tensors take the GPU providers of ``dispatch`` (Triton kernels run under
 Triton's interpreter, ``TRITON_INTERPRET=1``), so a CPU machine follows the GPU path's control flow and
@@ -48,6 +49,7 @@ from hnet_genomics.kernels import dispatch
 
 _ACTIVE: list[DeviceWork] = []  # innermost last; Triton launches and Python-level reads report to all
 _PY_HOOKS = contextlib.ExitStack()  # python_level_reads, installed while any DeviceWork is active
+_HOST: dict[int, weakref.ref] = {}  # tensors made from Python data (host memory) that some DeviceWork saw made
 
 NO_LAUNCH = {
     "empty",
@@ -209,21 +211,23 @@ class DeviceWork(TorchDispatchMode):
         self.syncs: Counter[str] = Counter()
         self.sync_sites: list[str] = []
         self.paused = 0
-        self._host: dict[int, weakref.ref] = {}  # tensors made from Python data on the host, by id
 
-    def on_host(self, tensor) -> bool:
+    @staticmethod
+    def on_host(tensor) -> bool:
         if not isinstance(tensor, torch.Tensor):
             return False
-        ref = self._host.get(id(tensor))
+        ref = _HOST.get(id(tensor))
         return ref is not None and ref() is tensor
 
-    def _mark_host(self, tensor: torch.Tensor) -> None:
+    @staticmethod
+    def _mark_host(tensor: torch.Tensor) -> None:
         key = id(tensor)
 
         def forget(_ref: weakref.ref, key: int = key) -> None:
-            self._host.pop(key, None)
+            if _HOST.get(key) is _ref:
+                del _HOST[key]
 
-        self._host[key] = weakref.ref(tensor, forget)
+        _HOST[key] = weakref.ref(tensor, forget)
 
     @property
     def total_launches(self) -> int:
@@ -332,9 +336,9 @@ def _package_of(fn) -> str:
 @contextlib.contextmanager
 def python_level_reads() -> Iterator[None]:
     """Count what a CPU tensor answers without any aten op but a device tensor only after a wait:
-    ``Tensor.tolist`` and ``Tensor.cpu`` (reads), and ``torch.tensor(data, device=...)`` (Python data copied
-    to the device from pageable memory, which waits for the copy). ``DeviceWork`` installs this while it
-    counts."""
+    ``Tensor.tolist`` and ``Tensor.cpu`` (reads), and ``torch.tensor(data, device=...)`` for a GPU (Python
+    data copied from pageable memory, which waits for the copy; on a CPU-only machine that device is the
+    host and the call is free). ``DeviceWork`` installs this while it counts."""
     originals = {name: getattr(torch.Tensor, name) for name in ("tolist", "cpu")}
     original_tensor = torch.tensor
 
@@ -347,7 +351,8 @@ def python_level_reads() -> Iterator[None]:
         return method
 
     def tensor(data, *args, **kwargs):
-        if kwargs.get("device") is not None:
+        device = kwargs.get("device")
+        if device is not None and torch.device(device).type != "cpu":
             _report_sync("torch.tensor(..., device=)")
         return original_tensor(data, *args, **kwargs)
 

@@ -117,7 +117,9 @@ class HNetLM(nn.Module):
             geom = Geometry.padded(mask.bool())
         hidden, levels = self.backbone(self.embeddings(input_ids), geom)
         logits = self.lm_head(hidden)
-        ratio = sum((lv.ratio_loss for lv in levels), start=torch.zeros((), device=logits.device))
+        ratio = levels[0].ratio_loss if levels else torch.zeros((), device=logits.device)
+        for lv in levels[1:]:
+            ratio = ratio + lv.ratio_loss
         return LMOutput(
             logits=logits,
             hidden_states=hidden,
