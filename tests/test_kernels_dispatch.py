@@ -159,6 +159,7 @@ def test_sequence_ids_change_exactly_at_packed_starts():
     changes[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
     assert torch.equal(changes, geom.starts)
     assert torch.equal(gpu_mamba.sequence_index(geom.positions == 0), seq_idx)  # what the conv derives
+    assert gpu_mamba.sequence_index(geom.starts) is seq_idx  # every layer of the stage: computed once
 
 
 def test_varlen_boundaries_reproduce_cu_seqlens():

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import sys
 import types
+import weakref
 
 import torch
 
@@ -63,9 +64,26 @@ def require_split_conv() -> None:
         raise ImportError("mamba_split_conv1d_scan_combined needs causal-conv1d's CUDA extension, which does not load")
 
 
+_SEQUENCE_INDEX: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+
+
 def sequence_index(starts: torch.Tensor) -> torch.Tensor:
-    """(B, L) bool sequence starts -> ``seq_idx``: int32, non-negative, changing exactly at each start."""
-    return torch.cumsum(starts, dim=1, dtype=torch.int32)
+    """(B, L) bool sequence starts -> ``seq_idx``: int32, non-negative, changing exactly at each start.
+
+    Every layer of a stage hands over the same ``starts`` tensor: its index is computed once and kept while
+    that tensor lives (one launch per stage instead of one per layer)."""
+    known = _SEQUENCE_INDEX.get(id(starts))
+    if known is not None and known[0]() is starts:
+        return known[1]
+    seq_idx = torch.cumsum(starts, dim=1, dtype=torch.int32)
+    key = id(starts)
+
+    def forget(ref: weakref.ref, key: int = key) -> None:
+        if _SEQUENCE_INDEX.get(key, (None,))[0] is ref:
+            del _SEQUENCE_INDEX[key]
+
+    _SEQUENCE_INDEX[key] = (weakref.ref(starts, forget), seq_idx)
+    return seq_idx
 
 
 def ssd_scan(

@@ -429,6 +429,28 @@ def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True)
 
 
 @contextlib.contextmanager
+def triton_launches() -> Iterator[None]:
+    """On a GPU: every compiled Triton kernel call is reported as a launch to the active ``DeviceWork``s (the
+    dispatch mode sees only aten ops). Calls made while an autotuner benchmarks its configs count too: count
+    after the first step."""
+    from triton.runtime.jit import JITFunction
+
+    original_run = JITFunction.run
+
+    def run(self, *args, grid, warmup, **kwargs):
+        if not warmup:
+            _report_launch(f"triton ({_package_of(self.fn)})")
+        with _all_paused():
+            return original_run(self, *args, grid=grid, warmup=warmup, **kwargs)
+
+    JITFunction.run = run
+    try:
+        yield
+    finally:
+        JITFunction.run = original_run
+
+
+@contextlib.contextmanager
 def drawn_routing(compression: float, seed: int = 0) -> Iterator[None]:
     """Every router takes its real path (its launches count), then its decisions are replaced, uncounted, by
     boundaries drawn at rate 1 / ``compression`` (sequence starts always), so the main network carries the
