@@ -6,10 +6,11 @@ The main network is either another ``HNet`` (a deeper level) or the ``Innermost`
 How many chunks a padded row holds is known only on the device. Reading it before the main network runs
 would stall the device in the middle of every forward, so each level sizes its chunk sequence from what it
 has seen before (``ChunkCapacity``), queues a copy of the true count to the host, and reads that copy after
-the decoder has been queued, when the device is long past it. A batch that needed more room than planned
-(seen then) is run again from the chunking on, with exactly the room it needs: no chunk is ever dropped,
-and the outputs are those of the exact width (slots beyond a row's count are padding that nothing real
-reads, as everything is causal).
+the main network and the decoder have been queued: by then the device has usually passed the copy, and if
+not the host waits for it alone, while the work queued behind it keeps the device busy. A batch that needed
+more room than planned is run again from the chunking on, with exactly the room it needs: no chunk is ever
+dropped, and the outputs are those of the exact width (slots beyond a row's count are padding that nothing
+real reads, as everything is causal).
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ class HNet(nn.Module):
         inner_valid = chunks.geom.valid
         if longest is not None:
             assert width is not None  # a planned width is what makes the count worth copying
-            need = int(longest.item())  # queued right after routing: the device is past it by now
+            need = int(longest.item())  # queued right after routing, read only now
             self.capacity.observe(need, length)
             if need > width:  # this batch has more chunks than planned: run it again with room for all
                 self.capacity.reruns += 1

@@ -141,6 +141,10 @@ class HNetLM(nn.Module):
         mask = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask.bool()
         return self.backbone.route(self.embeddings(input_ids), Geometry.padded(mask))
 
+    def chunk_reruns(self) -> int:
+        """Batches so far whose chunks outgrew the room a level planned, so that it ran them again."""
+        return sum(m.capacity.reruns for m in self.modules() if isinstance(m, HNet))
+
     @contextlib.contextmanager
     def exact_chunk_widths(self):
         """Inside, every chunking level reads its chunk counts (a wait each) instead of planning room from

@@ -80,6 +80,8 @@ class LMTask(L.LightningModule):
                 log[f"train/compression_{s + 1}"] = ratio
         for s, (b, v) in enumerate(zip(out.boundary_masks, out.level_masks)):
             log[f"train/boundary_rate_{s + 1}"] = (b & v).sum().float() / v.sum().clamp(min=1)
+        if out.boundary_masks:  # batches that had more chunks than planned and ran their main network again
+            log["train/chunk_reruns"] = host_scalar(self.model.chunk_reruns())
         elapsed = time.perf_counter() - self._t0
         if elapsed > 0:
             log["bases_per_second"] = host_scalar((self.bases_seen - self._bases_at_t0) / elapsed)
