@@ -86,3 +86,37 @@ def inference_precision(device: str, precision: str) -> Iterator[None]:
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+class HostCopy:
+    """A small tensor's value for the host, fetched without stalling the device.
+
+    The copy is queued where it is made (on CUDA into pinned memory, behind an event); ``numpy()`` waits
+    for that copy only, i.e. for the work queued before it, never for what was queued after. Read it late
+    and the device is long past it: the host then waits for nothing. On the CPU the copy is immediate.
+    """
+
+    def __init__(self, tensor):
+        import torch
+
+        tensor = tensor.detach()
+        self._event = None
+        if tensor.is_cuda:
+            self._host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            self._host.copy_(tensor, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record(torch.cuda.current_stream(tensor.device))
+        else:
+            self._host = torch.empty_like(tensor).copy_(tensor)
+
+    def ready(self) -> bool:
+        """Whether ``numpy()`` would return at once."""
+        return self._event is None or self._event.query()
+
+    def numpy(self):
+        if self._event is not None:
+            self._event.synchronize()
+        return self._host.numpy()  # host memory (``numpy`` refuses device tensors)
+
+    def item(self) -> int | float:
+        return self.numpy().item()

@@ -188,6 +188,11 @@ def drive_mamba_ssm() -> None:
         xs = torch.randn(2, 8, 64, dtype=dtype, requires_grad=True)
         w = torch.ones(64, requires_grad=True)
         gpu_mamba.rms_norm(xs, w, 1e-5).float().sum().backward()
+        residual = torch.randn(2, 8, 64, requires_grad=True)  # the fp32 residual stream
+        normed, total = gpu_mamba.add_rms_norm(xs, residual, w, 1e-5)
+        (normed.float().sum() + total.sum()).backward()
+        gpu_mamba.add_rms_norm(xs, None, w, 1e-5)[0].float().sum().backward()
+        gpu_mamba.add_rms_norm(xs, residual, w, 1e-5, keep_residual=False)[0].float().sum().backward()
         gpu_mamba.gated_rms_norm(xs, xs.detach().clone().requires_grad_(), w, 1e-5, 32).float().sum().backward()
     drive_fused_mixer_on_triton_conv()
 

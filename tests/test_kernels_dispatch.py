@@ -15,7 +15,8 @@ from conftest import small_model_config
 
 from hnet_genomics import build_model
 from hnet_genomics.errors import ConfigError
-from hnet_genomics.kernels import dispatch, gpu_attention, gpu_mamba
+from hnet_genomics.kernels import attention as attn_k
+from hnet_genomics.kernels import dispatch, gpu_mamba
 from hnet_genomics.model.geometry import Geometry
 
 GPU_PACKAGES = ("mamba_ssm", "causal_conv1d", "flash_attn")
@@ -227,13 +228,14 @@ def test_sequence_ids_change_exactly_at_packed_starts():
     changes[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
     assert torch.equal(changes, geom.starts)
     assert torch.equal(gpu_mamba.sequence_index(geom.positions == 0), seq_idx)  # what the conv derives
+    assert gpu_mamba.sequence_index(geom.starts) is seq_idx  # every layer of the stage: computed once
 
 
 def test_varlen_boundaries_reproduce_cu_seqlens():
     cu = torch.tensor([0, 7, 8, 20, 31], dtype=torch.int32)
     geom = Geometry.from_cu_seqlens(cu, 31)
-    got, longest = gpu_attention.run_boundaries(geom.seq_idx)
+    got, longest = attn_k.run_boundaries(geom.seq_idx)
     assert torch.equal(got, cu) and longest == 12
     padded_rows = torch.zeros(3, 10, dtype=torch.long)  # one sequence per row: rows are runs too
-    got, longest = gpu_attention.run_boundaries(padded_rows)
+    got, longest = attn_k.run_boundaries(padded_rows)
     assert got.tolist() == [0, 10, 20, 30] and longest == 10

@@ -269,6 +269,29 @@ def test_fused_rms_norms_equal_reference():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("first", [False, True], ids=["mid-stack", "first block"])
+def test_fused_add_rms_norm_equals_reference(dtype, first):
+    """A block's residual add and norm: a branch output (bf16 under autocast) onto the fp32 residual stream,
+    or the stack's input starting it; outputs and every gradient, both outputs receiving one."""
+    fused = kernel("add_rms_norm")
+    g = torch.Generator("cuda").manual_seed(4)
+    x = torch.randn(2, 50, 128, device="cuda", generator=g).to(dtype)
+    residual = None if first else torch.randn(2, 50, 128, device="cuda", generator=g)
+    w = torch.rand(128, device="cuda", generator=g) + 0.5
+    ins = leaves(*(t for t in (x, residual, w) if t is not None))
+    refs = leaves(*(t.float() if t is x else t for t in (x, residual, w) if t is not None))
+    args = (ins[0], None if first else ins[1], ins[-1], 1e-5)
+    normed, total = fused(*args)
+    ref_normed, ref_total = norm_k.add_rms_norm_ref(refs[0], None if first else refs[1], refs[-1], 1e-5)
+    assert normed.dtype == dtype and total.dtype == torch.float32
+    tol = FP32 if dtype == torch.float32 else BF16
+    compare(torch.cat([normed.float(), total], -1), torch.cat([ref_normed, ref_total], -1), ins, refs, tol)
+    last, none = fused(*args, keep_residual=False)
+    assert none is None
+    compare(last, ref_normed.to(dtype), ins, refs, tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_triton_dechunk_equals_reference_at_training_size(dtype):
     """Long rows (many tiles, packed resets) in the dtype training uses."""
     fast = kernel("ema_dechunk")

@@ -183,6 +183,28 @@ def test_mamba_fused_norms_through_our_wrappers_equal_the_references():
             torch.testing.assert_close(got, want, **TOL)
 
 
+@pytest.mark.parametrize("first", [False, True], ids=["mid-stack", "first block"])
+@pytest.mark.parametrize("keep", [True, False], ids=["block", "last norm"])
+def test_mamba_fused_add_rms_norm_through_our_wrapper_equals_the_reference(first, keep):
+    """The residual add fused into the norm (mamba-ssm's rms_norm_fn with a residual, prenorm, fp32
+    residual): both outputs and every gradient against the reference's add and norm; a stack's first block
+    (no residual yet) and its last norm (no residual returned)."""
+    g = torch.Generator().manual_seed(8)
+    x, residual = torch.randn(2, 30, 64, generator=g), torch.randn(2, 30, 64, generator=g)
+    w = torch.rand(64, generator=g) + 0.5
+    ins, refs = leaves(x, w, *(() if first else (residual,))), leaves(x, w, *(() if first else (residual,)))
+    normed, total = gpu_mamba.add_rms_norm(ins[0], ins[2] if not first else None, ins[1], 1e-5, keep_residual=keep)
+    ref_normed, ref_total = norm_k.add_rms_norm_ref(refs[0], refs[2] if not first else None, refs[1], 1e-5)
+    if keep:
+        out, ref = torch.cat([normed, total], -1), torch.cat([ref_normed, ref_total], -1)
+    else:
+        assert total is None
+        out, ref = normed, ref_normed
+    torch.testing.assert_close(out, ref, **TOL)
+    for got, want in zip(grads(out, ins), grads(ref, refs)):
+        torch.testing.assert_close(got, want, **TOL)
+
+
 def _mixer(ngroups=1):
     torch.manual_seed(5)
     cfg = SSMConfig(d_state=16, expand=2, d_conv=4, chunk_size=16, head_dim=16, ngroups=ngroups)

@@ -169,3 +169,40 @@ def test_routing_starts_as_identity_and_first_base_is_a_boundary(hnet_config, dn
     for level in out.boundary_masks:
         assert level[:, 0].all()
     assert out.level_masks[1].sum(1).tolist() == out.boundary_masks[0].sum(1).tolist()
+
+
+@pytest.mark.parametrize("room", ["whole row", "too little"])
+def test_planned_chunk_room_gives_the_outputs_and_gradients_of_the_exact_width(hnet_config, dna_batch, room):
+    """A level plans its chunk sequence's width before it knows the counts: more room than the longest row
+    (padding no real output reads), or too little (the batch runs again with exactly enough), changes no
+    output, no shape and no gradient."""
+    from hnet_genomics.model.hnet import HNet
+
+    torch.manual_seed(0)
+    model = HNetLM(hnet_config)
+    ids = dna_batch(3, 96, 2)
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    mask[2, 61:] = False
+    levels = [m for m in model.modules() if isinstance(m, HNet)]
+
+    def run():
+        out = model(ids, mask=mask)
+        loss = (out.logits.float().square().mean(-1) * mask).sum() + out.ratio_loss
+        model.zero_grad()
+        loss.backward()
+        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    with model.exact_chunk_widths():
+        exact, exact_grads = run()
+    for level in levels:
+        level.capacity.pinned = 96 if room == "whole row" else 2
+    planned, planned_grads = run()
+    assert all(level.capacity.reruns == (room == "too little") for level in levels)
+    torch.testing.assert_close(planned.logits[mask], exact.logits[mask], rtol=1e-5, atol=1e-6)
+    for a, b in zip(planned.level_masks + planned.boundary_masks, exact.level_masks + exact.boundary_masks):
+        assert torch.equal(a, b)
+    for a, b, valid in zip(planned.stage_hidden, exact.stage_hidden, exact.level_masks[1:]):
+        torch.testing.assert_close(a[valid], b[valid], rtol=1e-5, atol=1e-6)
+    assert planned_grads.keys() == exact_grads.keys()
+    for name in exact_grads:
+        torch.testing.assert_close(planned_grads[name], exact_grads[name], rtol=1e-4, atol=1e-6, msg=name)

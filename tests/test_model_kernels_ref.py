@@ -204,3 +204,22 @@ def test_torch_conv_keeps_a_bf16_activation_in_bf16_off_the_cpu_and_the_cpu_as_i
     assert taps.dtype == torch.bfloat16
     torch.testing.assert_close(taps.float(), on_cpu, rtol=2e-2, atol=2e-2)
     assert conv_k.causal_conv1d_taps(x.float(), w, bias).dtype == torch.float32  # fp32 in, fp32 throughout
+
+
+@pytest.mark.parametrize("x_dtype", [torch.float32, torch.bfloat16])
+def test_fused_add_norm_adds_in_fp32_and_normalises_the_sum(x_dtype):
+    """What a pre-norm block hands on: the fp32 residual plus the branch output, and that sum normalised in
+    the branch's dtype; with no residual yet, the input starts it; the last norm returns no residual."""
+    from hnet_genomics.kernels import norm as norm_k
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 16, generator=g).to(x_dtype)
+    residual, w = torch.randn(2, 5, 16, generator=g), torch.rand(16, generator=g) + 0.5
+    normed, total = norm_k.add_rms_norm(x, residual, w, 1e-5)
+    assert normed.dtype == x_dtype and total.dtype == torch.float32
+    assert torch.equal(total, residual + x.float())
+    assert torch.equal(normed, norm_k.rms_norm_ref(total, w, 1e-5).to(x_dtype))
+    normed, total = norm_k.add_rms_norm(x, None, w, 1e-5, out_dtype=torch.float32)
+    assert torch.equal(total, x.float()) and normed.dtype == torch.float32
+    last, none = norm_k.add_rms_norm(x, residual, w, 1e-5, keep_residual=False)
+    assert none is None and torch.equal(last, norm_k.rms_norm_ref(residual + x.float(), w, 1e-5).to(x_dtype))

@@ -7,13 +7,17 @@ is full causal attention. Masks are boolean, never additive floats.
 
 The SDPA path never builds an (L, L) mask over a packed row: each run of one sequence is attended on its own,
 runs of similar length batched together (so padding at most doubles the work), and long windowed runs are
-attended block by block.
+attended block by block. Which runs go together is decided on the host from ``Runs.offsets`` (the packed
+geometry's ``cu_seqlens``, which the model already holds there), so attending a packed row never waits for
+the device.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -40,13 +44,41 @@ def attention_ref(q, k, v, seq_idx, window: int = -1):
     return torch.einsum("bhij,bhjd->bhid", scores.softmax(-1), v.float()).to(q.dtype)
 
 
+@dataclass(frozen=True)
+class Runs:
+    """Runs of one sequence in the flattened (B * L) rows: offsets on the device (int32) and on the host."""
+
+    cu: torch.Tensor  # (runs + 1,) int32
+    offsets: tuple[int, ...]  # the same, as host integers
+
+    @property
+    def longest(self) -> int:
+        return max((b - a for a, b in zip(self.offsets, self.offsets[1:])), default=0)
+
+
 def run_boundaries(seq_idx: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Flattened (B, L) rows -> (cu_seqlens int32, longest run): a new run at each row start or seq change."""
+    """Flattened (B, L) rows -> (cu_seqlens int32, longest run): a new run at each row start or seq change.
+    Reads the device (``nonzero``): for callers that hold no ``Runs``."""
     starts = torch.ones_like(seq_idx, dtype=torch.bool)
     starts[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
     flat = starts.reshape(-1)
     cu = F.pad(torch.nonzero(flat)[:, 0], (0, 1), value=flat.numel()).to(torch.int32)
     return cu, int((cu[1:] - cu[:-1]).max())
+
+
+def runs_of(seq_idx: torch.Tensor, runs: Runs | None) -> Runs:
+    if runs is not None:
+        return runs
+    cu, _ = run_boundaries(seq_idx)
+    return Runs(cu, tuple(cu.tolist()))
+
+
+def host_to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A small host-built index on ``device`` without waiting: pinned, then copied asynchronously on CUDA."""
+    tensor = torch.from_numpy(array)
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def _band_mask(rows: int, cols: int, offset: int, window: int, device) -> torch.Tensor:
@@ -90,36 +122,40 @@ def _blocked_window_sdpa(q, k, v, window: int):
     return torch.cat(out, dim=-3).reshape(*lead, n * s, d)[..., :length, :]
 
 
-def segment_attention(q, k, v, seq_idx, window: int = -1):
+def segment_attention(q, k, v, seq_idx, window: int = -1, runs: Runs | None = None):
     """Causal attention inside each run of equal ``seq_idx`` without an (L, L) mask.
 
     Runs are grouped by length class (a power of two), gathered into one padded batch per class and attended
-    with ``causal_sdpa``; the padded batch holds at most twice the tokens of the row.
+    with ``causal_sdpa``; the padded batch holds at most twice the tokens of the row. The grouping and the
+    gather and scatter indices are built on the host from ``runs`` (read from ``seq_idx`` when not given).
     """
     b, h, l, d = q.shape
-    cu, _ = run_boundaries(seq_idx)
-    cu = cu.long()
-    starts, lengths = cu[:-1], cu[1:] - cu[:-1]
+    offsets = np.asarray(runs_of(seq_idx, runs).offsets, dtype=np.int64)
+    starts, lengths = offsets[:-1], np.diff(offsets)
     flat = [t.transpose(1, 2).reshape(b * l, h, d) for t in (q, k, v)]
     out = torch.zeros_like(flat[0])
-    length_class = torch.ceil(torch.log2(lengths.double())).long()
-    for c in torch.unique(length_class).tolist():
-        runs = torch.nonzero(length_class == c)[:, 0]
-        width = int(lengths[runs].max())
-        offsets = torch.arange(width, device=q.device)
-        real = offsets[None, :] < lengths[runs, None]
-        index = starts[runs, None] + torch.minimum(offsets[None, :], lengths[runs, None] - 1)
-        qs, ks, vs = (t[index].transpose(1, 2) for t in flat)  # (runs, H, width, Dh)
-        attended = causal_sdpa(qs, ks, vs, window).transpose(1, 2)
-        out = out.index_put((index[real],), attended[real])
+    length_class = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    for c in np.unique(length_class):
+        members = np.flatnonzero(length_class == c)
+        width = int(lengths[members].max())
+        offs = np.arange(width)[None, :]
+        index = starts[members, None] + np.minimum(offs, lengths[members, None] - 1)
+        real = offs < lengths[members, None]
+        gather = host_to_device(index, q.device)
+        keep = host_to_device(np.flatnonzero(real), q.device)  # which (run, offset) cells are real tokens
+        dest = host_to_device(index[real], q.device)
+        qs, ks, vs = (t[gather].transpose(1, 2) for t in flat)  # (runs, H, width, Dh)
+        attended = causal_sdpa(qs, ks, vs, window).transpose(1, 2).reshape(-1, h, d)
+        out = out.index_put((dest,), attended.index_select(0, keep))
     return out.view(b, l, h, d).transpose(1, 2)
 
 
-def attention(q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = True):
-    """flash-attn on CUDA when it loads (and takes the dtype and head size); else SDPA over each sequence."""
+def attention(q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = True, runs: Runs | None = None):
+    """flash-attn on CUDA when it loads (and takes the dtype and head size); else SDPA over each sequence.
+    ``runs``: the sequences of a packed row, known on the host (``seq_idx`` is read when they are not)."""
     fast = dispatch.gpu_kernel("attention", q)
-    if fast is not None and (out := fast(q, k, v, seq_idx, window, single_sequence_rows)) is not None:
+    if fast is not None and (out := fast(q, k, v, seq_idx, window, single_sequence_rows, runs)) is not None:
         return out
     if single_sequence_rows:
         return causal_sdpa(q, k, v, window)
-    return segment_attention(q, k, v, seq_idx, window)
+    return segment_attention(q, k, v, seq_idx, window, runs)

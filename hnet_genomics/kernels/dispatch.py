@@ -51,6 +51,7 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {
     "ssd": Provider("hnet_genomics.kernels.gpu_mamba", "ssd_scan", "mamba-ssm"),
     "rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "rms_norm", "mamba-ssm"),
+    "add_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "add_rms_norm", "mamba-ssm"),
     "gated_rms_norm": Provider("hnet_genomics.kernels.gpu_mamba", "gated_rms_norm", "mamba-ssm"),
     "conv": Provider(
         "hnet_genomics.kernels.gpu_conv",
@@ -175,6 +176,7 @@ FALLBACK_COST = {
     "conv": "the torch conv runs K separate multiply-adds and saves what each of them needs",
     "attention": "SDPA instead of flash-attn (packed rows are attended sequence by sequence)",
     "mamba2_fused": "the mixer saves the conv output and the normalised activations instead of recomputing them",
+    "add_rms_norm": "each block adds its residual and normalises in separate ops (several launches, one more pass)",
 }
 
 

@@ -11,7 +11,7 @@ import types
 
 import torch
 
-from hnet_genomics.kernels.attention import run_boundaries
+from hnet_genomics.kernels.attention import Runs, runs_of
 
 
 @functools.cache
@@ -25,8 +25,11 @@ def require() -> None:
     _flash()
 
 
-def attention(q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = True) -> torch.Tensor | None:
-    """q, k, v (B, H, L, Dh) -> (B, H, L, Dh); a window of w sees itself and the w keys before it."""
+def attention(
+    q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = True, runs: Runs | None = None
+) -> torch.Tensor | None:
+    """q, k, v (B, H, L, Dh) -> (B, H, L, Dh); a window of w sees itself and the w keys before it. Packed rows
+    take the varlen kernel over ``runs`` (read from ``seq_idx`` when not given)."""
     d = q.shape[-1]
     if q.dtype not in (torch.float16, torch.bfloat16) or d % 8 or d > 256:
         return None
@@ -37,7 +40,8 @@ def attention(q, k, v, seq_idx, window: int = -1, single_sequence_rows: bool = T
         out = fa.dense(qt, kt, vt, causal=True, window_size=window_size)
     else:
         b, l, h, _ = qt.shape
-        cu, longest = run_boundaries(seq_idx)
+        known = runs_of(seq_idx, runs)
+        cu, longest = known.cu, known.longest
         flat = [t.reshape(b * l, h, d) for t in (qt, kt, vt)]
         out = fa.varlen(*flat, cu, cu, longest, longest, causal=True, window_size=window_size).view(b, l, h, d)
     return out.transpose(1, 2)

@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import sys
 import types
+import weakref
 
 import torch
 
@@ -100,9 +101,26 @@ def require_split_triton_conv() -> None:
         setattr(combined, name, function)
 
 
+_SEQUENCE_INDEX: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+
+
 def sequence_index(starts: torch.Tensor) -> torch.Tensor:
-    """(B, L) bool sequence starts -> ``seq_idx``: int32, non-negative, changing exactly at each start."""
-    return torch.cumsum(starts, dim=1, dtype=torch.int32)
+    """(B, L) bool sequence starts -> ``seq_idx``: int32, non-negative, changing exactly at each start.
+
+    Every layer of a stage hands over the same ``starts`` tensor: its index is computed once and kept while
+    that tensor lives (one launch per stage instead of one per layer)."""
+    known = _SEQUENCE_INDEX.get(id(starts))
+    if known is not None and known[0]() is starts:
+        return known[1]
+    seq_idx = torch.cumsum(starts, dim=1, dtype=torch.int32)
+    key = id(starts)
+
+    def forget(ref: weakref.ref, key: int = key) -> None:
+        if _SEQUENCE_INDEX.get(key, (None,))[0] is ref:
+            del _SEQUENCE_INDEX[key]
+
+    _SEQUENCE_INDEX[key] = (weakref.ref(starts, forget), seq_idx)
+    return seq_idx
 
 
 def ssd_scan(
@@ -171,6 +189,16 @@ def mamba2_split_scan(zxbcdt, w, dims, reset=None) -> torch.Tensor | None:
 
 def rms_norm(x, weight, eps):
     return _kernels().rms_norm(x, weight, None, eps=eps)
+
+
+def add_rms_norm(x, residual, weight, eps, keep_residual=True):
+    """``norm.add_rms_norm_ref``'s contract: the residual enters in fp32 (or is x, kept in fp32) and leaves in
+    fp32, the normalised output is in x's dtype. Without ``keep_residual`` the kernel still writes the sum
+    (its backward reads it) but the autograd function returns only the output."""
+    if residual is not None and residual.dtype != torch.float32:
+        return None
+    out = _kernels().rms_norm(x, weight, None, residual=residual, eps=eps, prenorm=keep_residual, residual_in_fp32=True)
+    return out if keep_residual else (out, None)
 
 
 def gated_rms_norm(x, z, weight, eps, group_size=None):

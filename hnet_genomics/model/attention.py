@@ -54,7 +54,11 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
         q, k, v = self._qkv(hidden, geom.positions)
-        out = attn_k.attention(q, k, v, geom.seq_idx, self.window, single_sequence_rows=not geom.has_resets)
+        runs = None
+        if geom.has_resets:  # a packed row: its sequences are the runs, known on the host
+            assert geom.cu_seqlens is not None and geom.host_cu is not None  # from_cu_seqlens sets both
+            runs = attn_k.Runs(geom.cu_seqlens, geom.host_cu)
+        out = attn_k.attention(q, k, v, geom.seq_idx, self.window, not geom.has_resets, runs)
         return self.out_proj(rearrange(out, "b h l d -> b l (h d)"))
 
     def forward_from(self, hidden: torch.Tensor, valid: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:

@@ -1,4 +1,9 @@
-"""Pre-norm residual blocks (residual stream kept in fp32), SwiGLU MLP, RMSNorm."""
+"""Pre-norm residual blocks (residual stream kept in fp32), SwiGLU MLP, RMSNorm.
+
+A block hands the next one its branch output and the residual stream unsummed: the next norm adds them and
+normalises in one kernel (``kernels.norm.add_rms_norm``), as the reference H-Net's blocks do, so the sum is
+neither written nor read separately and the branch output stays in its own (under autocast, bf16) dtype.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,18 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return norm_k.rms_norm(x, self.weight, self.eps)
 
+    def add_and_norm(
+        self, x: torch.Tensor, residual: torch.Tensor | None, out_dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(norm(residual + x) in ``out_dtype`` (x's by default), residual + x in fp32)."""
+        normed, total = norm_k.add_rms_norm(x, residual, self.weight, self.eps, out_dtype)
+        assert total is not None  # kept unless asked otherwise
+        return normed, total
+
+    def add_and_norm_last(self, x: torch.Tensor, residual: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
+        """norm(residual + x) in ``out_dtype``, where the residual stream ends."""
+        return norm_k.add_rms_norm(x, residual, self.weight, self.eps, out_dtype, keep_residual=False)[0]
+
 
 class SwiGLU(nn.Module):
     def __init__(self, d_model: int, d_intermediate: int):
@@ -36,7 +53,11 @@ class SwiGLU(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """x <- x + mixer(norm(x)); x <- x + mlp(norm(x)). ``residual`` is the fp32 stream."""
+    """residual += x; x = mixer(norm(residual)); then, with an MLP, residual += x; x = mlp(norm(residual)).
+
+    Takes and returns (x, residual): the branch output not yet added and the fp32 residual stream (None
+    before the first block, whose x is the stack's input).
+    """
 
     def __init__(self, spec: BlockSpec, stage: int, cfg: ModelConfig):
         super().__init__()
@@ -57,12 +78,15 @@ class ResidualBlock(nn.Module):
         """The projections that write into the residual stream: the mixer's, then the MLP's."""
         return [self.mixer.out_proj] + ([self.mlp.fc2] if self.mlp is not None else [])
 
-    def forward(self, residual: torch.Tensor, geom: Geometry) -> torch.Tensor:
-        dtype = self.norm1.weight.dtype
-        residual = residual + self.mixer(self.norm1(residual.to(dtype)), geom).float()
+    def forward(
+        self, x: torch.Tensor, residual: torch.Tensor | None, geom: Geometry
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h, residual = self.norm1.add_and_norm(x, residual)
+        x = self.mixer(h, geom)
         if self.mlp is not None and self.norm2 is not None:  # built together
-            residual = residual + self.mlp(self.norm2(residual.to(dtype))).float()
-        return residual
+            h, residual = self.norm2.add_and_norm(x, residual)
+            x = self.mlp(h)
+        return x, residual
 
     def forward_from(self, residual: torch.Tensor, valid: torch.Tensor, state):
         """``forward`` continuing the mixer's inference state (``Mamba2`` / ``CausalSelfAttention.forward_from``)."""
@@ -76,10 +100,10 @@ class ResidualBlock(nn.Module):
     def init_state(self, batch, device, dtype):
         return self.mixer.init_state(batch, device, dtype)
 
-    def step(self, residual: torch.Tensor, state):
-        dtype = self.norm1.weight.dtype
-        out, state = self.mixer.step(self.norm1(residual.to(dtype)), state)
-        residual = residual + out.float()
+    def step(self, x: torch.Tensor, residual: torch.Tensor | None, state):
+        h, residual = self.norm1.add_and_norm(x, residual)
+        x, state = self.mixer.step(h, state)
         if self.mlp is not None and self.norm2 is not None:  # built together
-            residual = residual + self.mlp(self.norm2(residual.to(dtype))).float()
-        return residual, state
+            h, residual = self.norm2.add_and_norm(x, residual)
+            x = self.mlp(h)
+        return x, residual, state

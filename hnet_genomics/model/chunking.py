@@ -81,13 +81,15 @@ def gather_positions(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def chunk_ids(boundary: torch.Tensor, geom: Geometry) -> torch.Tensor:
-    """For every position, the index (within the row of the chunk sequence) of the chunk it belongs to."""
+    """For every position, the index (within the row of the chunk sequence) of the chunk it belongs to
+    (``Geometry.downsample`` gives the same as ``Downsampled.chunk_of``, with the gather index)."""
     return (torch.cumsum((boundary & geom.valid).long(), dim=1) - 1).clamp(min=0)
 
 
-def dechunk(inner: torch.Tensor, p_inner: torch.Tensor, boundary: torch.Tensor, geom: Geometry) -> torch.Tensor:
-    """EMA-smooth the chunk outputs with their boundary probabilities, then plug each back over its chunk."""
-    return ema_k.ema_dechunk(inner, p_inner, chunk_ids(boundary, geom))
+def dechunk(inner: torch.Tensor, p_inner: torch.Tensor, chunk_of: torch.Tensor) -> torch.Tensor:
+    """EMA-smooth the chunk outputs with their boundary probabilities, then plug each back over its chunk
+    (``chunk_of``: (B, L) the chunk of every position)."""
+    return ema_k.ema_dechunk(inner, p_inner, chunk_of)
 
 
 def confidence_ste(p: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:

@@ -2,21 +2,33 @@
 
 The main network is either another ``HNet`` (a deeper level) or the ``Innermost`` stack; both answer
 (hidden, levels), so the recursion has no special case.
+
+How many chunks a padded row holds is known only on the device. Reading it before the main network runs
+would stall the device in the middle of every forward, so each level sizes its chunk sequence from what it
+has seen before (``ChunkCapacity``), queues a copy of the true count to the host, and reads that copy after
+the main network and the decoder have been queued: by then the device has usually passed the copy, and if
+not the host waits for it alone, while the work queued behind it keeps the device busy. A batch that needed
+more room than planned is run again from the chunking on, with exactly the room it needs: no chunk is ever
+dropped, and the outputs are those of the exact width (slots beyond a row's count are padding that nothing
+real reads, as everything is causal).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from hnet_genomics.config import ModelConfig
+from hnet_genomics.devices import HostCopy
 from hnet_genomics.layout import StageSpec
 from hnet_genomics.model import chunking
 from hnet_genomics.model.cache import BlockStates, HNetState, select_rows
-from hnet_genomics.model.geometry import Geometry
+from hnet_genomics.model.geometry import Downsampled, Geometry
 from hnet_genomics.model.isotropic import BlockStack, Isotropic
 
 
@@ -31,18 +43,41 @@ class LevelInfo:
     chunk_hidden: torch.Tensor  # (B, L_{s+1}, d_{s+1}) main-network output on the chunks
     inner_valid: torch.Tensor  # (B, L_{s+1}) bool
 
+    def first_positions(self, keep: int) -> LevelInfo:
+        """This level's decisions on its first ``keep`` positions (those of a wider, padded sequence)."""
+        cut = slice(None), slice(None, keep)
+        return dataclasses.replace(self, boundary=self.boundary[cut], probs=self.probs[cut], valid=self.valid[cut])
 
-@dataclass
-class Chunked:
-    """The first half of a level, shared by ``forward`` and ``route``: encoder output, routing decisions and
-    the chunk sequence handed to the main network."""
 
-    enc: torch.Tensor  # (B, L_s, d_s) encoder output
-    probs: torch.Tensor  # (B, L_s) boundary probability
-    boundary: torch.Tensor  # (B, L_s) bool
-    inner: torch.Tensor  # (B, L_{s+1}, d_{s+1}) chunk starts, widened to the inner width
-    inner_geom: Geometry
-    index: torch.Tensor  # (B, L_{s+1}) position of each chunk start
+class ChunkCapacity:
+    """How many chunk slots a padded level gives each row, chosen before this batch's counts are known.
+
+    The widest row of the last ``MEMORY`` batches, as a fraction of the row length, with ``HEADROOM`` on top,
+    rounded up to a multiple of ``MULTIPLE`` (few distinct shapes) and capped at the row length. With nothing
+    seen yet, or ``exact`` set, the level reads the count instead (one wait, e.g. on a model's first batch).
+    ``pinned`` fixes the width (tests, or a caller that needs one shape).
+    """
+
+    HEADROOM = 1.15
+    MULTIPLE = 64
+    MEMORY = 16
+
+    def __init__(self) -> None:
+        self.fractions: deque[float] = deque(maxlen=self.MEMORY)
+        self.pinned: int | None = None
+        self.exact = False
+        self.reruns = 0  # batches that needed more room than planned and were run again
+
+    def width(self, length: int) -> int | None:
+        if self.pinned is not None:
+            return max(1, min(self.pinned, length))
+        if self.exact or not self.fractions:
+            return None
+        planned = math.ceil(max(self.fractions) * length * self.HEADROOM / self.MULTIPLE) * self.MULTIPLE
+        return max(1, min(planned, length))
+
+    def observe(self, longest: int, length: int) -> None:
+        self.fractions.append(longest / max(length, 1))
 
 
 class Innermost(BlockStack):
@@ -103,6 +138,7 @@ class HNet(nn.Module):
         self.decoder = Isotropic(stages[s].decoder, s, cfg)
         self.residual_proj = nn.Linear(self.d, self.d)  # zero-initialised: the skip starts silent
         self.pad = nn.Parameter(torch.zeros(d_next - self.d)) if d_next > self.d else None
+        self.capacity = ChunkCapacity()
         self.reset_parameters()
 
     @torch.no_grad()
@@ -130,26 +166,52 @@ class HNet(nn.Module):
         skip = self.residual_proj(enc.float()).float()
         return (smoothed.float() * conf + skip).to(enc.dtype)
 
-    def encode_and_chunk(self, hidden: torch.Tensor, geom: Geometry) -> Chunked:
+    def encode(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(encoder output, boundary probability, boundary) at this level's resolution."""
         enc = self.encoder(hidden, geom)
         p, boundary = self.routing(enc, geom)
-        inner_geom, index = geom.downsample(boundary)
-        inner = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
-        return Chunked(enc=enc, probs=p, boundary=boundary, inner=inner, inner_geom=inner_geom, index=index)
+        return enc, p, boundary
+
+    def chunk(self, enc: torch.Tensor, chunks: Downsampled) -> torch.Tensor:
+        """The main network's input: the encoder states at chunk starts, widened to the inner width."""
+        return chunking.pad_width(chunking.gather_positions(enc, chunks.index), self.pad)
+
+    def main_and_decode(
+        self, enc: torch.Tensor, p: torch.Tensor, boundary: torch.Tensor, chunks: Downsampled, geom: Geometry
+    ) -> tuple[torch.Tensor, torch.Tensor, list[LevelInfo]]:
+        inner_out, deeper = self.main(self.chunk(enc, chunks), chunks.geom)
+        p_inner = torch.gather(p, 1, chunks.index)
+        smoothed = chunking.dechunk(inner_out[..., : self.d], p_inner, chunks.chunk_of)
+        return self.decoder(self.upsampled_plus_skip(smoothed, p, boundary, enc), geom), inner_out, deeper
 
     def forward(self, hidden: torch.Tensor, geom: Geometry) -> tuple[torch.Tensor, list[LevelInfo]]:
-        c = self.encode_and_chunk(hidden, geom)
-        inner_out, deeper = self.main(c.inner, c.inner_geom)
-        p_inner = torch.gather(c.probs, 1, c.index)
-        smoothed = chunking.dechunk(inner_out[..., : self.d], p_inner, c.boundary, geom)
-        out = self.decoder(self.upsampled_plus_skip(smoothed, c.probs, c.boundary, c.enc), geom)
+        enc, p, boundary = self.encode(hidden, geom)
+        length = boundary.shape[1]
+        width = None if geom.packed else self.capacity.width(length)
+        chunks = geom.downsample(boundary, width)
+        longest = HostCopy(chunks.longest) if width is not None else None
+        out, inner_out, deeper = self.main_and_decode(enc, p, boundary, chunks, geom)
+        inner_valid = chunks.geom.valid
+        if longest is not None:
+            assert width is not None  # a planned width is what makes the count worth copying
+            need = int(longest.item())  # queued right after routing, read only now
+            self.capacity.observe(need, length)
+            if need > width:  # this batch has more chunks than planned: run it again with room for all
+                self.capacity.reruns += 1
+                chunks = geom.downsample(boundary, need)
+                out, inner_out, deeper = self.main_and_decode(enc, p, boundary, chunks, geom)
+            keep = max(need, 1)  # what the exact width would have been: the outputs' shapes do not change
+            inner_out, inner_valid = inner_out[:, :keep], chunks.geom.valid[:, :keep]
+            deeper = [deeper[0].first_positions(keep)] + deeper[1:] if deeper else deeper
+        elif not geom.packed:  # the exact width was read: remember it
+            self.capacity.observe(chunks.index.shape[1], length)
         info = LevelInfo(
-            boundary=c.boundary,
-            probs=c.probs,
+            boundary=boundary,
+            probs=p,
             valid=geom.valid,
-            ratio_loss=chunking.ratio_loss(c.boundary, c.probs, geom.valid, self.target),
+            ratio_loss=chunking.ratio_loss(boundary, p, geom.valid, self.target),
             chunk_hidden=inner_out,
-            inner_valid=c.inner_geom.valid,
+            inner_valid=inner_valid,
         )
         return out, [info] + deeper
 
@@ -157,10 +219,11 @@ class HNet(nn.Module):
         """(boundary, p, valid) for this level and the deeper ones, running only encoders and routers.
 
         Boundaries depend on nothing downstream of their router, so segmentation (track export) skips the
-        innermost network, the decoders and the LM head.
+        innermost network, the decoders and the LM head. The chunk sequence takes its exact width here.
         """
-        c = self.encode_and_chunk(hidden, geom)
-        return [(c.boundary, c.probs, geom.valid)] + self.main.route(c.inner, c.inner_geom)
+        enc, p, boundary = self.encode(hidden, geom)
+        chunks = geom.downsample(boundary)
+        return [(boundary, p, geom.valid)] + self.main.route(self.chunk(enc, chunks), chunks.geom)
 
     # ---- incremental inference ------------------------------------------------------------------------
 
@@ -173,11 +236,10 @@ class HNet(nn.Module):
         new boundary belong to that chunk), and encoder and decoder continue their own states."""
         enc, enc_state = self.encoder.run_from(hidden, valid, state.encoder)
         p, boundary, key = self.routing.forward_from(enc, valid, state.prev_key)
-        inner_geom, index = Geometry.padded(valid).downsample(boundary)
-        inner = chunking.pad_width(chunking.gather_positions(enc, index), self.pad)
-        inner_out, main_state, deeper = continue_main(self.main, inner, inner_geom.valid, state.main)
+        chunks = Geometry.padded(valid).downsample(boundary)  # exact width: inference reads its counts anyway
+        inner_out, main_state, deeper = continue_main(self.main, self.chunk(enc, chunks), chunks.geom.valid, state.main)
         smoothed, last = chunking.dechunk_from(
-            inner_out[..., : self.d], torch.gather(p, 1, index), boundary, state.smoothed
+            inner_out[..., : self.d], torch.gather(p, 1, chunks.index), boundary, state.smoothed
         )
         out = self.upsampled_plus_skip(smoothed, p, boundary, enc)
         dec, dec_state = self.decoder.run_from(out, valid, state.decoder)

@@ -47,10 +47,10 @@ class BlockStack(nn.Module):
         self.init_residual_outputs(std, outer_layers + self.residual_layers)
 
     def run(self, hidden: torch.Tensor, geom: Geometry) -> torch.Tensor:
-        residual = hidden.float()
+        x, residual = hidden, None
         for block in self.residual_blocks:
-            residual = block(residual, geom)
-        return self.norm(residual.to(hidden.dtype))
+            x, residual = block(x, residual, geom)
+        return self.norm.add_and_norm_last(x, residual, hidden.dtype)
 
     def run_from(
         self, hidden: torch.Tensor, valid: torch.Tensor, states: BlockStates
@@ -68,12 +68,12 @@ class BlockStack(nn.Module):
         return [b.init_state(batch, device, dtype) for b in self.residual_blocks]
 
     def step(self, hidden: torch.Tensor, states: BlockStates) -> tuple[torch.Tensor, BlockStates]:
-        residual = hidden.float()
+        x, residual = hidden, None
         new_states: BlockStates = []
         for block, st in zip(self.residual_blocks, states):
-            residual, st = block.step(residual, st)
+            x, residual, st = block.step(x, residual, st)
             new_states.append(st)
-        return self.norm(residual.to(hidden.dtype)), new_states
+        return self.norm.add_and_norm_last(x, residual, hidden.dtype), new_states
 
 
 class Isotropic(BlockStack):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,7 +19,7 @@ from hnet_genomics.layout import parse_layout
 from hnet_genomics.model.cache import BlockStates, HNetState
 from hnet_genomics.model.flops import forward_flops_per_base, routing_flops_per_base
 from hnet_genomics.model.geometry import Geometry
-from hnet_genomics.model.hnet import HNet, build_main, continue_main, step_main
+from hnet_genomics.model.hnet import ChunkCapacity, HNet, build_main, continue_main, step_main
 from hnet_genomics.model.init import INIT_STD, parameter_stages
 from hnet_genomics.model.sampling import sample_next
 
@@ -41,9 +42,13 @@ class LMOutput:
     # [0] is chunk_hidden. Embeddings of any stage read it.
     stage_hidden: list[torch.Tensor] = field(default_factory=list)
 
+    def level_counts(self) -> torch.Tensor:
+        """(levels + 1,) real tokens of the batch at each level, on the device (nothing is read)."""
+        return torch.stack([m.sum() for m in self.level_masks])
+
     def compression_ratios(self) -> list[float]:
-        """L_s / L_{s+1} per level, counted over real tokens of the batch."""
-        counts = [m.sum().item() for m in self.level_masks]
+        """L_s / L_{s+1} per level, counted over real tokens of the batch (read on the host)."""
+        counts = self.level_counts().tolist()
         return [a / max(b, 1) for a, b in zip(counts, counts[1:])]
 
 
@@ -98,18 +103,28 @@ class HNetLM(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, mask: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None
     ) -> LMOutput:
-        """Padded (B, L) with an optional right-padding ``mask``, or packed (1, T) with ``cu_seqlens``."""
+        """Padded (B, L) with an optional right-padding ``mask``, or packed (1, T) with ``cu_seqlens`` (best
+        left on the host: the packed layout needs its values there, and a host copy is read for free)."""
         if cu_seqlens is not None:
             if input_ids.shape[0] != 1:
                 raise ValueError("packed input must have shape (1, T)")
-            geom = Geometry.from_cu_seqlens(cu_seqlens.to(input_ids.device), input_ids.shape[1])
+            host, cu = None, cu_seqlens
+            if cu_seqlens.device.type == "cpu":
+                host = tuple(int(v) for v in cu_seqlens.numpy())
+                if input_ids.is_cuda:  # pinned, so that the copy does not wait for the device either
+                    cu = cu_seqlens.pin_memory().to(input_ids.device, non_blocking=True)
+            else:
+                cu = cu_seqlens.to(input_ids.device)
+            geom = Geometry.from_cu_seqlens(cu, input_ids.shape[1], host_cu=host)
         else:
             if mask is None:
                 mask = torch.ones_like(input_ids, dtype=torch.bool)
             geom = Geometry.padded(mask.bool())
         hidden, levels = self.backbone(self.embeddings(input_ids), geom)
         logits = self.lm_head(hidden)
-        ratio = sum((lv.ratio_loss for lv in levels), start=torch.zeros((), device=logits.device))
+        ratio = levels[0].ratio_loss if levels else torch.zeros((), device=logits.device)
+        for lv in levels[1:]:
+            ratio = ratio + lv.ratio_loss
         return LMOutput(
             logits=logits,
             hidden_states=hidden,
@@ -130,6 +145,26 @@ class HNetLM(nn.Module):
         """
         mask = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask.bool()
         return self.backbone.route(self.embeddings(input_ids), Geometry.padded(mask))
+
+    def chunk_reruns(self) -> int:
+        """Batches so far whose chunks outgrew the room a level planned, so that it ran them again."""
+        return sum(m.capacity.reruns for m in self.modules() if isinstance(m, HNet))
+
+    @contextlib.contextmanager
+    def exact_chunk_widths(self):
+        """Inside, every chunking level reads its chunk counts (a wait each) instead of planning room from
+        earlier batches, and what it sees is forgotten after: for measurements that must neither depend on
+        nor change what training planned."""
+        levels = [m for m in self.modules() if isinstance(m, HNet)]
+        saved = [level.capacity for level in levels]
+        try:
+            for level in levels:
+                level.capacity = ChunkCapacity()
+                level.capacity.exact = True
+            yield
+        finally:
+            for level, capacity in zip(levels, saved):
+                level.capacity = capacity
 
     # ---- incremental inference ----------------------------------------------------------------------
 

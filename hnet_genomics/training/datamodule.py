@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Subset
 
 from hnet_genomics.config import Config
@@ -10,6 +11,8 @@ from hnet_genomics.data.datasets import EvalWindowDataset, RandomWindowDataset, 
 from hnet_genomics.data.intervals import Interval
 from hnet_genomics.errors import DataError
 from hnet_genomics.training.evaluate import evenly_spaced
+
+HOST_KEYS = ("cu_seqlens",)  # what the model reads on the host (packed layout): it stays there
 
 
 def batch_size_for(config: Config) -> int:
@@ -34,6 +37,20 @@ class GenomeDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":  # a window longer than every interval: a DataError before the memory check runs
             self._train_dataset()
+
+    def _pin(self) -> bool:
+        """Batches for a GPU go into pinned memory, so that their copy to the device does not wait."""
+        return self.config.train.accelerator in ("auto", "gpu") and torch.cuda.is_available()
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        """Count the batch's bases while it is on the host (``num_bases``), and leave ``HOST_KEYS`` there."""
+        if not isinstance(batch, dict) or "mask" not in batch:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        host = {k: batch[k] for k in HOST_KEYS if k in batch}
+        moved = super().transfer_batch_to_device(
+            {k: v for k, v in batch.items() if k not in host}, device, dataloader_idx
+        )
+        return {**moved, **host, "num_bases": int(batch["mask"].numpy().sum())}
 
     def _train_dataset(self) -> RandomWindowDataset:
         tc = self.config.train
@@ -60,6 +77,7 @@ class GenomeDataModule(L.LightningDataModule):
             collate_fn=self.collate,
             num_workers=tc.num_workers,
             persistent_workers=tc.num_workers > 0,
+            pin_memory=self._pin(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -74,4 +92,9 @@ class GenomeDataModule(L.LightningDataModule):
                 f"{world} training processes; enlarge the valid split or shorten train.seq_len"
             )
         indices = list(range(len(subset)))[rank::world]  # disjoint shards; bpb sums are reduced across ranks
-        return DataLoader(Subset(subset, indices), batch_size=batch_size_for(self.config), collate_fn=self.collate)
+        return DataLoader(
+            Subset(subset, indices),
+            batch_size=batch_size_for(self.config),
+            collate_fn=self.collate,
+            pin_memory=self._pin(),
+        )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 
 from hnet_genomics.config import Config
+from hnet_genomics.devices import HostCopy
 from hnet_genomics.model.lm import HNetLM
 from hnet_genomics.training.microbatch import rescale_for_resume
 from hnet_genomics.training.objective import bits_per_base, next_base_nll, target_weights
@@ -18,11 +21,20 @@ def model_inputs(batch: dict) -> dict:
     return {"mask": batch["mask"]}
 
 
+def host_scalar(value: float) -> torch.Tensor:
+    """A number to log as a host tensor: Lightning would copy a Python float to the device (and wait)."""
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
 class LMTask(L.LightningModule):
     """Loss = next-base cross-entropy + alpha * sum of per-level ratio losses.
 
     Keeps ``bases_seen`` (all ranks) and the number of training windows consumed per rank in checkpoints,
     so a resumed run continues the same data stream and the same curves.
+
+    A training step never waits for the device: bases are counted on the host before the batch moves
+    (``GenomeDataModule.transfer_batch_to_device``), metrics are logged as device tensors (or host tensors for
+    host numbers) that Lightning reads only when it writes its logs, every ``train.log_every`` steps.
     """
 
     def __init__(self, config: Config):
@@ -34,6 +46,8 @@ class LMTask(L.LightningModule):
         self.bases_seen = 0  # inputs trained on, all ranks (bytes of a text run)
         self.windows_consumed = 0  # per rank, counted in batches actually trained on
         self._val = None
+        self._loss_copies: list[HostCopy] = []  # the progress bar's loss, on its way to the host
+        self._shown_loss = float("nan")
         self.history: list[dict] = []
 
     # ---- training --------------------------------------------------------------------------------------
@@ -45,27 +59,54 @@ class LMTask(L.LightningModule):
         ce = nll / count.clamp(min=1)
         alpha = self.config.train.ratio_loss_weight
         loss = ce + alpha * out.ratio_loss
-        bases = int(batch["mask"].sum()) * self.trainer.world_size
+        counted = batch.get("num_bases")  # counted on the host (GenomeDataModule.transfer_batch_to_device)
+        bases = (int(batch["mask"].sum()) if counted is None else counted) * self.trainer.world_size
         self.bases_seen += bases
         self.windows_consumed += (
             batch["input_ids"].shape[0] if "cu_seqlens" not in batch else len(batch["cu_seqlens"]) - 1
         )
         log = {
             "train/loss": loss.detach(),
-            "train/bpb": ce.detach() / torch.log(torch.tensor(2.0)),
+            "train/bpb": ce.detach() / math.log(2.0),
             "train/ratio_loss": out.ratio_loss.detach(),
-            f"{self.unit}s_seen": float(self.bases_seen),
+            f"{self.unit}s_seen": host_scalar(self.bases_seen),
         }
-        for s, ratio in enumerate(out.compression_ratios()):
-            log[f"train/compression_{s + 1}"] = ratio
+        if out.boundary_masks:
+            counts = out.level_counts().float()  # on the device
+            for s, ratio in enumerate(counts[:-1] / counts[1:].clamp(min=1)):
+                log[f"train/compression_{s + 1}"] = ratio
         for s, (b, v) in enumerate(zip(out.boundary_masks, out.level_masks)):
             log[f"train/boundary_rate_{s + 1}"] = (b & v).sum().float() / v.sum().clamp(min=1)
-        log["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"] / self.trainer.optimizers[0].param_groups[0].get(
-            "lr_multiplier", 1.0
-        )
+        if out.boundary_masks:  # batches that had more chunks than planned and ran their main network again
+            log["train/chunk_reruns"] = host_scalar(self.model.chunk_reruns())
+        group = self.trainer.optimizers[0].param_groups[0]
+        log["lr"] = host_scalar(group["lr"] / group.get("lr_multiplier", 1.0))
         self.log_dict(log, on_step=True, on_epoch=False, prog_bar=False, batch_size=batch["input_ids"].shape[0])
-        self.log("loss", loss.detach(), prog_bar=True, on_step=True, batch_size=batch["input_ids"].shape[0])
+        self.log(
+            "loss", self._bar_loss(loss), prog_bar=True, logger=False, on_step=True, batch_size=len(batch["input_ids"])
+        )
         return loss
+
+    def _bar_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The newest loss already on the host: Lightning reads progress-bar values every step, and reading
+        this step's from the device would wait for it (on a GPU the bar lags a step or two)."""
+        self._loss_copies = [*self._loss_copies[-1:], HostCopy(loss)]
+        for copy in reversed(self._loss_copies):
+            if copy.ready():
+                self._shown_loss = copy.item()
+                break
+        return host_scalar(self._shown_loss)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Lightning's mixed-precision plugin refuses to clip for a fused optimizer (one that could unscale fp16
+        gradients itself); ``make_optimizer`` fuses only where nothing is scaled (bf16, fp32, no FSDP), so the
+        gradients are clipped here as they are."""
+        if not gradient_clip_val or not getattr(optimizer, "_step_supports_amp_scaling", False):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
 
     def configure_optimizers(self):
         optimizer = make_optimizer(self.model, self.config.model, self.config.train)

@@ -303,6 +303,10 @@ def _fit(
 
 def _trainer(config: Config, out: Path, callbacks: list, progress: bool) -> L.Trainer:
     tc = config.train
+    if progress:  # the bar reads its metrics (a wait for the device) only when it redraws: as often as the logs
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=tc.log_every)]
     return L.Trainer(
         accelerator=tc.accelerator,
         devices=tc.devices,

@@ -6,7 +6,8 @@ model forward on two short sequences (at most 256 and 512 bases, so that measuri
 about), on the training device at the training precision, counts the bytes of every distinct tensor autograd
 saves (parameters aside), and takes the difference as the cost of a base: every op keeps O(length) per
 sequence (flash and memory-efficient attention keep no (L, L) matrix). The rest of a step is 16 bytes per
-parameter (fp32 weight and gradient, AdamW's two moments).
+parameter (fp32 weight and gradient, AdamW's two moments). Chunk sequences take their exact width while
+measuring (training plans up to ``ChunkCapacity.HEADROOM`` more room for the main network).
 
 An H-Net's main network keeps memory in proportion to the chunks it receives, and a fresh router chunks
 nowhere near its target (``model/drawn_routing.py``), so the measurement draws boundaries at a compression
@@ -16,6 +17,7 @@ nowhere near its target (``model/drawn_routing.py``), so the measurement draws b
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ import torch
 from hnet_genomics.devices import inference_precision
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.model.drawn_routing import drawn_boundaries
+from hnet_genomics.model.lm import HNetLM
 
 OPTIMIZER_BYTES_PER_PARAM = 16
 MEASURED_COMPRESSION_SCALE = 0.8  # measure at 0.8 x the target compression: a router below target keeps more
@@ -55,7 +58,12 @@ def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision:
             storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), inference_precision(str(ids.device), precision):
+    exact = model.exact_chunk_widths() if isinstance(model, HNetLM) else contextlib.nullcontext()
+    with (
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+        inference_precision(str(ids.device), precision),
+        exact,
+    ):
         out = model(ids)
         loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
         if out.ratio_loss is not None:
