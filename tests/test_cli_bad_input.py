@@ -144,6 +144,14 @@ def _reference_files(ws: Path, extra_tensor: bool = False, config_edit: dict | N
     (ws / "c.json").write_text(json.dumps(config | (config_edit or {})))
 
 
+def _text_run(run: Path) -> None:
+    """What `pretrain --text` leaves in metrics.json, in bytes."""
+    run.mkdir()
+    history = [{"step": 2, "bytes_seen": 512, "val_bpb": 6.1}]
+    metrics = {"unit": "byte", "val_bpb": 5.9, "bytes_seen": 1024, "bytes_per_second": 900.0, "history": history}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+
 def _latin1_bed(ws: Path) -> None:
     (ws / "ann.bed").write_bytes(f"{CHROM}\t100\t200\tex\u00f3n1\n".encode("latin-1"))
 
@@ -860,6 +868,20 @@ CASES = [
         lambda ws, w: ["compare", "--runs", f"a={w}/run", "--out", f"{ws}/afile/c"],
         r"--out .*afile is a file",
         _afile,
+    ),
+    Case(
+        "compare text run beside a DNA run",
+        lambda ws, w: ["compare", "--runs", f"a={w}/run", f"b={ws}/text", "--out", f"{ws}/c"],
+        r"--runs: a=.*run counts bits per base but b=.*text counts bits per byte; compare runs of one kind",
+        lambda ws: _text_run(ws / "text"),
+    ),
+    Case(
+        "report text eval of a DNA run",
+        lambda ws, w: ["report", "--pretrain", f"{w}/run", "--eval", f"{ws}/t.json", "--out", f"{ws}/rep/r.md"],
+        r"--eval .*t\.json: bits per byte, while --pretrain .*run: bits per base",
+        lambda ws: (ws / "t.json").write_text(
+            '{"model": "m", "split": "test", "unit": "byte", "bpb": 1.2, "bytes": 9}'
+        ),
     ),
     Case(
         "report out is a folder",

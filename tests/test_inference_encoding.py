@@ -61,6 +61,37 @@ def test_encoding_survives_save_and_load_and_a_bad_file_is_refused(tmp_path):
         from_pretrained(tmp_path / "m")
 
 
+def test_a_bos_token_survives_save_and_load_and_a_bad_one_is_refused(tmp_path):
+    text = {"kind": "text", "soft_mask": "upper", "n_policy": "mask"}
+    model = model_with(text)
+    model.bos_token = 254
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "encoding.json").read_text()) == text | {"bos_token": 254}
+    loaded = from_pretrained(tmp_path / "m")
+    assert loaded.bos_token == 254 and loaded.data_encoding == text and loaded.reads_text
+    model_with({"kind": "dna", "soft_mask": "upper", "n_policy": "mask"}).save_pretrained(tmp_path / "dna")
+    assert from_pretrained(tmp_path / "dna").bos_token is None  # this package's models train without one
+    for bad in ("256", "-1", '"254"', "true"):
+        (tmp_path / "m" / "encoding.json").write_text(f'{{"kind": "text", "bos_token": {bad}}}')
+        with pytest.raises(CheckpointError, match=rf"bos_token must be a token id from 0 to 255, got {bad}"):
+            from_pretrained(tmp_path / "m")
+
+
+def test_generate_samples_any_byte_from_a_text_model_and_acgt_from_a_dna_one():
+    prompt = torch.tensor([list(b"ACGTTGCA")])
+    samples = {}
+    for kind, alphabet in (("text", None), ("dna", b"ACGT"), (None, b"ACGT")):
+        model = model_with(None if kind is None else {"kind": kind, "soft_mask": "upper", "n_policy": "mask"})
+        got = model.generate(prompt, 40, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(
+            got, model.generate(prompt, 40, generator=torch.Generator().manual_seed(1), allowed=alphabet)
+        )
+        samples[kind] = set(got[0, 8:].tolist())
+    assert samples["text"] - set(b"ACGT") and samples["dna"] <= set(b"ACGT") and samples[None] <= set(b"ACGT")
+    with pytest.raises(ValueError, match="at least one token"):
+        model.generate(prompt[:, :0], 3)  # nothing to continue from without a BOS token
+
+
 @pytest.mark.parametrize("soft_mask", ["keep", "upper"])
 def test_inference_reads_sequence_as_the_model_was_trained_to(soft_masked, soft_mask):
     model = model_with({"kind": "dna", "soft_mask": soft_mask, "n_policy": "mask"})

@@ -121,6 +121,66 @@ def test_the_imported_model_runs_the_track_commands(imported, tmp_path):
     assert (tmp_path / "l.bits.fwd.bedGraph").stat().st_size > 0
 
 
+def test_the_import_records_that_the_reference_starts_every_sequence_with_byte_254(tmp_path):
+    weights, config, _ = files("hnet_1stage")
+    import_reference(weights, config, tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "encoding.json").read_text()) == {"kind": "text", "bos_token": 254}
+    model = HNetLM.from_pretrained(tmp_path / "m")
+    assert model.bos_token == 254 and model.reads_text
+
+
+def test_generate_reads_bos_first_and_returns_the_prompt_and_any_bytes_after_it(imported, monkeypatch):
+    """What the reference's generation does: byte 254, then the prompt, then greedy bytes from all 256 values."""
+    case, model, expected = imported
+    prompt = expected["prompt_ids"]
+    fed = []
+    step = model.step
+    monkeypatch.setattr(model, "step", lambda ids, state: (fed.append(ids.tolist()), step(ids, state))[1])
+    got = model.generate(prompt, 8, temperature=0)
+    assert fed[: prompt.shape[1] + 1] == [[254]] + [[int(b)] for b in prompt[0]], case
+    monkeypatch.undo()
+    with torch.no_grad():  # by hand: BOS, the prompt, then the argmax over every byte, step by step
+        state = model.init_state(1)
+        for token in [254, *prompt[0].tolist()]:
+            logits, state = model.step(torch.tensor([token]), state)
+        manual = []
+        for _ in range(8):
+            manual.append(int(logits[0].argmax()))
+            logits, state = model.step(torch.tensor(manual[-1:]), state)
+    assert got.shape == (1, prompt.shape[1] + 8) and torch.equal(got[:, : prompt.shape[1]], prompt)
+    assert got[0, prompt.shape[1] :].tolist() == manual, case
+    with torch.no_grad():  # BOS changes what the model predicts after the prompt
+        without = model(prompt).logits[0, -1]
+        after_bos = model(torch.cat([torch.tensor([[254]]), prompt], 1)).logits[0, -1]
+    assert (without - after_bos).abs().max() > 1e-3, case
+    assert model.generate(prompt[:, :0], 3, temperature=0).shape == (1, 3)  # BOS alone is a prompt
+
+
+def test_text_evaluation_reads_each_window_after_bos_and_scores_every_byte(imported, tmp_path):
+    """``eval --text`` of an imported model: each window is read after byte 254, as the reference reads text,
+    so its first byte is scored too."""
+    import math
+
+    from hnet_genomics.config import DataConfig
+    from hnet_genomics.data.intervals import Interval
+    from hnet_genomics.data.text import TextCorpus
+    from hnet_genomics.training.evaluate import evaluate_bpb
+
+    case, model, _ = imported
+    text = (Path(__file__).parents[1] / "ARCHITECTURE.md").read_bytes()[:3000].decode("utf-8", "ignore").encode()
+    (tmp_path / "t.txt").write_bytes(text)
+    got = evaluate_bpb(
+        model, TextCorpus(tmp_path / "t.txt"), [Interval("t.txt", 0, len(text))], 1024, DataConfig(kind="text")
+    )
+    nll = 0.0
+    with torch.no_grad():
+        for start in range(0, len(text), 1024):
+            ids = torch.tensor([[254, *text[start : start + 1024]]])
+            nll += float(torch.nn.functional.cross_entropy(model(ids).logits[0, :-1], ids[0, 1:], reduction="sum"))
+    assert got["bases_scored"] == len(text) and got["windows"] == 3
+    assert got["bpb"] == pytest.approx(nll / len(text) / math.log(2), rel=1e-5), case
+
+
 # ---- checkpoint conventions -----------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -27,6 +28,10 @@ CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE = "config.json", "model.safetensors", "
 ENCODING_FILE = "encoding.json"  # how sequence was read in training (the data policies of DataConfig)
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE, ENCODING_FILE)
 ENCODING_KEYS = ("kind", "soft_mask", "n_policy")
+# encoding.json's one key beside the DataConfig policies: the token every sequence starts with, for models trained
+# that way (the reference implementation's byte-level models start each one with byte 254); ours train without.
+BOS_KEY = "bos_token"
+DNA_ALPHABET = b"ACGT"
 
 
 @dataclass
@@ -68,6 +73,9 @@ class HNetLM(nn.Module):
         # The DataConfig policies the weights were trained with (saved as encoding.json); None for a model
         # saved before that file existed or never trained: inference then reads sequence with the defaults.
         self.data_encoding: dict | None = None
+        # The token every training sequence started with (encoding.json's bos_token): generate and text
+        # evaluation put it before what they are given. None for this package's models, which train without one.
+        self.bos_token: int | None = None
         self._init_weights()
         if config.tie_embeddings:
             self.lm_head.weight = self.embeddings.weight
@@ -190,6 +198,11 @@ class HNetLM(nn.Module):
         hidden, state, levels = continue_main(self.backbone, self.embeddings(input_ids), valid, state)
         return self.lm_head(hidden), state, levels
 
+    @property
+    def reads_text(self) -> bool:
+        """Whether the model was trained on text (encoding.json's kind), not DNA: it may write any byte."""
+        return self.data_encoding is not None and self.data_encoding.get("kind") == "text"
+
     @torch.inference_mode()
     def generate(
         self,
@@ -199,10 +212,21 @@ class HNetLM(nn.Module):
         top_k: int = 0,
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
-        allowed: bytes | None = b"ACGT",
+        allowed: bytes | Literal["model"] | None = "model",
     ) -> torch.Tensor:
-        """Sample a continuation of ``prompt`` (B, L0) token by token; ``allowed`` restricts the alphabet."""
+        """Sample a continuation of ``prompt`` (B, L0) token by token: (B, L0 + max_new_tokens), the prompt first.
+
+        ``allowed`` restricts the alphabet; "model": A/C/G/T for a DNA model, every byte for a text model
+        (``reads_text``). A model trained with a BOS token reads it before the prompt (not returned), as in
+        training; its prompt may then be empty."""
+        if isinstance(allowed, str):  # "model"
+            allowed = None if self.reads_text else DNA_ALPHABET
         state = self.init_state(prompt.shape[0])
+        if self.bos_token is not None:
+            bos = torch.full((prompt.shape[0],), self.bos_token, dtype=prompt.dtype, device=prompt.device)
+            logits, state = self.step(bos, state)
+        elif prompt.shape[1] == 0:
+            raise ValueError("generate needs a prompt of at least one token (the model has no BOS token)")
         for t in range(prompt.shape[1]):  # the prompt is fed through the same recurrent path
             logits, state = self.step(prompt[:, t], state)
         out = [prompt]
@@ -251,8 +275,9 @@ class HNetLM(nn.Module):
             (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
             if self.trained_context is not None:
                 (tmp / TRAINING_FILE).write_text(json.dumps({"seq_len": self.trained_context}) + "\n")
-            if self.data_encoding is not None:
-                (tmp / ENCODING_FILE).write_text(json.dumps(self.data_encoding, indent=2) + "\n")
+            encoding = (self.data_encoding or {}) | ({} if self.bos_token is None else {BOS_KEY: self.bos_token})
+            if self.data_encoding is not None or encoding:
+                (tmp / ENCODING_FILE).write_text(json.dumps(encoding, indent=2) + "\n")
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "hnet_genomics"})
         if push_to_hub is None:
             return None
@@ -307,7 +332,7 @@ class HNetLM(nn.Module):
                 f"{w_path}: weights do not match {cfg_path} (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
         model.trained_context = _read_trained_context(directory / TRAINING_FILE)
-        model.data_encoding = _read_encoding(directory / ENCODING_FILE)
+        model.data_encoding, model.bos_token = _read_encoding(directory / ENCODING_FILE, cfg.vocab_size)
         if legacy:
             warnings.warn(
                 f"{cfg_path}: saved by an older version with training settings "
@@ -342,14 +367,18 @@ def _read_trained_context(path: Path) -> int | None:
     return value
 
 
-def _read_encoding(path: Path) -> dict | None:
+def _read_encoding(path: Path, vocab_size: int) -> tuple[dict | None, int | None]:
+    """(the DataConfig policies, the BOS token) saved in encoding.json; None for what it does not say."""
     if not path.is_file():
-        return None  # saved before encoding.json existed, or never trained
+        return None, None  # saved before encoding.json existed, or never trained
     try:
         saved = json.loads(path.read_text())
-        if not isinstance(saved, dict) or set(saved) - set(ENCODING_KEYS):
-            raise ConfigError(f"expected an object with keys among {', '.join(ENCODING_KEYS)}")
+        if not isinstance(saved, dict) or set(saved) - {*ENCODING_KEYS, BOS_KEY}:
+            raise ConfigError(f"expected an object with keys among {', '.join((*ENCODING_KEYS, BOS_KEY))}")
+        bos = saved.pop(BOS_KEY, None)
+        if bos is not None and (isinstance(bos, bool) or not isinstance(bos, int) or not 0 <= bos < vocab_size):
+            raise ConfigError(f"{BOS_KEY} must be a token id from 0 to {vocab_size - 1}, got {json.dumps(bos)}")
         from_dict(DataConfig, saved, "data")
     except (json.JSONDecodeError, ConfigError) as e:
         raise CheckpointError(f"{path}: unreadable data encoding ({e})") from None
-    return saved
+    return (saved if saved or bos is None else None), bos

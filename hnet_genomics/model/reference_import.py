@@ -15,6 +15,11 @@ Where the layouts differ:
   the level that widens into it; stacks are ``layers.i`` / ``rmsnorm`` there, ``blocks.i`` / ``norm`` here;
 - tied embeddings: a stored ``lm_head.weight`` must equal the embeddings and is not stored again.
 
+The released models are byte-level text models that read every sequence after a BOS byte (254, the reference's
+``ByteTokenizer``); the model folder says so in its encoding.json (``kind: text``, ``bos_token: 254``), where
+every read-out already looks for how the model reads its input, so ``generate`` and ``eval --text`` start each
+sequence with it and sample any byte, and ``push`` uploads it with the weights.
+
 ``.pt`` checkpoints are read weights-only: the omegaconf objects some hold beside their tensors are read as inert
 placeholders, never run.
 """
@@ -42,6 +47,7 @@ MLP_MULTIPLE = 128  # the reference's SwiGLU rounds d_intermediate up to a multi
 # The paper's chunking targets for its released models (one stage: ~6 bytes per chunk; two: 3 then 3). Only the
 # ratio loss of further training and FLOP estimates read them.
 PAPER_TARGETS = {1: [6.0], 2: [3.0, 3.0]}
+REFERENCE_BOS = 254  # the reference's ByteTokenizer.bos_idx, put before every sequence in training and generation
 WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict")
 PREFIXES = ("module.", "_orig_mod.", "model.")
 # Globals a weights-only load may meet beside the tensors of a reference checkpoint: read as inert placeholders.
@@ -380,7 +386,8 @@ def import_reference(
     """Convert a reference checkpoint and its config JSON into a model folder ``from_pretrained`` loads.
 
     Tensors keep the checkpoint's dtype (the released models are bf16; ``from_pretrained`` loads them into the
-    fp32 model). ``context`` records the window length the model was trained on (training.json).
+    fp32 model). ``context`` records the window length the model was trained on (training.json); encoding.json
+    records a text model whose sequences start with byte 254.
     """
     from hnet_genomics.model.lm import HNetLM
 
@@ -394,6 +401,7 @@ def import_reference(
     if cfg.tie_embeddings:
         model.lm_head.weight = model.embeddings.weight  # assign=True replaced the tied parameter on one side only
     model.trained_context = context
+    model.data_encoding, model.bos_token = {"kind": "text"}, REFERENCE_BOS
     model.save_pretrained(out)
     dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in converted.values()})
     return ImportSummary(cfg, len(converted), sum(t.numel() for t in converted.values()), "/".join(dtypes))

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="markdown report of one pretraining run (bpb vs Markov, curves, enrichment, tracks)",
         description="Collect a pretraining run's metrics, its held-out evaluation, the Markov reference, "
         "boundary enrichment and boundary tracks into one markdown page with PNGs beside it. "
-        "Every input is optional; sections without input are left out.",
+        "Every input is optional; sections without input are left out. A text run's report is in bytes "
+        "and bits per byte.",
     )
     p.add_argument(
         "--out",
@@ -44,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="table + plot of several pretraining runs trained on the same data and budget",
         description="Read each run's metrics.json (and test-split eval JSON) and write comparison.md, "
         "comparison.csv, comparison.json and val_bpb.png (validation bits per base against bases "
-        "seen, mean over seeds). Give a run name several times to aggregate its seeds.",
+        "seen, mean over seeds; bits per byte against bytes seen for text runs, which cannot be compared "
+        "with DNA runs). Give a run name several times to aggregate its seeds.",
     )
     p.add_argument(
         "--runs",

@@ -2,7 +2,8 @@
 
 The numbers come only from the JSON files the other commands write (``pretrain``'s metrics.json,
 ``eval``'s JSON, ``enrichment``'s summary), so a report can be rebuilt at any time without a model
-or a GPU, and every figure in it can be traced back to a file next to it.
+or a GPU, and every figure in it can be traced back to a file next to it. A text run counts bytes where a DNA
+run counts bases (its files say ``"unit": "byte"``), and its report says so: bits per byte, bytes seen.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from hnet_genomics.atomic import atomic_path, output_dir, write_text_atomic
 from hnet_genomics.errors import DataError
 
 UNIFORM_BPB = 2.0  # log2(4): a model that knows nothing beyond "one of A, C, G, T"
+# What a run's bits are counted per (metrics.json's and eval's "unit"; files without one are DNA runs), and the
+# model that knows nothing about its input: one of A/C/G/T, or one of 256 byte values (8 bits per byte).
+UNITS = ("base", "byte")
+UNIFORM = {"base": ("uniform over A/C/G/T", UNIFORM_BPB), "byte": ("uniform over 256 byte values", 8.0)}
 TRACK_SUFFIXES = (".bw", ".bb", ".bed.gz", ".bed.gz.tbi", ".bedGraph", ".bed")
 ENRICHMENT_FILES = ("summary.json", "enrichment.json")
 
@@ -50,15 +55,34 @@ def bpb_of(result: dict[str, Any], path: str | Path) -> float:
     return float(value)
 
 
+def unit_of(result: dict[str, Any], path: str | Path) -> str:
+    """ "base" or "byte": what the bits of a run's metrics.json or an eval JSON are per (no key: a DNA file)."""
+    unit = result.get("unit", "base")
+    if unit not in UNITS:
+        raise DataError(f"{path}: 'unit' is {json.dumps(unit)}, expected one of {', '.join(UNITS)}")
+    return str(unit)
+
+
 def history_of(metrics: dict[str, Any], path: str | Path) -> list[tuple[float, float]]:
-    """(bases seen, val bpb) points of a run, in training order."""
+    """(bases seen, val bpb) points of a run, in training order (bytes seen for a text run)."""
+    seen = f"{unit_of(metrics, path)}s_seen"
     points = []
     for i, row in enumerate(metrics.get("history") or []):
         try:
-            points.append((float(row["bases_seen"]), float(row["val_bpb"])))
+            points.append((float(row[seen]), float(row["val_bpb"])))
         except (KeyError, TypeError, ValueError):
-            raise DataError(f"{path}: history[{i}] needs numeric 'bases_seen' and 'val_bpb'") from None
+            raise DataError(f"{path}: history[{i}] needs numeric '{seen}' and 'val_bpb'") from None
     return points
+
+
+def check_same_unit(unit: str, where: str, other: dict[str, Any], other_path: str | Path, label: str) -> None:
+    """``other`` (an eval or Markov JSON, the option ``label`` names) counts the same unit as what ``where`` names:
+    bits per base and bits per byte are not one scale."""
+    found = unit_of(other, other_path)
+    if found != unit:
+        raise DataError(
+            f"{label}: bits per {found}, while {where}: bits per {unit}; give results of one kind (DNA or text)"
+        )
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -99,13 +123,15 @@ def plot_bpb_curves(
     title: str,
     y_max: float | None = None,
     bands: dict[str, list[tuple[float, float, float]]] | None = None,
+    unit: str = "base",
 ) -> None:
     """Validation bpb against bases seen, with horizontal reference lines (Markov, uniform). ``y_max`` cuts
     off early points far above the rest so the differences that matter stay visible; ``bands`` shades each
-    run's spread over seeds (lowest to highest seed at each evaluation)."""
+    run's spread over seeds (lowest to highest seed at each evaluation); ``unit`` "byte" labels a text run's
+    axes in bytes."""
     import matplotlib.pyplot as plt
 
-    fig = bpb_figure(curves, references, title, y_max, bands)
+    fig = bpb_figure(curves, references, title, y_max, bands, unit)
     _save_figure(fig, path)
     plt.close(fig)
 
@@ -116,6 +142,7 @@ def bpb_figure(
     title: str,
     y_max: float | None = None,
     bands: dict[str, list[tuple[float, float, float]]] | None = None,
+    unit: str = "base",
 ):
     import matplotlib
 
@@ -138,8 +165,8 @@ def bpb_figure(
         lows = [y for points in curves.values() for _, y in points] + list(references.values())
         lows += [lo for band in bands.values() for _, lo, _ in band]
         ax.set_ylim(min(lows) - 0.01, y_max)
-    ax.set_xlabel("bases seen in training")
-    ax.set_ylabel("validation bits per base" + (f" (axis cut at {y_max:g})" if y_max is not None else ""))
+    ax.set_xlabel(f"{unit}s seen in training")
+    ax.set_ylabel(f"validation bits per {unit}" + (f" (axis cut at {y_max:g})" if y_max is not None else ""))
     ax.set_title(title + ("\nshaded: range over seeds" if any(bands.values()) else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -163,22 +190,28 @@ def _copy_into(src: Path, out_dir: Path, name: str) -> str | None:
 
 
 def _bpb_section(
-    name: str, metrics: dict[str, Any] | None, evaluation: tuple[dict, Path] | None, markov: tuple[dict, Path] | None
+    name: str,
+    metrics: dict[str, Any] | None,
+    evaluation: tuple[dict, Path] | None,
+    markov: tuple[dict, Path] | None,
+    unit: str = "base",
 ) -> list[str]:
     rows: list[list[Any]] = []
     if metrics is not None and isinstance(metrics.get("val_bpb"), (int, float)):
-        rows.append([f"{name} (end of training)", "valid", float(metrics["val_bpb"]), metrics.get("val_bases_scored")])
+        scored = metrics.get(f"val_{unit}s_scored")
+        rows.append([f"{name} (end of training)", "valid", float(metrics["val_bpb"]), scored])
     test_bpb = markov_bpb = None
     if evaluation is not None:
         result, path = evaluation
         test_bpb = bpb_of(result, path)
-        rows.append([name, result.get("split", "test"), test_bpb, result.get("bases")])
+        rows.append([name, result.get("split", "test"), test_bpb, result.get(f"{unit}s")])
     if markov is not None:
         result, path = markov
         markov_bpb = bpb_of(result, path)
         rows.append([result.get("model", "markov"), result.get("split", "test"), markov_bpb, result.get("bases")])
-    rows.append(["uniform over A/C/G/T", "any", UNIFORM_BPB, None])
-    out = ["## Bits per base", "", _table(["model", "split", "bpb", "bases scored"], rows), ""]
+    label, uniform = UNIFORM[unit]
+    rows.append([label, "any", uniform, None])
+    out = [f"## Bits per {unit}", "", _table(["model", "split", "bpb", f"{unit}s scored"], rows), ""]
     if test_bpb is not None and markov_bpb is not None:
         gap = markov_bpb - test_bpb
         out += [
@@ -189,13 +222,15 @@ def _bpb_section(
     return out
 
 
-def _training_section(metrics: dict[str, Any], run_dir: Path, out_dir: Path, references: dict[str, float]) -> list[str]:
+def _training_section(
+    metrics: dict[str, Any], run_dir: Path, out_dir: Path, references: dict[str, float], unit: str = "base"
+) -> list[str]:
     keys = [
         ("params", "parameters"),
-        ("bases_seen", "bases seen"),
-        ("bases_per_second", "bases / second"),
-        ("compression_ratios", "compression ratio per stage (bases per chunk)"),
-        ("flops_per_base", "FLOPs per base"),
+        (f"{unit}s_seen", f"{unit}s seen"),
+        (f"{unit}s_per_second", f"{unit}s / second"),
+        ("compression_ratios", f"compression ratio per stage ({unit}s per chunk)"),
+        (f"flops_per_{unit}", f"FLOPs per {unit}"),
     ]
     rows = [[label, metrics[key]] for key, label in keys if key in metrics]
     out = [
@@ -216,8 +251,9 @@ def _training_section(metrics: dict[str, Any], run_dir: Path, out_dir: Path, ref
             references,
             out_dir / "val_bpb.png",
             "Validation bpb during training",
+            unit=unit,
         )
-        out += ["![validation bpb against bases seen](val_bpb.png)", ""]
+        out += [f"![validation bpb against {unit}s seen](val_bpb.png)", ""]
     return out
 
 
@@ -308,12 +344,30 @@ def write_report(
     metrics = read_run_metrics(pretrain) if pretrain is not None else None
     evaluated = (read_json(evaluation), Path(evaluation)) if evaluation is not None else None
     reference = (read_json(markov), Path(markov)) if markov is not None else None
+    _report_unit(metrics, pretrain, evaluated, reference)
     if enrichment is not None:
         _enrichment_summary(Path(enrichment))
     if tracks is not None:
         _track_files(Path(tracks))  # every input checked before anything is written
     with output_dir(out_dir):
         return _write_report(out, metrics, evaluated, reference, pretrain, enrichment, tracks)
+
+
+def _report_unit(
+    metrics: dict | None, pretrain: str | Path | None, evaluated: tuple | None, reference: tuple | None
+) -> str:
+    """The unit of the run (or, without one, of the evaluation); the other inputs must count the same."""
+    if metrics is not None:
+        unit, where = unit_of(metrics, Path(str(pretrain)) / "metrics.json"), f"--pretrain {pretrain}"
+    elif evaluated is not None:
+        unit, where = unit_of(*evaluated), f"--eval {evaluated[1]}"
+    else:
+        return "base"
+    if evaluated is not None and metrics is not None:
+        check_same_unit(unit, where, evaluated[0], evaluated[1], f"--eval {evaluated[1]}")
+    if reference is not None:
+        check_same_unit(unit, where, reference[0], reference[1], f"--markov {reference[1]}")
+    return unit
 
 
 def _write_report(
@@ -332,14 +386,15 @@ def _write_report(
         name = str(metrics.get("config", Path(pretrain).name))
     if evaluated is not None and metrics is None:
         name = str(evaluated[0].get("model", name))
+    unit = _report_unit(metrics, pretrain, evaluated, reference)
     lines = [f"# Run report: {name}", ""]
-    lines += _bpb_section(name, metrics, evaluated, reference)
+    lines += _bpb_section(name, metrics, evaluated, reference, unit)
     if metrics is not None:
         assert pretrain is not None
-        references = {"uniform": UNIFORM_BPB} | (
+        references = {"uniform": UNIFORM[unit][1]} | (
             {_reference_label(*reference): bpb_of(*reference)} if reference else {}
         )
-        lines += _training_section(metrics, Path(pretrain), out_dir, references)
+        lines += _training_section(metrics, Path(pretrain), out_dir, references, unit)
     if enrichment is not None:
         lines += _enrichment_section(Path(enrichment), out_dir)
     if tracks is not None:

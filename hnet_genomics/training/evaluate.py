@@ -23,6 +23,18 @@ def evenly_spaced(dataset, count: int | None):
     return Subset(dataset, [int(i * step) for i in range(count)])
 
 
+def with_bos(batch: dict, bos: int) -> dict:
+    """A padded batch with ``bos`` before every row: a real position that is never a target itself."""
+    rows = batch["input_ids"].shape[0]
+    ones = torch.ones(rows, 1, dtype=torch.bool)
+    return {
+        **batch,
+        "input_ids": torch.cat([torch.full((rows, 1), bos, dtype=batch["input_ids"].dtype), batch["input_ids"]], 1),
+        "mask": torch.cat([ones, batch["mask"]], 1),
+        "loss_mask": torch.cat([ones, batch["loss_mask"]], 1),
+    }
+
+
 @torch.inference_mode()
 def evaluate_bpb(
     model: HNetLM,
@@ -37,7 +49,9 @@ def evaluate_bpb(
     precision: str = "fp32",
 ) -> dict:
     """bpb over every counted next-base target (the first base of each window has no context and is not
-    scored; padding and loss-masked bases are excluded). ``precision``: see ``devices.inference_precision``."""
+    scored; padding and loss-masked bases are excluded). A model trained with a BOS token (``bos_token``, the
+    reference's imported text models) reads each window after it, as in its training, so every byte is scored.
+    ``precision``: see ``devices.inference_precision``."""
     dataset = evenly_spaced(EvalWindowDataset(source, intervals, seq_len, data_cfg), max_windows)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_padded)
     model = model.to(device).eval()
@@ -48,6 +62,8 @@ def evaluate_bpb(
 
         batches = tqdm(loader, desc="eval", unit="batch")
     for batch in batches:
+        if model.bos_token is not None:
+            batch = with_bos(batch, model.bos_token)
         ids, mask = batch["input_ids"].to(device), batch["mask"].to(device)
         with inference_precision(str(device), precision):
             out = model(ids, mask=mask)
