@@ -220,7 +220,13 @@ def main() -> None:
         help="AdamW implementation: fused (what training picks on a GPU) or foreach (torch's CUDA default)",
     )
     parser.add_argument("--out", type=Path, help="write a markdown report here")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"dna/hnet_1stage and {REFERENCE} only, one counted step (the GPU check)"
+    )
     args = parser.parse_args()
+    if args.quick:  # launch counts do not depend on the step count; the other models add minutes, not insight
+        args.models = [m for m in args.models if m in ("dna/hnet_1stage", REFERENCE)]
+        args.steps = 1
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.type == "cuda"

@@ -78,10 +78,13 @@ def table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(k, r[k]) for k, _ in COLUMNS) + " |" for r in rows]
     if len(rows) > 1:
-        cells = [f"mean ± std ({len(rows)})"]
+        cells = [f"mean ± std ({len(rows)}; p: range)"]
         for key, _ in COLUMNS[1:]:
             values = [r[key] for r in rows]
-            cells.append(f"{_cell(key, statistics.mean(values))} ± {_cell(key, statistics.stdev(values))}")
+            if key.startswith(("p_", "mw_p")):  # a mean of p-values means nothing: their range
+                cells.append(f"{_cell(key, min(values))} – {_cell(key, max(values))}")
+            else:
+                cells.append(f"{_cell(key, statistics.mean(values))} ± {_cell(key, statistics.stdev(values))}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

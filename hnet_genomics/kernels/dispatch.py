@@ -146,6 +146,11 @@ def load(op: str) -> tuple[Callable | None, str]:
     return _first_answer([kernel for _, kernel in kernels]), ""
 
 
+def loaded_label(op: str) -> str:
+    """How ``describe`` names the provider of ``op`` that loaded (a fallback says why the ones before it did not)."""
+    return _chosen.get(op, PROVIDERS[op].label)
+
+
 def gpu_kernel(op: str, like: torch.Tensor) -> Callable | None:
     """The GPU kernel for ``op`` if this call should use one, else None (take the torch path)."""
     backend = requested_backend()
@@ -209,7 +214,7 @@ def describe(device: torch.device | str) -> dict[str, str]:
             continue
         kernel, why = load(op)
         if kernel is not None:
-            out[op] = _chosen.get(op, provider.label)
+            out[op] = loaded_label(op)
         else:
             instead = "torch" if provider.required else "unfused"
             out[op] = f"{instead} ({provider.package} unavailable: {why})"

@@ -40,7 +40,7 @@ import traceback
 import types
 import weakref
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -393,7 +393,7 @@ def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True)
     chosen: dict[str, str] = {}
     for op in ops or tuple(dispatch.PROVIDERS):
         kernel, why = dispatch.load(op)
-        chosen[op] = dispatch.PROVIDERS[op].package if kernel is not None else f"torch ({why})"
+        chosen[op] = dispatch.loaded_label(op) if kernel is not None else f"torch ({why})"
     usable = {op for op, impl in chosen.items() if not impl.startswith("torch (")}
 
     def gpu_kernel(op, like):
@@ -410,6 +410,7 @@ def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True)
         with _all_paused():
             return original_run(self, *args, grid=grid, warmup=warmup, **kwargs)
 
+    autocast_enabled: Callable[..., bool] = torch.is_autocast_enabled
     sm = types.SimpleNamespace(multi_processor_count=132, name="Triton interpreter", gcnArchName="")
     patches = [
         (dispatch, "gpu_kernel", gpu_kernel),
@@ -417,6 +418,11 @@ def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True)
         (Autotuner, "prune_configs", lambda self, kwargs, *a, **k: [max(self.configs, key=_largest_tiles)]),
         (torch.cuda, "device", lambda *a, **k: contextlib.nullcontext()),
         (torch.cuda, "get_device_properties", lambda *a, **k: sm),
+        # mamba-ssm's fused mixer casts its output projection to the autocast dtype when it sees CUDA autocast
+        # (``torch.is_autocast_enabled()``, no device named); CPU autocast stands in for it here, so the weight
+        # is cast, and saved for the backward, in bf16 as on a GPU.
+        (torch, "is_autocast_enabled", lambda *a: autocast_enabled(*(a or ("cpu",)))),
+        (torch, "get_autocast_gpu_dtype", lambda: torch.get_autocast_dtype("cpu")),
     ]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
     try:
