@@ -42,6 +42,7 @@ from hnet_genomics.data import demo  # noqa: E402
 from hnet_genomics.data.genome import Genome  # noqa: E402
 from hnet_genomics.kernels import dispatch, trace  # noqa: E402
 from hnet_genomics.model.blocks import ResidualBlock  # noqa: E402
+from hnet_genomics.model.hnet import ChunkCapacity  # noqa: E402
 from hnet_genomics.training.optim import param_groups  # noqa: E402
 
 MODELS = ("dna/hnet_1stage", "dna/mamba2_flops", "dna/mamba2", "dna/transformer", "dna/hnet_2stage")
@@ -230,6 +231,8 @@ def main() -> None:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.type == "cuda"
+    if not on_gpu:  # count the GPU's control flow: padded levels plan their chunk room as on CUDA
+        ChunkCapacity.PLAN_ON = ("cuda", "cpu")
 
     results = []
     for name in args.models:

@@ -23,10 +23,17 @@ from conftest import missing, small_model_config
 from helpers import tiny_config
 
 from hnet_genomics.kernels import trace
-from hnet_genomics.model.hnet import HNet
+from hnet_genomics.model.hnet import ChunkCapacity, HNet
 from hnet_genomics.model.lm import HNetLM
 
 EMULATED = "GPU kernels, emulated"
+
+
+@pytest.fixture(autouse=True)
+def plan_chunk_room_on_cpu(monkeypatch):
+    """Padded levels plan their chunk room only where a read stalls the device (CUDA); these tests count the
+    reads of the GPU's control flow on CPU tensors, so the CPU plans here as a GPU would."""
+    monkeypatch.setattr(ChunkCapacity, "PLAN_ON", ("cuda", "cpu"))
 
 
 @contextlib.contextmanager

@@ -206,3 +206,19 @@ def test_planned_chunk_room_gives_the_outputs_and_gradients_of_the_exact_width(h
     assert planned_grads.keys() == exact_grads.keys()
     for name in exact_grads:
         torch.testing.assert_close(planned_grads[name], exact_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_chunk_room_is_planned_only_where_reading_the_count_would_stall_the_device():
+    """Planned room is main-network work thrown away; a CPU reads the count for free, so it takes the exact
+    width. On CUDA the plan is the widest row seen, with a little headroom, in multiples of 16."""
+    from hnet_genomics.model.hnet import ChunkCapacity
+
+    capacity = ChunkCapacity()
+    assert capacity.width(1024, "cuda") is None  # nothing seen yet: read the count once
+    capacity.observe(300, 1024)
+    capacity.observe(341, 1024)
+    assert capacity.width(1024, "cpu") is None
+    planned = capacity.width(1024, "cuda")
+    assert planned is not None and planned % 16 == 0 and 341 <= planned <= 1.05 * 341 + 16
+    capacity.pinned = 40
+    assert capacity.width(1024, "cpu") == 40  # a pinned width holds everywhere (tests, fixed shapes)

@@ -77,8 +77,9 @@ def _load(path: Path) -> dict | None:
 
 
 def read_manifest(prefix: str | Path, tracks: str = "boundaries") -> dict | None:
-    """The manifest of ``tracks`` at ``prefix``, or None. Versions before 0.2 wrote the likelihood manifest to
-    ``PREFIX.tracks.json`` too; it is read as the likelihood manifest, never as the boundaries'."""
+    """The manifest of ``tracks`` at ``prefix``, or None. Version 1 manifests put the likelihood tracks'
+    record at ``PREFIX.tracks.json`` too; such a record is read as the likelihood manifest, never as the
+    boundaries'."""
     own = _load(manifest_path(prefix, tracks))
     if tracks == "boundaries":
         return own if own is None or own["tracks"] == "boundaries" else None
