@@ -88,14 +88,14 @@ class ResidualBlock(nn.Module):
             x = self.mlp(h)
         return x, residual
 
-    def forward_from(self, residual: torch.Tensor, valid: torch.Tensor, state):
+    def forward_from(self, x: torch.Tensor, residual: torch.Tensor | None, valid: torch.Tensor, state):
         """``forward`` continuing the mixer's inference state (``Mamba2`` / ``CausalSelfAttention.forward_from``)."""
-        dtype = self.norm1.weight.dtype
-        out, state = self.mixer.forward_from(self.norm1(residual.to(dtype)), valid, state)
-        residual = residual + out.float()
+        h, residual = self.norm1.add_and_norm(x, residual)
+        x, state = self.mixer.forward_from(h, valid, state)
         if self.mlp is not None and self.norm2 is not None:  # built together
-            residual = residual + self.mlp(self.norm2(residual.to(dtype))).float()
-        return residual, state
+            h, residual = self.norm2.add_and_norm(x, residual)
+            x = self.mlp(h)
+        return x, residual, state
 
     def init_state(self, batch, device, dtype):
         return self.mixer.init_state(batch, device, dtype)

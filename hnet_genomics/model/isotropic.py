@@ -57,12 +57,12 @@ class BlockStack(nn.Module):
     ) -> tuple[torch.Tensor, BlockStates]:
         """``run`` over right-padded rows that continue ``states``; returns each row's state after its last
         real token."""
-        residual = hidden.float()
+        x, residual = hidden, None
         new_states: BlockStates = []
         for block, st in zip(self.residual_blocks, states):
-            residual, st = block.forward_from(residual, valid, st)
+            x, residual, st = block.forward_from(x, residual, valid, st)
             new_states.append(st)
-        return self.norm(residual.to(hidden.dtype)), new_states
+        return self.norm.add_and_norm_last(x, residual, hidden.dtype), new_states
 
     def init_state(self, batch, device, dtype) -> BlockStates:
         return [b.init_state(batch, device, dtype) for b in self.residual_blocks]
