@@ -279,7 +279,8 @@ def main() -> None:
         "",
         f"Step: {args.batch} x {args.length:,} bases of real DNA, bf16 autocast forward and loss, backward, "
         f"gradient clipping (foreach), {args.optimizer} AdamW over the training parameter groups; routers drawn "
-        f"at their target compression; mean of {args.steps} steps after two warm-up steps. A launch is an aten op that "
+        f"at their target compression; mean of {args.steps} step{'s' if args.steps != 1 else ''} after two warm-up "
+        "steps. A launch is an aten op that "
         "launches a CUDA kernel (views, allocations and host constants launch none; multi-tensor ops count as "
         "ATen's multi_tensor_apply chunks them) or a Triton kernel call. Host-to-device copies of the batch "
         "and of host-built indices are not seen on a CPU (two to four per step)."
