@@ -42,6 +42,7 @@ from hnet_genomics.data import demo  # noqa: E402
 from hnet_genomics.data.genome import Genome  # noqa: E402
 from hnet_genomics.kernels import dispatch, trace  # noqa: E402
 from hnet_genomics.model.blocks import ResidualBlock  # noqa: E402
+from hnet_genomics.model.drawn_routing import drawn_boundaries  # noqa: E402
 from hnet_genomics.model.hnet import ChunkCapacity  # noqa: E402
 from hnet_genomics.training.optim import param_groups  # noqa: E402
 
@@ -130,7 +131,6 @@ def count(name: str, layout: str, length: int, batch: int, steps: int, fused: bo
         ids = ids.reshape(1, -1)
     else:
         inputs = {"mask": torch.ones_like(ids, dtype=torch.bool)}
-    compression = float(config.model.target_compression[0]) if config.model.target_compression else 1.0
     blocks = sum(isinstance(m, ResidualBlock) for m in model.modules())
     totals = {phase: Counter() for phase in PHASES}
     syncs: Counter = Counter()
@@ -141,7 +141,7 @@ def count(name: str, layout: str, length: int, batch: int, steps: int, fused: bo
     path = trace.gpu_kernels_on_cpu(execute=False) if not on_gpu else trace.triton_launches()
     chosen = dispatch.describe(device) if on_gpu else {}
 
-    with path as emulated, trace.drawn_routing(compression):
+    with path as emulated, drawn_boundaries(model, quiet=trace.paused):
         chosen = emulated or chosen
         for step in range(steps + 2):  # two warm-up steps: autotuning choices, chunk-room plans
             works = {phase: ScopedWork() for phase in PHASES}

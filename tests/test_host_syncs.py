@@ -5,7 +5,7 @@ host must read (``.item()``, ``nonzero``, boolean-mask indexing, ``.tolist()``, 
 On the CPU the step runs two ways: the torch path, and the GPU path's control flow, where ``dispatch`` hands
 the CPU tensors to the GPU providers (mamba-ssm's and our Triton kernels, under Triton's interpreter) and
 the Triton launches are counted without running them (``execute=False``). Their outputs are then
-uninitialised, so the routers' decisions are drawn at the target compression (``drawn_routing``), the one
+uninitialised, so the routers' decisions are drawn at the target compression (``drawn_boundaries``), the one
 value the control flow depends on. What those kernels compute is checked against the references in
 test_kernels_interpreted.py and test_kernels_gpu.py; here only what the host waits for is.
 """
@@ -23,6 +23,7 @@ from conftest import missing, small_model_config
 from helpers import tiny_config
 
 from hnet_genomics.kernels import trace
+from hnet_genomics.model.drawn_routing import drawn_boundaries
 from hnet_genomics.model.hnet import ChunkCapacity, HNet
 from hnet_genomics.model.lm import HNetLM
 
@@ -37,7 +38,7 @@ def plan_chunk_room_on_cpu(monkeypatch):
 
 
 @contextlib.contextmanager
-def kernel_path(name: str):
+def kernel_path(name: str, model: HNetLM):
     """The torch path as it is, or the GPU providers on CPU tensors with routing drawn at N = 3."""
     if name != EMULATED:
         yield {}
@@ -47,7 +48,7 @@ def kernel_path(name: str):
     for package, dist in (("triton", "triton"), ("mamba_ssm", "mamba-ssm")):
         if importlib.util.find_spec(package) is None:
             missing(dist, "is not installed (.ci/run builds mamba-ssm without its CUDA extension)")
-    with trace.gpu_kernels_on_cpu(execute=False) as chosen, trace.drawn_routing(3.0):
+    with trace.gpu_kernels_on_cpu(execute=False) as chosen, drawn_boundaries(model, quiet=trace.paused):
         yield chosen
 
 
@@ -132,7 +133,7 @@ def test_padded_training_step_never_waits_for_the_device(path, dna_batch):
     model = HNetLM(small_model_config("dna/hnet_1stage_tiny"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     ids, mask = padded_batch(dna_batch)
-    with kernel_path(path) as chosen:
+    with kernel_path(path, model) as chosen:
         train_step(model, optimizer, ids, mask=mask)
         for _ in range(2):
             with trace.DeviceWork() as work:
@@ -151,7 +152,7 @@ def test_a_batch_with_more_chunks_than_planned_runs_again_without_waiting(path, 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     ids, mask = padded_batch(dna_batch)
     (level,) = levels(model)
-    with kernel_path(path):
+    with kernel_path(path, model):
         train_step(model, optimizer, ids, mask=mask)
         level.capacity.pinned = 2  # fewer slots than any row needs
         with trace.DeviceWork() as work:
@@ -170,7 +171,7 @@ def test_packed_step_reads_the_device_once_per_chunking_level(path, name, dna_ba
     model = HNetLM(small_model_config(name))
     ids = dna_batch(1, 120, 5)
     cu = torch.tensor([0, 50, 51, 120], dtype=torch.int32)
-    with kernel_path(path):
+    with kernel_path(path, model):
         model(ids, cu_seqlens=cu)
         with trace.DeviceWork() as work:
             out = model(ids, cu_seqlens=cu)

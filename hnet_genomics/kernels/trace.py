@@ -28,7 +28,8 @@ stands for device memory.
 Triton's interpreter, ``TRITON_INTERPRET=1``), so a CPU machine follows the GPU path's control flow and
 counts its launches and synchronisations. With ``execute=False`` the Triton kernels are counted but not run:
 their outputs are then left uninitialised, which is fine for counting as long as nothing downstream decides
-on their values (``drawn_routing`` fixes the one decision that does, the chunk boundaries).
+on their values (``model.drawn_routing.drawn_boundaries`` fixes the one decision that does, the chunk
+boundaries, with ``quiet=trace.paused``).
 """
 
 from __future__ import annotations
@@ -454,29 +455,3 @@ def triton_launches() -> Iterator[None]:
         yield
     finally:
         JITFunction.run = original_run
-
-
-@contextlib.contextmanager
-def drawn_routing(compression: float, seed: int = 0) -> Iterator[None]:
-    """Every router takes its real path (its launches count), then its decisions are replaced, uncounted, by
-    boundaries drawn at rate 1 / ``compression`` (sequence starts always), so the main network carries the
-    load it has at that compression whatever the weights."""
-    from hnet_genomics.kernels import routing as routing_k
-
-    original = routing_k.routing_fused
-    generator = torch.Generator().manual_seed(seed)
-
-    def routing_fused(q, k, starts):
-        p, boundary = original(q, k, starts)
-        with _all_paused(), torch.no_grad():
-            u = torch.rand(p.shape, generator=generator).to(p.device)
-            drawn = (u < 1.0 / compression) | starts
-            p.data.copy_(torch.where(drawn, 0.5 + 0.5 * u, 0.5 * u))  # >= 0.5 exactly on the drawn boundaries
-            boundary = drawn.clone()
-        return p, boundary
-
-    routing_k.routing_fused = routing_fused
-    try:
-        yield
-    finally:
-        routing_k.routing_fused = original

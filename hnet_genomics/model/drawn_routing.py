@@ -10,15 +10,16 @@ boundaries), so downsampling, the main network on ~L / N tokens, the EMA dechunk
 loss do the work they do once the router has learned its target. Chunk lengths are then geometric, as near
 a trained router's as a cost measurement needs.
 
-Only measurements use it (``benchmarks/train_step.py``, the pretraining memory check in
-``training/resources.py``); the model's own forward is untouched and training never draws.
+Only measurements use it (``benchmarks/train_step.py`` and ``benchmarks/launches.py``, the host-sync tests,
+the pretraining memory check in ``training/resources.py``); the model's own forward is untouched and training
+never draws.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -26,30 +27,48 @@ from torch import nn
 from hnet_genomics.model.geometry import Geometry
 
 
-def _draw(rate: float, generators: dict[torch.device, torch.Generator], seed: int, module, args, output):
+def _draw(
+    rate: float,
+    generators: dict[torch.device, torch.Generator],
+    seed: int,
+    quiet: Callable[[], contextlib.AbstractContextManager],
+    module,
+    args,
+    output,
+):
     """Forward hook of a ``RoutingModule``: same probabilities, boundaries drawn at ``rate``."""
     p, _ = output
     geom = args[1]
     assert isinstance(geom, Geometry)  # RoutingModule.forward(hidden, geom)
-    g = generators.get(p.device)
-    if g is None:
-        g = generators[p.device] = torch.Generator(p.device).manual_seed(seed)
-    drawn = torch.rand(p.shape, device=p.device, generator=g) < rate
-    return p, (drawn | geom.starts) & geom.valid
+    with quiet():
+        g = generators.get(p.device)
+        if g is None:
+            g = generators[p.device] = torch.Generator(p.device).manual_seed(seed)
+        drawn = torch.rand(p.shape, device=p.device, generator=g) < rate
+        return p, (drawn | geom.starts) & geom.valid
 
 
 @contextlib.contextmanager
-def drawn_boundaries(model: nn.Module, scale: float = 1.0, seed: int = 0) -> Iterator[None]:
+def drawn_boundaries(
+    model: nn.Module,
+    scale: float = 1.0,
+    seed: int = 0,
+    quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> Iterator[None]:
     """Inside the block, each level's router of ``model`` places boundaries at random with probability
     1 / (``scale`` x its target N): ``scale`` 1 is the target compression, 0.8 a compression 20 % lower (more
-    chunks, more work). Draws are reproducible from ``seed``; an isotropic model is left as it is."""
+    chunks, more work). Draws are reproducible from ``seed``; an isotropic model is left as it is. The draw
+    itself runs inside ``quiet()`` (``kernels.trace.paused`` keeps it out of a launch count: a trained router
+    does not draw)."""
     from hnet_genomics.model.hnet import HNet
 
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     generators: dict[torch.device, torch.Generator] = {}
     handles = [
-        level.routing.register_forward_hook(functools.partial(_draw, 1.0 / (scale * level.target), generators, seed))
+        level.routing.register_forward_hook(
+            functools.partial(_draw, 1.0 / (scale * level.target), generators, seed, quiet)
+        )
         for level in model.modules()
         if isinstance(level, HNet)
     ]
