@@ -320,3 +320,14 @@ def test_reference_config_conventions():
         model = HNetLM(xl)
     assert {ours for ours, _ in name_table(xl).values()} == set(model.state_dict())
     assert 1.60e9 < model.num_parameters() < 1.61e9
+
+
+def test_the_card_of_an_imported_model_says_it_reads_text(tmp_path):
+    """An imported model has no pretraining run of ours: its card learns from encoding.json that it reads text."""
+    from hnet_genomics.model.publish import gather
+
+    weights, config, _ = files("hnet_1stage")
+    import_reference(weights, config, tmp_path / "m")
+    card = gather(tmp_path / "m", repo_id="lab/hnet-1stage").card
+    assert "A tokenizer-free byte-level text language model" in card and "- text" in card
+    assert "- genomics\n" not in card and "--fasta" not in card

@@ -24,6 +24,7 @@ class RunFiles:
     model_dir: Path
     config: dict  # config.json
     training: dict = field(default_factory=dict)  # training.json
+    encoding: dict = field(default_factory=dict)  # encoding.json: how the model reads its input (kind: dna | text)
     metrics: dict | None = None  # the run's metrics.json
     evals: list[tuple[str, dict]] = field(default_factory=list)  # (file name, eval --out JSON)
 
@@ -53,7 +54,8 @@ def _unit(files: RunFiles) -> str:
     if files.metrics and files.metrics.get("unit") in ("base", "byte"):
         return str(files.metrics["unit"])
     data = (files.metrics or {}).get("data")
-    return "byte" if isinstance(data, dict) and data.get("kind") == "text" else "base"
+    kind = data.get("kind") if isinstance(data, dict) else files.encoding.get("kind")  # no run: the model's own
+    return "byte" if kind == "text" else "base"
 
 
 def _count(n) -> str:

@@ -52,6 +52,8 @@ def gather(
     run = RunFiles(model_dir=model_dir, config=read_json(model_dir / "config.json", "a model config"))
     if (model_dir / "training.json").is_file():
         run.training = read_json(model_dir / "training.json", "training.json")
+    if (model_dir / "encoding.json").is_file():
+        run.encoding = read_json(model_dir / "encoding.json", "encoding.json")
     if "metrics.json" in files:
         run.metrics = read_json(files["metrics.json"], "a pretraining run's metrics")
     for e in evals:
