@@ -173,11 +173,18 @@ def test_text_evaluation_reads_each_window_after_bos_and_scores_every_byte(impor
     got = evaluate_bpb(
         model, TextCorpus(tmp_path / "t.txt"), [Interval("t.txt", 0, len(text))], 1024, DataConfig(kind="text")
     )
-    nll = 0.0
+    nll, levels = 0.0, None
     with torch.no_grad():
         for start in range(0, len(text), 1024):
             ids = torch.tensor([[254, *text[start : start + 1024]]])
-            nll += float(torch.nn.functional.cross_entropy(model(ids).logits[0, :-1], ids[0, 1:], reduction="sum"))
+            out = model(ids)
+            nll += float(torch.nn.functional.cross_entropy(out.logits[0, :-1], ids[0, 1:], reduction="sum"))
+            # the BOS is a chunk of its own at every level: the ratios are those of the text's bytes and chunks
+            assert all(bool(b[0, 0]) for b in out.boundary_masks)
+            counts = [int(m.sum()) - 1 for m in out.level_masks]
+            levels = counts if levels is None else [a + b for a, b in zip(levels, counts)]
+    assert levels is not None and levels[0] == len(text)
+    assert got["compression_ratios"] == pytest.approx([a / b for a, b in zip(levels, levels[1:])], rel=1e-9)
     assert got["bases_scored"] == len(text) and got["windows"] == 3
     assert got["bpb"] == pytest.approx(nll / len(text) / math.log(2), rel=1e-5), case
 

@@ -72,7 +72,9 @@ def evaluate_bpb(
         )
         nll_total += float(nll)
         count_total += float(count)
-        counts = [float(m.sum()) for m in out.level_masks]
+        # a BOS opens a chunk at every level: counted out, so the ratios are those of the text alone
+        bos_rows = float(ids.shape[0]) if model.bos_token is not None else 0.0
+        counts = [float(m.sum()) - bos_rows for m in out.level_masks]
         level_counts = counts if level_counts is None else [a + b for a, b in zip(level_counts, counts)]
     level_counts = level_counts or [0.0]
     return {
