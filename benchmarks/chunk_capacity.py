@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hardware import cpu_name  # noqa: E402
 
 from hnet_genomics import from_pretrained  # noqa: E402
+from hnet_genomics.atomic import write_text_atomic  # noqa: E402
 from hnet_genomics.data import demo  # noqa: E402
 from hnet_genomics.data.genome import Genome  # noqa: E402
 from hnet_genomics.model.hnet import ChunkCapacity  # noqa: E402
@@ -114,7 +115,8 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.out:
-        args.out.write_text(
+        write_text_atomic(
+            args.out,
             "# Main-network room in the padded layout\n\n"
             f"Machine: {cpu_name()} (counts, not timings). Each row replays `ChunkCapacity` (headroom "
             f"{ChunkCapacity.HEADROOM}, multiples of {ChunkCapacity.MULTIPLE}, the widest row of the last "
@@ -122,7 +124,7 @@ def main() -> None:
             "computed per chunk held*: main-network positions computed (rows x width; a batch run again counts "
             "both runs) divided by the chunks the rows hold; 1.000 wastes nothing.\n\n"
             f"{table}\n\n"
-            f"Command: `python benchmarks/chunk_capacity.py {' '.join(sys.argv[1:])}`\n"
+            f"Command: `python benchmarks/chunk_capacity.py {' '.join(sys.argv[1:])}`\n",
         )
 
 

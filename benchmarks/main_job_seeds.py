@@ -20,6 +20,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hardware import cpu_name  # noqa: E402
 
+from hnet_genomics.atomic import write_text_atomic  # noqa: E402
+
 COLUMNS = (
     ("seed", "seed"),
     ("test_bpb", "test bpb"),
@@ -100,13 +102,14 @@ def main(argv: list[str]) -> int:
     print(text)
     if args.out:
         markov = sorted({round(r["markov_bpb"], 4) for r in rows})
-        args.out.write_text(
+        write_text_atomic(
+            args.out,
             f"# The main job over seeds\n\nMachine: {cpu_name()}. {len(rows)} runs of `snakemake pretrain_hg38 "
             f"--cores 2` (tiny 1-stage H-Net, 500 steps, demo HLA region), one per `train.seed`, each in its own "
             f"folder; the order-10 Markov reference, which has no seed, scores {', '.join(map(str, markov))} test "
             f"bpb. Enrichment: stage-1 boundaries within ±10 bp / exactly on the test region's exon edges, "
             f"observed over expected with the boundaries shuffled (10,000 permutations, one-sided p).\n\n"
-            f"{text}\n\nMade by `python benchmarks/main_job_seeds.py {' '.join(map(str, args.results))}`.\n"
+            f"{text}\n\nMade by `python benchmarks/main_job_seeds.py {' '.join(map(str, args.results))}`.\n",
         )
     return 0
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,30 +48,13 @@ from hnet_genomics.devices import inference_precision  # noqa: E402
 from hnet_genomics.kernels import conv as conv_k  # noqa: E402
 from hnet_genomics.kernels import dispatch  # noqa: E402
 from hnet_genomics.kernels import routing as routing_k  # noqa: E402
+from hnet_genomics.kernels.triton.interpreter import interpreted_as_gpu  # noqa: E402
 from hnet_genomics.model.geometry import Geometry  # noqa: E402
 from hnet_genomics.model.mamba2 import Mamba2  # noqa: E402
-from hnet_genomics.training.resources import measure_training_memory  # noqa: E402
+from hnet_genomics.training.resources import measure_training_memory, saved_bytes  # noqa: E402
 
 CONFIG = "dna/hnet_1stage"
 COMPRESSION = 3
-
-
-def interpreter_setup() -> None:
-    """What mamba-ssm's kernels need to run under the interpreter: one autotuning config (the largest tiles, the
-    fewest interpreted programs), no CUDA device context, an H100's SM count."""
-    from triton.runtime.autotuner import Autotuner
-
-    def area(config) -> int:
-        out = 1
-        for key, value in config.kwargs.items():
-            if key.startswith("BLOCK_SIZE"):
-                out *= value
-        return out
-
-    Autotuner.prune_configs = lambda self, kwargs, *a, **k: [max(self.configs, key=area)]
-    torch.cuda.device = lambda *a, **k: contextlib.nullcontext()
-    sm = types.SimpleNamespace(multi_processor_count=132, name="Triton interpreter", gcnArchName="")
-    torch.cuda.get_device_properties = lambda *a, **k: sm
 
 
 def taps_promoting(x, w, bias=None, positions=None, has_resets=False, activation=None):
@@ -155,23 +137,6 @@ def boundaries_every(n: int) -> Iterator[None]:
         routing_k.routing_fused = real
 
 
-def saved_bytes(module: torch.nn.Module, run: Callable[[], torch.Tensor]) -> int:
-    """Bytes of the distinct storages autograd saves in ``run()`` (parameters excluded)."""
-    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() not in params:
-            storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = run()
-    del out
-    return sum(storages.values())
-
-
 def mixer_bytes_per_token(d_model: int, device: str, lengths=(256, 512)) -> float:
     """Saved bytes of one Mamba-2 block (in-projection to out-projection) per token, bf16 autocast."""
     config = load_config(CONFIG)
@@ -213,9 +178,13 @@ def main() -> None:
     parser.add_argument("--model-paths", nargs="+", help="with --model, whole windows of only these paths")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    # off a GPU, mamba-ssm's and our Triton kernels run under the interpreter
+    with contextlib.nullcontext() if args.device.startswith("cuda") else interpreted_as_gpu():
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     device = args.device
-    if not device.startswith("cuda"):
-        interpreter_setup()
     hardware = torch.cuda.get_device_name(device) if device.startswith("cuda") else cpu_name()
     config = load_config(CONFIG)
     batch = config.train.batch_size

@@ -11,7 +11,6 @@ fp32 (plus bf16 *inputs* to the conv, which has no dot); bf16 arithmetic is chec
 On a machine with a GPU this module is skipped: test_kernels_gpu.py runs the real kernels there.
 """
 
-import contextlib
 import importlib.util
 import os
 
@@ -39,27 +38,12 @@ TOL = dict(rtol=1e-4, atol=1e-5)
 CU = torch.tensor([0, 37, 38, 90, 131])  # packed lengths 37, 1, 52, 41
 
 
-def _block_area(config) -> int:
-    """The interpreter steps each program in Python: the config with the largest tiles needs the fewest."""
-    area = 1
-    for key, value in config.kwargs.items():
-        if key.startswith("BLOCK_SIZE"):
-            area *= value
-    return area
-
-
 @pytest.fixture(scope="module", autouse=True)
 def interpreted():
     """Largest-tile autotuning config, no CUDA device context, an H100's SM count: what the interpreter needs."""
-    import types
+    from hnet_genomics.kernels.triton.interpreter import interpreted_as_gpu
 
-    from triton.runtime.autotuner import Autotuner
-
-    sm = types.SimpleNamespace(multi_processor_count=132, name="Triton interpreter", gcnArchName="")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Autotuner, "prune_configs", lambda self, kwargs, *a, **k: [max(self.configs, key=_block_area)])
-        mp.setattr(torch.cuda, "device", lambda *a, **k: contextlib.nullcontext())
-        mp.setattr(torch.cuda, "get_device_properties", lambda *a, **k: sm)
+    with interpreted_as_gpu():
         yield gpu_mamba._kernels()
 
 

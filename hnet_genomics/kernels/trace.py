@@ -38,7 +38,6 @@ import contextlib
 import math
 import os
 import traceback
-import types
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -368,28 +367,20 @@ def python_level_reads() -> Iterator[None]:
         torch.tensor = original_tensor
 
 
-def _largest_tiles(config) -> int:
-    area = 1
-    for key, value in config.kwargs.items():
-        if key.startswith("BLOCK"):
-            area *= value
-    return area
-
-
 @contextlib.contextmanager
 def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True) -> Iterator[dict[str, str]]:
     """CPU tensors take the GPU providers of ``ops`` (default: every provider that loads here), with Triton
     kernels under the interpreter; yields {op: provider package or why not}. Needs ``TRITON_INTERPRET=1``
     in the environment before any Triton kernel module is imported.
 
-    The interpreter needs three things a GPU has: an autotuning choice (the config with the largest tiles,
-    the fewest interpreted programs, instead of benchmarking), a device context (none) and an SM count (an
-    H100's 132). ``execute=False`` counts each Triton launch without running it.
+    What the interpreter needs to stand in for a GPU comes from ``triton.interpreter.interpreted_as_gpu``.
+    ``execute=False`` counts each Triton launch without running it.
     """
     if os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError("gpu_kernels_on_cpu needs TRITON_INTERPRET=1 set before triton is imported")
-    from triton.runtime.autotuner import Autotuner
     from triton.runtime.interpreter import InterpretedFunction
+
+    from hnet_genomics.kernels.triton.interpreter import interpreted_as_gpu
 
     chosen: dict[str, str] = {}
     for op in ops or tuple(dispatch.PROVIDERS):
@@ -412,13 +403,9 @@ def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True)
             return original_run(self, *args, grid=grid, warmup=warmup, **kwargs)
 
     autocast_enabled: Callable[..., bool] = torch.is_autocast_enabled
-    sm = types.SimpleNamespace(multi_processor_count=132, name="Triton interpreter", gcnArchName="")
     patches = [
         (dispatch, "gpu_kernel", gpu_kernel),
         (InterpretedFunction, "run", run),
-        (Autotuner, "prune_configs", lambda self, kwargs, *a, **k: [max(self.configs, key=_largest_tiles)]),
-        (torch.cuda, "device", lambda *a, **k: contextlib.nullcontext()),
-        (torch.cuda, "get_device_properties", lambda *a, **k: sm),
         # mamba-ssm's fused mixer casts its output projection to the autocast dtype when it sees CUDA autocast
         # (``torch.is_autocast_enabled()``, no device named); CPU autocast stands in for it here, so the weight
         # is cast, and saved for the backward, in bf16 as on a GPU.
@@ -429,7 +416,8 @@ def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True)
     try:
         for obj, name, value in patches:
             setattr(obj, name, value)
-        yield chosen
+        with interpreted_as_gpu():
+            yield chosen
     finally:
         for obj, name, value in saved:
             setattr(obj, name, value)

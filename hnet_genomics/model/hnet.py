@@ -54,8 +54,8 @@ class ChunkCapacity:
 
     The widest row of the last ``MEMORY`` batches, as a fraction of the row length, with ``HEADROOM`` on top,
     rounded up to a multiple of ``MULTIPLE`` and capped at the row length. Every slot beyond a row's count is
-    main-network work thrown away, so the plan is tight: on real DNA it computes about 1.2 slots per chunk held
-    against 1.1 for the exact width, and a batch outgrows it about once in a few hundred
+    main-network work thrown away, so the plan is tight: on real DNA it computes 1.27 slots per chunk held
+    against 1.11 for the exact width, and one batch in 200 outgrew it
     (``benchmarks/chunk_capacity.py``). Planning pays only where reading the count stalls the device
     (``PLAN_ON``: CUDA); elsewhere, with nothing seen yet, or with ``exact`` set, the level reads the count
     (the exact width). ``pinned`` fixes the width (tests, or a caller that needs one shape).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,9 +48,10 @@ class MemoryEstimate:
         return max((budget - self.params * OPTIMIZER_BYTES_PER_PARAM - self.fixed) // max(self.per_window, 1), 0)
 
 
-def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision: str = "fp32") -> int:
-    """Bytes of the distinct storages autograd saves during one forward and loss (parameters excluded)."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+def saved_bytes(module: torch.nn.Module, run: Callable[[], torch.Tensor]) -> int:
+    """Bytes of the distinct storages autograd saves while ``run()`` builds its graph (``module``'s parameters
+    excluded)."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
     storages: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -58,18 +60,23 @@ def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision:
             storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
         return t
 
-    exact = model.exact_chunk_widths() if isinstance(model, HNetLM) else contextlib.nullcontext()
-    with (
-        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
-        inference_precision(str(ids.device), precision),
-        exact,
-    ):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = run()
+    del out
+    return sum(storages.values())
+
+
+def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision: str = "fp32") -> int:
+    """Bytes of the distinct storages autograd saves during one forward and loss (parameters excluded)."""
+
+    def forward_and_loss() -> torch.Tensor:
         out = model(ids)
         loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
-        if out.ratio_loss is not None:
-            loss = loss + out.ratio_loss
-    del loss, out
-    return sum(storages.values())
+        return loss if out.ratio_loss is None else loss + out.ratio_loss
+
+    exact = model.exact_chunk_widths() if isinstance(model, HNetLM) else contextlib.nullcontext()
+    with inference_precision(str(ids.device), precision), exact:
+        return saved_bytes(model, forward_and_loss)
 
 
 def measure_training_memory(
