@@ -41,6 +41,7 @@ from kernels import device_name, fwd_and_bwd  # noqa: E402
 from hnet_genomics.atomic import write_text_atomic  # noqa: E402
 from hnet_genomics.kernels import conv as conv_k  # noqa: E402
 from hnet_genomics.kernels import dispatch  # noqa: E402
+from hnet_genomics.training.resources import saved_bytes  # noqa: E402
 
 WIDTH = 4
 
@@ -87,22 +88,6 @@ def candidates(device: torch.device, tile_choices: list) -> dict[str, Callable]:
     return out
 
 
-def saved_bytes(call: Callable[[], torch.Tensor], exclude: torch.Tensor) -> int:
-    """Bytes of the distinct storages autograd keeps for the backward of ``call()`` (``exclude``'s aside)."""
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() != exclude.untyped_storage().data_ptr():
-            storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = call()
-    del out
-    return sum(storages.values())
-
-
 def inputs(device: torch.device, dtype: torch.dtype, b: int, length: int, seq_len: int, dims):
     """The projection output (B, L, width), the conv's fp32 parameters and positions with a start every
     ``seq_len`` positions."""
@@ -135,7 +120,7 @@ def bench(
             )
             try:
                 fwd, both = fwd_and_bwd(call, (proj, w, bias), grad, device, reps)
-                kept = saved_bytes(call, proj)
+                kept = saved_bytes(call, [proj])
             except torch.cuda.OutOfMemoryError:
                 rows.append(f"| {layout} | {b} x {length:,} | {channels} | {name} | out of memory | | | |")
                 continue

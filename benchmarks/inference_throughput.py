@@ -35,13 +35,14 @@ from hnet_genomics import build_model, from_pretrained, load_config
 from hnet_genomics.atomic import write_text_atomic
 from hnet_genomics.data import demo
 from hnet_genomics.data.genome import Genome
+from hnet_genomics.data.intervals import Interval  # noqa: E402
 from hnet_genomics.export.embeddings import read_embedding_input, write_embeddings
 from hnet_genomics.export.likelihood import export_likelihood
 from hnet_genomics.export.regions import Region
 from hnet_genomics.export.variant_scores import score_vcf
 from hnet_genomics.inference.embeddings import EmbeddingConfig, embed_spans
 from hnet_genomics.inference.engine import InferenceEngine
-from hnet_genomics.inference.ism import IsmRegion, saturation_mutagenesis
+from hnet_genomics.inference.ism import saturation_mutagenesis
 from hnet_genomics.inference.variants import VariantScoringConfig
 
 
@@ -133,7 +134,7 @@ def main() -> None:
                 )
                 print(rows[-1], flush=True)
             engine = InferenceEngine(model, batch_size=32)
-            ism_region = IsmRegion(chrom, 1_000_000, 1_000_000 + args.ism_bp)
+            ism_region = Interval(chrom, 1_000_000, 1_000_000 + args.ism_bp)
             with Clock() as clock:
                 ism = saturation_mutagenesis(engine, genome, ism_region, VariantScoringConfig(window))
             changes = int((~np.isnan(ism.llr)).sum())

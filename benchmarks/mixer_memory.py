@@ -147,7 +147,7 @@ def mixer_bytes_per_token(d_model: int, device: str, lengths=(256, 512)) -> floa
         hidden = torch.randn(1, length, d_model, device=device, requires_grad=True)
         geom = Geometry.padded(torch.ones(1, length, dtype=torch.bool, device=device))
         with inference_precision(device, "bf16"):
-            measured.append(saved_bytes(mixer, lambda h=hidden, g=geom: mixer(h, g)))
+            measured.append(saved_bytes(lambda h=hidden, g=geom: mixer(h, g), mixer.parameters()))
     return (measured[1] - measured[0]) / (lengths[1] - lengths[0])
 
 

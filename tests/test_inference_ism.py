@@ -13,16 +13,17 @@ from hnet_genomics.cli import main
 from hnet_genomics.data import demo
 from hnet_genomics.data.encoding import reverse_complement
 from hnet_genomics.data.genome import Genome
+from hnet_genomics.data.intervals import Interval
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.export.ism import write_ism
 from hnet_genomics.export.variant_scores import score_vcf
 from hnet_genomics.inference.engine import InferenceEngine
-from hnet_genomics.inference.ism import BASES, IsmRegion, parse_region, saturation_mutagenesis
+from hnet_genomics.inference.ism import BASES, parse_region, saturation_mutagenesis
 from hnet_genomics.inference.variants import Footprint, VariantScoringConfig, allele_window
 
 HLA = "BA000025.2"
 WINDOW = 200
-REGION = IsmRegion(HLA, 150_000, 150_012)
+REGION = Interval(HLA, 150_000, 150_012)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def window_llr(model, seq: bytes, alt: bytes) -> float:
 
 def test_every_change_equals_full_forward_passes_over_its_window_on_both_strands(model, genome, ism):
     result, engine = ism
-    assert result.llr.shape == (4, len(REGION)) and result.ref == genome.fetch(HLA, REGION.start, REGION.end).upper()
+    assert result.llr.shape == (4, REGION.length) and result.ref == genome.fetch(HLA, REGION.start, REGION.end).upper()
     layout = VariantScoringConfig(WINDOW).layout()
     for i in (0, 5, 11):
         ref = result.ref[i]
@@ -72,8 +73,8 @@ def test_every_change_equals_full_forward_passes_over_its_window_on_both_strands
                 window_llr(model, seq, alt) + window_llr(model, reverse_complement(seq), reverse_complement(alt))
             ) / 2
             assert result.llr[BASES.index(b), i] == pytest.approx(expected, abs=2e-5)
-    assert (~np.isnan(result.llr)).sum() == 3 * len(REGION) and set(result.strands) == {"+-"}
-    assert engine.timing.bases / layout.snv_window / (3 * len(REGION)) < 1.5  # model windows per change
+    assert (~np.isnan(result.llr)).sum() == 3 * REGION.length and set(result.strands) == {"+-"}
+    assert engine.timing.bases / layout.snv_window / (3 * REGION.length) < 1.5  # model windows per change
 
 
 def test_matrix_equals_score_variants_on_the_same_snvs(model, genome, ism, tmp_path):
@@ -87,7 +88,7 @@ def test_matrix_equals_score_variants_on_the_same_snvs(model, genome, ism, tmp_p
     vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "\n".join(rows) + "\n")
     score_vcf(InferenceEngine(model, batch_size=3), genome, vcf, tmp_path / "all.vcf.gz", VariantScoringConfig(WINDOW))
     lines = [ln.split("\t") for ln in (tmp_path / "all.tsv").read_text().splitlines()[1:]]
-    assert len(lines) == 3 * len(REGION)
+    assert len(lines) == 3 * REGION.length
     for f in lines:
         i, b = int(f[1]) - 1 - REGION.start, BASES.index(f[4].encode())
         assert result.llr[b, i] == pytest.approx(float(f[7]), abs=2e-5)  # other batches: other rounding
@@ -112,7 +113,7 @@ def test_files_agree_with_the_matrix(ism, genome, tmp_path):
             values = np.array(bw.values(HLA, REGION.start, REGION.end, fillna=np.nan))
         np.testing.assert_allclose(values, expected, atol=1e-6)
     assert files[4].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files[4].stat().st_size > 10_000
-    short = write_ism(result, tmp_path / "s", genome.sizes, logo_max=len(REGION) - 1)
+    short = write_ism(result, tmp_path / "s", genome.sizes, logo_max=REGION.length - 1)
     assert not any(f.suffix == ".png" for f in short)
 
 
@@ -123,9 +124,9 @@ def test_n_bases_get_no_values_and_the_contig_start_is_scored_on_the_reverse_str
     fasta.write_text(">c\n" + seq.decode() + "\n")
     genome = Genome(fasta)
     engine = InferenceEngine(model, batch_size=16)
-    gap = saturation_mutagenesis(engine, genome, IsmRegion("c", 298, 304), VariantScoringConfig(WINDOW))
+    gap = saturation_mutagenesis(engine, genome, Interval("c", 298, 304), VariantScoringConfig(WINDOW))
     assert np.isnan(gap.llr[:, 2:4]).all() and (~np.isnan(gap.llr[:, [0, 1, 4, 5]])).sum() == 12
-    start = saturation_mutagenesis(engine, genome, IsmRegion("c", 0, 2), VariantScoringConfig(WINDOW))
+    start = saturation_mutagenesis(engine, genome, Interval("c", 0, 2), VariantScoringConfig(WINDOW))
     assert start.strands == ["-", "+-"] and (~np.isnan(start.llr)).sum() == 6
 
 
@@ -141,7 +142,7 @@ def test_n_bases_get_no_values_and_the_contig_start_is_scored_on_the_reverse_str
 def test_bad_regions_are_refused_naming_the_option(genome, text, message):
     with pytest.raises(ConfigError, match=r"--region .*" + message.replace("(", r"\(").replace(")", r"\)")):
         parse_region(text, genome.sizes)
-    assert parse_region("BA000025.2:1,001-1,010", genome.sizes) == IsmRegion(HLA, 1_000, 1_010)
+    assert parse_region("BA000025.2:1,001-1,010", genome.sizes) == Interval(HLA, 1_000, 1_010)
 
 
 def test_cli_writes_every_file(tmp_path, capsys):

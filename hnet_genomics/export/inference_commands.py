@@ -334,7 +334,7 @@ def run_ism(args: argparse.Namespace) -> int:
     changes = int((~np.isnan(result.llr)).sum())
     _say(
         args,
-        f"{len(region):,} bp, {changes:,} changes scored in {dt:.1f} s ({changes / max(dt, 1e-9):.1f} per s), "
+        f"{region.length:,} bp, {changes:,} changes scored in {dt:.1f} s ({changes / max(dt, 1e-9):.1f} per s), "
         f"{t.bases:,} bases through the model ({t.bases / cfg.layout().snv_window / max(changes, 1):.2f} windows "
         f"per change); most negative mean LLR {np.nanmin(result.mean()) if changes else float('nan'):.3f} nats",
     )

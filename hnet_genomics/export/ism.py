@@ -39,7 +39,7 @@ def write_ism(
     for kind, values in (("mean", result.mean()), ("min", result.most_negative())):
         _bigwig(result, values, paths[f"{kind}.bw"], sizes)
         written.append(paths[f"{kind}.bw"])
-    if len(result.region) <= logo_max:
+    if result.region.length <= logo_max:
         _logo(result, paths["png"], title)
         written.append(paths["png"])
     return written
@@ -48,7 +48,7 @@ def write_ism(
 def _table(r: IsmResult) -> str:
     mean, low = r.mean(), r.most_negative()
     lines = ["chrom\tpos\tref\tA\tC\tG\tT\tmean\tmin\tstrands\n"]
-    for i in range(len(r.region)):
+    for i in range(r.region.length):
         values = [_num(v) for v in (*r.llr[:, i], mean[i], low[i])]
         strands = {"+-": "both", "+": "fwd", "-": "rev"}.get(r.strands[i], "")
         lines.append(
@@ -76,7 +76,7 @@ def _logo(r: IsmResult, final: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(r.region)
+    n = r.region.length
     fig, (top, heat) = plt.subplots(
         2, 1, figsize=(max(6.0, 0.16 * n + 1.5), 4.2), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]}
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hnet_genomics.data.intervals import Interval
 from hnet_genomics.errors import ConfigError
 from hnet_genomics.inference.engine import InferenceEngine, encode_region
 from hnet_genomics.inference.variants import (
@@ -29,19 +30,7 @@ BASES = b"ACGT"
 POSITIONS_PER_CALL = 512  # positions scored together (whole grid cells), so memory stays bounded
 
 
-@dataclass(frozen=True)
-class IsmRegion:
-    """``[start, end)`` of ``chrom``, 0-based."""
-
-    chrom: str
-    start: int
-    end: int
-
-    def __len__(self) -> int:
-        return self.end - self.start
-
-
-def parse_region(text: str, sizes: dict[str, int]) -> IsmRegion:
+def parse_region(text: str, sizes: dict[str, int]) -> Interval:
     """``chrom:start-end`` (1-based, inclusive, as samtools and IGV write regions; commas allowed)."""
     chrom, sep, span = text.rpartition(":")
     a, dash, b = span.replace(",", "").partition("-")
@@ -55,7 +44,7 @@ def parse_region(text: str, sizes: dict[str, int]) -> IsmRegion:
     start, end = int(a), int(b)
     if not 1 <= start <= end <= sizes[chrom]:
         raise ConfigError(f"--region {text}: must lie within {chrom}:1-{sizes[chrom]:,} with start <= end")
-    return IsmRegion(chrom, start - 1, end)
+    return Interval(chrom, start - 1, end)
 
 
 @dataclass
@@ -63,7 +52,7 @@ class IsmResult:
     """LLR (nats) of every change: ``llr[b, i]`` for base ``BASES[b]`` at the region's i-th base; NaN on the
     reference base and where nothing was scored. ``strands[i]`` says which strands scored position i."""
 
-    region: IsmRegion
+    region: Interval
     ref: bytes
     llr: np.ndarray  # (4, L) float32
     strands: list[str]
@@ -84,7 +73,7 @@ def _reduce(llr: np.ndarray, f) -> np.ndarray:
 
 
 def saturation_mutagenesis(
-    engine: InferenceEngine, genome, region: IsmRegion, cfg: VariantScoringConfig, progress: bool = False
+    engine: InferenceEngine, genome, region: Interval, cfg: VariantScoringConfig, progress: bool = False
 ) -> IsmResult:
     """Score every change of every base of ``region`` (module docstring)."""
     from tqdm import tqdm
@@ -93,15 +82,15 @@ def saturation_mutagenesis(
     layout = cfg.layout()
     size = genome.sizes[region.chrom]
     ref = genome.fetch(region.chrom, region.start, region.end).upper()
-    llr = np.full((4, len(region)), np.nan, dtype=np.float32)
-    strands = [""] * len(region)
+    llr = np.full((4, region.length), np.nan, dtype=np.float32)
+    strands = [""] * region.length
     assert engine.data_cfg is not None  # set from the model when the engine is made
     data_cfg = engine.data_cfg
 
     def read(w) -> bytes:
         return encode_region(genome, w.chrom, w.lo, w.hi, data_cfg).tobytes()
 
-    with tqdm(total=len(region), unit="bp", disable=not progress, desc="ism", dynamic_ncols=True) as bar:
+    with tqdm(total=region.length, unit="bp", disable=not progress, desc="ism", dynamic_ncols=True) as bar:
         for lo, hi in _pieces(region, Grid(size, layout.grid), layout.flank):
             tasks = [
                 AlleleTask(allele_window(region.chrom, size, fp, layout), fp)
@@ -125,7 +114,7 @@ def _changes(i: int, ref: int) -> Iterator[Footprint]:
             yield Footprint(i, bytes([ref]), bytes([b]))
 
 
-def _pieces(region: IsmRegion, grid: Grid, flank: int) -> Iterator[tuple[int, int]]:
+def _pieces(region: Interval, grid: Grid, flank: int) -> Iterator[tuple[int, int]]:
     """The region cut into runs of about ``POSITIONS_PER_CALL`` positions at the edges of the grid cells that
     decide which SNVs share a window (an SNV at ``a`` shares with those of the same ``grid.down(a - flank)``)."""
     step = max(POSITIONS_PER_CALL // grid.spacing, 1) * grid.spacing

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -48,15 +48,15 @@ class MemoryEstimate:
         return max((budget - self.params * OPTIMIZER_BYTES_PER_PARAM - self.fixed) // max(self.per_window, 1), 0)
 
 
-def saved_bytes(module: torch.nn.Module, run: Callable[[], torch.Tensor]) -> int:
-    """Bytes of the distinct storages autograd saves while ``run()`` builds its graph (``module``'s parameters
-    excluded)."""
-    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+def saved_bytes(run: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Bytes of the distinct storages autograd saves while ``run()`` builds its graph, those of ``exclude``
+    (parameters, an input that is kept anyway) aside."""
+    excluded = {t.untyped_storage().data_ptr() for t in exclude}
     storages: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         s = t.untyped_storage()
-        if s.data_ptr() not in params:
+        if s.data_ptr() not in excluded:
             storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
         return t
 
@@ -76,7 +76,7 @@ def saved_activation_bytes(model: torch.nn.Module, ids: torch.Tensor, precision:
 
     exact = model.exact_chunk_widths() if isinstance(model, HNetLM) else contextlib.nullcontext()
     with inference_precision(str(ids.device), precision), exact:
-        return saved_bytes(model, forward_and_loss)
+        return saved_bytes(forward_and_loss, model.parameters())
 
 
 def measure_training_memory(
