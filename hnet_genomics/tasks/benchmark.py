@@ -109,16 +109,23 @@ def record(
     }
 
 
+def _read_report(path: Path, fix: str = "") -> Any:
+    """A task's metrics.json as parsed (None when there is none); an unreadable one is a one-line error."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise OutputError(f"{path}: unreadable ({e}){fix}") from None
+
+
 def finished(task_dir: Path, expected: dict[str, Any]) -> dict | None:
     """The task's earlier report if it was computed exactly as ``expected``; None if there is none; an error
     naming the first difference if it came from another run."""
     path = task_dir / "metrics.json"
-    if not path.is_file():
+    report = _read_report(path, "; remove it to run the task again")
+    if report is None:
         return None
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise OutputError(f"{path}: unreadable ({e}); remove it to run the task again") from None
     earlier = report.get("benchmark") if isinstance(report, dict) else None
     if not isinstance(earlier, dict):
         raise OutputError(f"{path}: not written by `hnet-genomics benchmark`; choose another --out")
@@ -195,12 +202,9 @@ def run_task(
 def read_task_report(out_dir: Path, suite: Suite, task: SuiteTask) -> dict | None:
     """A finished task's report under ``out_dir`` (None when the task has not finished there)."""
     path = out_dir / task.name / "metrics.json"
-    if not path.is_file():
+    report = _read_report(path)
+    if report is None:
         return None
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise OutputError(f"{path}: unreadable ({e})") from None
     block = report.get("benchmark") if isinstance(report, dict) else None
     if not isinstance(block, dict) or block.get("suite") != suite.name or block.get("task") != task.name:
         raise OutputError(f"{path}: not a {suite.name} result for task {task.name}")
