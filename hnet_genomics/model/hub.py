@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from hnet_genomics.atomic import recover_dir
 from hnet_genomics.errors import CheckpointError, ConfigError
 
 HUB_EXTRA = 'pip install "hnet-genomics[hub]"'
@@ -69,6 +70,7 @@ def resolve_model(
     ``@revision`` of the name, else the repo's main branch.
     """
     path = Path(name_or_path)
+    recover_dir(path)  # a save killed between its two renames left the folder's previous version aside
     if path.exists() or not is_repo_id(str(name_or_path)):
         return path  # a local folder wins; anything else is reported by the caller as a missing folder
     repo, pinned = split_revision(str(name_or_path))

@@ -300,10 +300,8 @@ class HNetLM(nn.Module):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from hnet_genomics.atomic import recover_dir
         from hnet_genomics.model.hub import resolve_model
 
-        recover_dir(Path(directory))  # a save killed between its two renames left the previous version aside
         directory = check_saved_model(resolve_model(directory, revision, cache_dir, local_files_only))
         cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         try:
@@ -344,12 +342,9 @@ class HNetLM(nn.Module):
 
 
 def check_saved_model(directory: str | os.PathLike) -> Path:
-    """``directory`` holds a saved model (config and weights): checked with the other inputs, before a command
-    looks at its outputs. A save killed between its two renames left the previous version aside: put back."""
-    from hnet_genomics.atomic import recover_dir
-
+    """``directory`` (a local folder, ``hub.resolve_model``'s answer) holds a saved model (config and weights):
+    checked with the other inputs, before a command looks at its outputs."""
     directory = Path(directory)
-    recover_dir(directory)
     if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
         raise CheckpointError(f"{directory}: not a saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
     return directory
