@@ -373,7 +373,7 @@ def gpu_kernels_on_cpu(ops: tuple[str, ...] | None = None, execute: bool = True)
     kernels under the interpreter; yields {op: provider package or why not}. Needs ``TRITON_INTERPRET=1``
     in the environment before any Triton kernel module is imported.
 
-    What the interpreter needs to stand in for a GPU comes from ``triton.interpreter.interpreted_as_gpu``.
+    What the interpreter needs to stand in for a GPU comes from ``kernels.triton.interpreter.interpreted_as_gpu``.
     ``execute=False`` counts each Triton launch without running it.
     """
     if os.environ.get("TRITON_INTERPRET") != "1":
